@@ -1,0 +1,34 @@
+import { loadConfig, type Config } from './config.ts'
+import { hashPassword, randomToken, verifyPassword } from './crypto/passwords.ts'
+import { loadOrCreateKey } from './crypto/key-file.ts'
+import { migrate, openDatabase } from './db/index.ts'
+import { createLogger, type Logger } from './log.ts'
+import { createServices, type Services } from './services.ts'
+
+export interface Booted {
+  services: Services
+  /** Shown once, on first start: the generated admin password and API token. */
+  firstStart: { adminPassword?: string; apiToken?: string }
+}
+
+/** Config → database (migrated) → key → services, plus the admin password and API token on first start. */
+export async function boot(config: Config = loadConfig(), log: Logger = createLogger(config.logLevel)): Promise<Booted> {
+  const database = openDatabase(config.databaseUrl)
+  const applied = await migrate(database.db)
+  if (applied.length) log.info({ applied }, 'database migrated')
+  const { key, created } = loadOrCreateKey(config.dataDir, config.secretKey)
+  if (created) log.info({ dir: config.dataDir }, 'generated a new secret key (secret.key): back it up with the database')
+  const services = createServices(config, database, log, [key])
+  const firstStart: Booted['firstStart'] = {}
+
+  const stored = await services.settings.get('admin_password_hash')
+  if (config.adminPassword) {
+    if (!stored || !(await verifyPassword(config.adminPassword, stored))) await services.settings.set('admin_password_hash', await hashPassword(config.adminPassword))
+  } else if (!stored) {
+    firstStart.adminPassword = randomToken(12)
+    await services.settings.set('admin_password_hash', await hashPassword(firstStart.adminPassword))
+  }
+  if (config.apiToken) await services.apiTokens.ensure(config.apiToken, 'MAILBRIDGE_API_TOKEN')
+  else if ((await services.apiTokens.count()) === 0) firstStart.apiToken = await services.apiTokens.create('first start')
+  return { services, firstStart }
+}

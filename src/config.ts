@@ -1,0 +1,70 @@
+import { dirname, resolve } from 'node:path'
+
+/** Everything Mailbridge reads from its environment, validated once at start (design.md §5). */
+export interface Config {
+  port: number
+  host: string
+  /** Public URL; the OAuth redirect URI is built from it, never from a request's Host header. */
+  baseUrl: URL
+  databaseUrl: string
+  /** Where the generated secret key (and the SQLite file, by default) live. */
+  dataDir: string
+  /** 32 bytes, from MAILBRIDGE_SECRET_KEY; undefined means "load or generate it in dataDir". */
+  secretKey?: Buffer
+  adminPassword?: string
+  apiToken?: string
+  relayPort?: number
+  /** Refresh an access token when fewer than this many seconds remain (Exchange HVE rejects tokens ~10 min before expiry). */
+  refreshMarginSeconds: number
+  logLevel: string
+}
+
+export class ConfigError extends Error {}
+
+const int = (env: NodeJS.ProcessEnv, name: string, fallback: number, min = 0, max = 65535): number => {
+  const raw = env[name]
+  if (raw === undefined || raw === '') return fallback
+  const n = Number(raw)
+  if (!Number.isInteger(n) || n < min || n > max) throw new ConfigError(`${name} must be an integer from ${min} to ${max}, got "${raw}"`)
+  return n
+}
+
+/** Accepts 32 raw bytes as base64 (44 chars) or hex (64 chars). */
+export function parseSecretKey(raw: string, name = 'MAILBRIDGE_SECRET_KEY'): Buffer {
+  const text = raw.trim()
+  const key = /^[0-9a-fA-F]{64}$/.test(text) ? Buffer.from(text, 'hex') : Buffer.from(text, 'base64')
+  if (key.length !== 32) throw new ConfigError(`${name} must be 32 bytes in base64 or hex (try: openssl rand -base64 32)`)
+  return key
+}
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const port = int(env, 'MAILBRIDGE_PORT', 8080)
+  let baseUrl: URL
+  try {
+    baseUrl = new URL(env.MAILBRIDGE_BASE_URL || `http://localhost:${port}`)
+  } catch {
+    throw new ConfigError(`MAILBRIDGE_BASE_URL must be an absolute URL such as https://mail.example.com, got "${env.MAILBRIDGE_BASE_URL}"`)
+  }
+  if (baseUrl.protocol !== 'http:' && baseUrl.protocol !== 'https:') throw new ConfigError('MAILBRIDGE_BASE_URL must start with http:// or https://')
+  const databaseUrl = env.MAILBRIDGE_DATABASE_URL || 'sqlite:./data/mailbridge.db'
+  if (!/^(sqlite:|postgres(ql)?:\/\/)/.test(databaseUrl)) throw new ConfigError('MAILBRIDGE_DATABASE_URL must be sqlite:<path> or postgres://…')
+  const dataDir = resolve(env.MAILBRIDGE_DATA_DIR || (databaseUrl.startsWith('sqlite:') && databaseUrl !== 'sqlite::memory:' ? dirname(databaseUrl.slice('sqlite:'.length)) : './data'))
+  const relay = env.MAILBRIDGE_RELAY_PORT
+  return {
+    port,
+    host: env.MAILBRIDGE_HOST || '127.0.0.1',
+    baseUrl,
+    databaseUrl,
+    dataDir,
+    secretKey: env.MAILBRIDGE_SECRET_KEY ? parseSecretKey(env.MAILBRIDGE_SECRET_KEY) : undefined,
+    adminPassword: env.MAILBRIDGE_ADMIN_PASSWORD || undefined,
+    apiToken: env.MAILBRIDGE_API_TOKEN || undefined,
+    relayPort: relay ? int(env, 'MAILBRIDGE_RELAY_PORT', 0, 1) : undefined,
+    refreshMarginSeconds: int(env, 'MAILBRIDGE_REFRESH_MARGIN_S', 600, 0, 3000),
+    logLevel: env.MAILBRIDGE_LOG_LEVEL || 'info',
+  }
+}
+
+/** The one redirect URI to register in Azure for a provider route such as `microsoft_outlook`. */
+export const redirectUri = (config: Pick<Config, 'baseUrl'>, route: string): string =>
+  new URL(`/${route}/confirm`, config.baseUrl).toString()

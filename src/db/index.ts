@@ -1,0 +1,59 @@
+import { mkdirSync } from 'node:fs'
+import { dirname } from 'node:path'
+import SQLite from 'better-sqlite3'
+import { Kysely, Migrator, PostgresDialect, SqliteDialect, type Transaction } from 'kysely'
+import pg from 'pg'
+import { migrations } from './migrations/index.ts'
+import type { DB } from './schema.ts'
+
+export type { DB }
+export type Tx = Transaction<DB>
+
+/** The few ways the two dialects differ that are not SQL (see style.md §8). */
+export interface Traits {
+  dialect: 'sqlite' | 'postgres'
+  /** `FOR UPDATE SKIP LOCKED` exists; on SQLite the one writer lock already serialises claims. */
+  skipLocked: boolean
+}
+
+export interface Database {
+  db: Kysely<DB>
+  traits: Traits
+  close(): Promise<void>
+}
+
+/** `sqlite:<path>` (`sqlite::memory:` for tests) or `postgres://…[?schema=name]`. */
+export function openDatabase(url: string): Database {
+  if (url.startsWith('sqlite:')) {
+    const path = url.slice('sqlite:'.length)
+    if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true })
+    const sqlite = new SQLite(path)
+    // WAL lets readers run beside the one writer; busy_timeout makes a second process wait, not fail.
+    sqlite.pragma('journal_mode = WAL')
+    sqlite.pragma('busy_timeout = 5000')
+    sqlite.pragma('foreign_keys = ON')
+    const db = new Kysely<DB>({ dialect: new SqliteDialect({ database: sqlite }) })
+    return { db, traits: { dialect: 'sqlite', skipLocked: false }, close: () => db.destroy() }
+  }
+  const parsed = new URL(url)
+  const schema = parsed.searchParams.get('schema')
+  parsed.searchParams.delete('schema')
+  const pool = new pg.Pool({
+    connectionString: parsed.toString(),
+    max: 10,
+    ...(schema ? { options: `-c search_path=${schema}` } : {}),
+  })
+  const db = new Kysely<DB>({ dialect: new PostgresDialect({ pool }) })
+  return { db, traits: { dialect: 'postgres', skipLocked: true }, close: () => db.destroy() }
+}
+
+export async function migrate(db: Kysely<DB>): Promise<string[]> {
+  const migrator = new Migrator({ db, provider: { getMigrations: async () => migrations } })
+  const { error, results } = await migrator.migrateToLatest()
+  if (error) throw error
+  return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName)
+}
+
+export { newId } from './ids.ts'
+export const now = (): string => new Date().toISOString()
+export const isoIn = (ms: number, from = Date.now()): string => new Date(from + ms).toISOString()

@@ -1,0 +1,65 @@
+import type { Generated, Selectable } from 'kysely'
+/**
+ * The database as the code sees it. Timestamps are ISO 8601 UTC strings (they sort as text in both
+ * dialects), booleans are 0/1 integers, secrets are sealed strings (crypto/secret-box.ts), lists are JSON text.
+ */
+export interface DB {
+  settings: { key: string; value: string }
+  parameters: { key: string; value: string; updated_at: string }
+  api_tokens: { id: string; name: string; token_hash: string; created_at: string; last_used_at: string | null }
+  credentials: CredentialTable
+  outgoing_servers: OutgoingServerRow
+  oauth_states: OAuthStateRow
+}
+
+export type CredentialRow = Selectable<CredentialTable>
+
+export interface CredentialTable {
+  id: string
+  provider: string
+  mailbox: string
+  refresh_token: string | null
+  access_token: string | null
+  access_expires_at: string | null
+  scopes: string
+  /** What the id_token said about who consented: JSON {email, preferred_username, name, tid, oid}. */
+  identity: string
+  last_refresh_at: string | null
+  last_error: string | null
+  last_error_code: string | null
+  refresh_lock_until: string | null
+  refresh_count: Generated<number>
+  created_at: string
+  updated_at: string
+}
+
+export interface OutgoingServerRow {
+  id: string
+  name: string
+  authentication: string
+  host: string
+  port: number
+  encryption: string
+  username: string
+  password: string | null
+  from_filter: string | null
+  sequence: number
+  max_per_minute: number | null
+  paused_until: string | null
+  pause_reason: string | null
+  created_at: string
+  updated_at: string
+}
+
+export interface OAuthStateRow {
+  state_hash: string
+  provider: string
+  server_kind: string
+  server_id: string
+  mailbox: string
+  code_verifier: string
+  session: string | null
+  expires_at: string
+  used_at: string | null
+  created_at: string
+}

@@ -1,0 +1,50 @@
+/**
+ * The one error table: every code has an HTTP status and the message an admin reads (in JSON and on HTML
+ * pages alike). `{name}` placeholders are filled from the error's detail. 5xx codes show a generic text and
+ * log the detail instead.
+ */
+export const codes = {
+  bad_request: { status: 400, admin: '{message}' },
+  validation: { status: 400, admin: '{message}' },
+  unauthorized: { status: 401, admin: 'Send a valid API token as "Authorization: Bearer <token>".' },
+  forbidden: { status: 403, admin: '{message}' },
+  not_found: { status: 404, admin: '{what} {id} does not exist.' },
+  conflict: { status: 409, admin: '{message}' },
+  too_large: { status: 413, admin: '{message}' },
+  credentials_missing: {
+    status: 409,
+    admin: 'Enter the {provider} Credentials (Client ID and Client Secret) in Settings → General Settings first.',
+  },
+  username_missing: { status: 409, admin: 'Set the server\'s Username to the mailbox address before connecting.' },
+  state_invalid: { status: 400, admin: 'This sign-in link is unknown or was forged. Click "Connect your Outlook account" again.' },
+  state_used: { status: 400, admin: 'This sign-in link was already used. If the server does not show a valid token, click Connect again.' },
+  state_expired: { status: 400, admin: 'This sign-in link expired (links last 10 minutes). Click Connect again.' },
+  provider_refused: { status: 400, admin: '{provider} refused the sign-in: {description}' },
+  identity_mismatch: {
+    status: 403,
+    admin: 'Signed in as {actual}, but this server is for {expected}. Sign in to Microsoft with {expected} and connect again.',
+  },
+  token_error: { status: 502, admin: '{message}' },
+  internal: { status: 500, admin: 'Something went wrong inside Mailbridge; the details are in its log.' },
+} as const satisfies Record<string, { status: number; admin: string }>
+
+export type ErrorCode = keyof typeof codes
+
+const fill = (template: string, detail: Record<string, unknown>): string =>
+  template.replace(/\{(\w+)\}/g, (_, k: string) => (detail[k] === undefined ? `{${k}}` : String(detail[k])))
+
+export class MailbridgeError extends Error {
+  readonly status: number
+  constructor(readonly code: ErrorCode, readonly detail: Record<string, unknown> & { field?: string } = {}, options?: ErrorOptions) {
+    super(fill(codes[code].admin, detail), options)
+    this.name = 'MailbridgeError'
+    this.status = codes[code].status
+  }
+  /** What a client may see: 5xx never shows internals. */
+  get publicMessage(): string {
+    return this.status >= 500 && this.code === 'internal' ? codes.internal.admin : this.message
+  }
+}
+
+export const invalid = (field: string, message: string) => new MailbridgeError('validation', { field, message })
+export const notFound = (what: string, id: string | number) => new MailbridgeError('not_found', { what, id })

@@ -1,0 +1,42 @@
+/** The smallest server-side HTML kit: escape everything, one layout. The admin UI builds on it. */
+export const esc = (v: unknown): string =>
+  String(v ?? '').replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!)
+
+export interface Html {
+  readonly __html: string
+}
+export const raw = (s: string): Html => ({ __html: s })
+
+/** Tagged template: interpolations are escaped unless they are Html (or arrays of Html). */
+export function html(strings: TemplateStringsArray, ...values: unknown[]): Html {
+  let out = strings[0]!
+  values.forEach((v, i) => {
+    const one = (x: unknown): string => (x && typeof x === 'object' && '__html' in x ? (x as Html).__html : esc(x))
+    out += (Array.isArray(v) ? v.map(one).join('') : v === false || v === null || v === undefined ? '' : one(v)) + strings[i + 1]!
+  })
+  return raw(out)
+}
+
+export const STYLE = `
+:root{--fg:#1f2328;--muted:#59636e;--bg:#fff;--line:#d1d9e0;--brand:#714b67;--ok:#1a7f37;--bad:#cf222e;--warn:#9a6700}
+*{box-sizing:border-box}body{margin:0;font:15px/1.5 system-ui,-apple-system,"Segoe UI",sans-serif;color:var(--fg);background:#f6f8fa}
+header{background:var(--brand);color:#fff;padding:.6rem 1.2rem;display:flex;gap:1.2rem;align-items:center;flex-wrap:wrap}
+header a{color:#fff;text-decoration:none}header a:focus,header a:hover{text-decoration:underline}header .brand{font-weight:700;margin-right:1rem}
+main{max-width:980px;margin:1.5rem auto;padding:0 1rem}section.card{background:var(--bg);border:1px solid var(--line);border-radius:8px;padding:1.2rem 1.4rem;margin-bottom:1.2rem}
+h1{font-size:1.5rem;margin:.2rem 0 1rem}h2{font-size:1.15rem;margin:0 0 .8rem}
+label{display:block;font-weight:600;margin:.7rem 0 .2rem}input[type=text],input[type=email],input[type=password],input[type=number],input[type=date],input[type=url],select,textarea{width:100%;max-width:32rem;padding:.45rem .6rem;border:1px solid var(--line);border-radius:6px;font:inherit}
+input:focus,select:focus,button:focus,a:focus{outline:3px solid #9ec5fe;outline-offset:1px}
+.check{display:flex;gap:.5rem;align-items:center;font-weight:600}.check input{width:1.1rem;height:1.1rem}
+button,.button{display:inline-block;background:var(--brand);color:#fff;border:0;border-radius:6px;padding:.5rem 1rem;font:inherit;cursor:pointer;text-decoration:none;margin:.8rem .4rem 0 0}
+button.secondary,.button.secondary{background:#fff;color:var(--brand);border:1px solid var(--brand)}button.danger{background:var(--bad)}
+.tag{display:inline-block;border-radius:999px;padding:.15rem .7rem;font-size:.85rem;font-weight:600;color:#fff}.tag.ok{background:var(--ok)}.tag.bad{background:var(--bad)}.tag.muted{background:var(--muted)}
+.banner{border-radius:6px;padding:.7rem 1rem;margin-bottom:1rem}.banner.ok{background:#dafbe1;border:1px solid var(--ok)}.banner.bad{background:#ffebe9;border:1px solid var(--bad)}.banner.warn{background:#fff8c5;border:1px solid var(--warn)}
+table{border-collapse:collapse;width:100%}th,td{text-align:left;padding:.45rem .5rem;border-bottom:1px solid var(--line);vertical-align:top}th{font-size:.85rem;color:var(--muted)}
+code,.mono{font-family:ui-monospace,SFMono-Regular,Menlo,monospace;font-size:.9em;word-break:break-all}.hint{color:var(--muted);font-size:.9rem;margin:.2rem 0}
+`
+
+export function page(title: string, body: Html, o: { nav?: Html } = {}): string {
+  return `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
+<title>${esc(title)} · Mailbridge</title><style>${STYLE}</style></head><body>
+<header>${o.nav ? o.nav.__html : '<span class="brand">Mailbridge</span>'}</header><main>${body.__html}</main></body></html>`
+}

@@ -1,0 +1,63 @@
+import { parseArgs } from 'node:util'
+import { boot } from './boot.ts'
+import { ConfigError, loadConfig } from './config.ts'
+import { migrate, openDatabase } from './db/index.ts'
+import { providers } from './oauth/providers.ts'
+import { buildApp } from './web/app.ts'
+
+const USAGE = `Usage: mailbridge <command>
+
+Commands:
+  serve      start the HTTP API, admin UI and workers (npm start)
+  migrate    apply database migrations and exit
+`
+
+async function serve(): Promise<void> {
+  const { services, firstStart } = await boot()
+  const { config, log } = services
+  const app = await buildApp(services)
+  await app.listen({ port: config.port, host: config.host })
+  const lines = [
+    '',
+    `Mailbridge is running at http://${config.host}:${config.port} (public URL ${config.baseUrl.toString()})`,
+    ...Object.values(providers).map((p) => `Redirect URI to register in Azure (Web platform): ${services.connect.redirectUri(p)}`),
+    `API documentation: ${new URL('/docs', config.baseUrl).toString()}`,
+  ]
+  if (firstStart.adminPassword) lines.push(`First start: the admin password is ${firstStart.adminPassword}  (user "admin"; set MAILBRIDGE_ADMIN_PASSWORD to choose your own)`)
+  if (firstStart.apiToken) lines.push(`First start: an API token was created: ${firstStart.apiToken}  (shown once; send it as "Authorization: Bearer <token>")`)
+  process.stdout.write(lines.join('\n') + '\n\n')
+  let stopping = false
+  const stop = async (signal: string) => {
+    if (stopping) return
+    stopping = true
+    log.info({ signal }, 'shutting down')
+    await app.close()
+    await services.database.close()
+    process.exit(0)
+  }
+  process.on('SIGTERM', () => void stop('SIGTERM'))
+  process.on('SIGINT', () => void stop('SIGINT'))
+}
+
+async function main(argv: string[]): Promise<void> {
+  const { positionals } = parseArgs({ args: argv, allowPositionals: true, strict: false })
+  const command = positionals[0] ?? 'serve'
+  switch (command) {
+    case 'serve':
+      return serve()
+    case 'migrate': {
+      const database = openDatabase(loadConfig().databaseUrl)
+      const applied = await migrate(database.db)
+      process.stdout.write(applied.length ? `applied: ${applied.join(', ')}\n` : 'the database is up to date\n')
+      return database.close()
+    }
+    default:
+      process.stderr.write(USAGE)
+      process.exitCode = 2
+  }
+}
+
+main(process.argv.slice(2)).catch((e: unknown) => {
+  process.stderr.write(`mailbridge: ${e instanceof ConfigError ? e.message : ((e as Error).stack ?? String(e))}\n`)
+  process.exit(1)
+})

@@ -1,0 +1,196 @@
+import { createHash, randomBytes } from 'node:crypto'
+import { Secret } from '../crypto/secret.ts'
+import { MailbridgeError } from '../errors.ts'
+import { aadstsCode, type ProviderErrorBody } from './aadsts.ts'
+import type { ProviderSpec } from './providers.ts'
+
+/** A token endpoint's answer, checked (RFC 6749 §5.1). */
+export interface TokenSet {
+  accessToken: Secret
+  refreshToken: Secret | null
+  idToken: string | null
+  expiresAt: Date
+  scopes: string[]
+}
+
+/** What the id_token says about who consented (OpenID Connect Core §2; Microsoft's v2.0 claims). */
+export interface Identity {
+  email?: string
+  preferred_username?: string
+  name?: string
+  tid?: string
+  oid?: string
+}
+
+/** A provider's refusal, or its silence. `reconnect`: only a new consent helps; `transient`: try again later. */
+export class ProviderError extends MailbridgeError {
+  constructor(
+    readonly provider: ProviderSpec,
+    readonly error: string,
+    readonly description: string,
+    readonly aadsts: number | undefined,
+    readonly reconnect: boolean,
+    readonly transient: boolean,
+    options?: ErrorOptions,
+  ) {
+    super('token_error', { message: `${provider.label}: ${description}` }, options)
+    this.name = 'ProviderError'
+  }
+  /** A short code for status fields and metrics: `AADSTS7000222`, `invalid_grant`, `unreachable`. */
+  get shortCode(): string {
+    return this.aadsts ? `AADSTS${this.aadsts}` : this.error
+  }
+}
+
+/** PKCE with S256 (RFC 7636 §4.1, §4.2). */
+export function createPkce(): { verifier: Secret; challenge: string } {
+  const verifier = randomBytes(32).toString('base64url')
+  return { verifier: new Secret(verifier), challenge: createHash('sha256').update(verifier).digest('base64url') }
+}
+
+/**
+ * The authorization request (RFC 6749 §4.1.1, PKCE RFC 7636 §4.3).
+ * @see https://learn.microsoft.com/entra/identity-platform/v2-oauth2-auth-code-flow#request-an-authorization-code
+ */
+export function authorizationUrl(
+  p: ProviderSpec,
+  o: { endpoint: string; clientId: string; redirectUri: string; state: Secret; challenge: string; loginHint: string },
+): string {
+  const url = new URL(p.authorizeUrl(o.endpoint))
+  const params = {
+    client_id: o.clientId,
+    response_type: 'code',
+    redirect_uri: o.redirectUri,
+    scope: p.scopes.join(' '),
+    state: o.state.reveal(),
+    code_challenge: o.challenge,
+    code_challenge_method: 'S256',
+    login_hint: o.loginHint,
+    ...p.authorizeParams,
+  }
+  for (const [k, v] of Object.entries(params)) url.searchParams.set(k, v)
+  return url.toString()
+}
+
+export interface ClientAuth {
+  clientId: string
+  clientSecret: Secret
+}
+
+const TIMEOUT_MS = 15_000
+
+/** POST a form to the token endpoint (RFC 6749 §3.2); client_secret_post, as Microsoft accepts (§2.3.1). */
+export async function tokenRequest(p: ProviderSpec, url: string, client: ClientAuth, params: Record<string, string>): Promise<Response> {
+  const body = new URLSearchParams({ ...params, client_id: client.clientId, client_secret: client.clientSecret.reveal() })
+  try {
+    return await fetch(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' },
+      body,
+      signal: AbortSignal.timeout(TIMEOUT_MS),
+      redirect: 'error',
+    })
+  } catch (cause) {
+    const what = (cause as Error).name === 'TimeoutError' ? `did not answer within ${TIMEOUT_MS / 1000} s` : `could not be reached (${describeCause(cause)})`
+    throw new ProviderError(p, 'unreachable', `the token endpoint ${new URL(url).host} ${what}`, undefined, false, true, { cause })
+  }
+}
+
+const describeCause = (e: unknown): string => {
+  const c = (e as { cause?: { code?: string; message?: string } }).cause
+  return c?.code ?? c?.message ?? (e as Error).message
+}
+
+/** Check a token response (RFC 6749 §5.1 success, §5.2 error). */
+export async function processTokenResponse(p: ProviderSpec, res: Response, previousRefresh?: Secret | null): Promise<TokenSet> {
+  const text = await res.text()
+  let json: Record<string, unknown>
+  try {
+    json = JSON.parse(text) as Record<string, unknown>
+  } catch {
+    throw new ProviderError(p, 'bad_response', `the token endpoint answered HTTP ${res.status} without JSON`, undefined, false, res.status >= 500)
+  }
+  if (!res.ok || typeof json.error === 'string') {
+    const body = json as unknown as ProviderErrorBody
+    const explained = p.explain(body)
+    const code = aadstsCode(body)
+    const firstLine = (body.error_description ?? body.error).split(/\r?\n/)[0]
+    return Promise.reject(
+      new ProviderError(p, body.error ?? `http_${res.status}`, `${firstLine} — ${explained.action}`, code, explained.reconnect, res.status >= 500 || res.status === 429),
+    )
+  }
+  if (typeof json.access_token !== 'string' || (json.token_type as string)?.toLowerCase() !== 'bearer') {
+    throw new ProviderError(p, 'bad_response', 'the token endpoint answered without a bearer access_token', undefined, false, false)
+  }
+  const expiresIn = Number(json.expires_in)
+  // Microsoft's access tokens live 60–90 minutes; never assume 3600 (configurable-token-lifetimes).
+  const lifetime = Number.isFinite(expiresIn) && expiresIn > 0 ? expiresIn : 3600
+  const refresh = typeof json.refresh_token === 'string' ? new Secret(json.refresh_token) : null
+  return {
+    accessToken: new Secret(json.access_token),
+    // Google does not rotate refresh tokens: keep the one we had when none comes back.
+    refreshToken: refresh ?? previousRefresh ?? null,
+    idToken: typeof json.id_token === 'string' ? json.id_token : null,
+    expiresAt: new Date(Date.now() + lifetime * 1000),
+    scopes: typeof json.scope === 'string' ? json.scope.split(' ').filter(Boolean) : [],
+  }
+}
+
+/**
+ * Redeem the code (RFC 6749 §4.1.3; PKCE RFC 7636 §4.5).
+ * @see https://learn.microsoft.com/entra/identity-platform/v2-oauth2-auth-code-flow#redeem-a-code-for-an-access-token
+ */
+export async function exchangeCode(
+  p: ProviderSpec,
+  o: { tokenUrl: string; client: ClientAuth; code: Secret; verifier: Secret; redirectUri: string },
+): Promise<TokenSet> {
+  const res = await tokenRequest(p, o.tokenUrl, o.client, {
+    grant_type: 'authorization_code',
+    code: o.code.reveal(),
+    redirect_uri: o.redirectUri,
+    code_verifier: o.verifier.reveal(),
+    scope: p.scopes.join(' '),
+  })
+  return processTokenResponse(p, res)
+}
+
+/**
+ * Refresh (RFC 6749 §6). The scope names one resource plus offline_access, as Microsoft requires (AADSTS700022).
+ * @see https://learn.microsoft.com/entra/identity-platform/v2-oauth2-auth-code-flow#refresh-the-access-token
+ */
+export async function refreshGrant(p: ProviderSpec, o: { tokenUrl: string; client: ClientAuth; refreshToken: Secret }): Promise<TokenSet> {
+  const res = await tokenRequest(p, o.tokenUrl, o.client, {
+    grant_type: 'refresh_token',
+    refresh_token: o.refreshToken.reveal(),
+    scope: p.scopes.filter((s) => s !== 'openid' && s !== 'email').join(' '),
+  })
+  return processTokenResponse(p, res, o.refreshToken)
+}
+
+/**
+ * Read the id_token's claims. It came straight from the token endpoint over TLS, so TLS server validation
+ * stands in for the signature check (OpenID Connect Core §3.1.3.7, item 6).
+ */
+export function readIdentity(idToken: string | null): Identity {
+  if (!idToken) return {}
+  const payload = idToken.split('.')[1]
+  if (!payload) return {}
+  try {
+    const claims = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as Record<string, unknown>
+    const pick = (k: string) => (typeof claims[k] === 'string' ? (claims[k] as string) : undefined)
+    return { email: pick('email'), preferred_username: pick('preferred_username'), name: pick('name'), tid: pick('tid'), oid: pick('oid') }
+  } catch {
+    return {}
+  }
+}
+
+/** UPN and mail address often differ (user@contoso.onmicrosoft.com vs user@contoso.com): either may match. */
+export function identityMatches(identity: Identity, mailbox: string): boolean {
+  const want = mailbox.toLowerCase()
+  return [identity.email, identity.preferred_username].some((v) => v?.toLowerCase() === want)
+}
+
+/** The SASL XOAUTH2 initial response (https://developers.google.com/gmail/imap/xoauth2-protocol; Microsoft's page uses the same). */
+export function xoauth2(user: string, accessToken: Secret): Secret {
+  return new Secret(Buffer.from(`user=${user}\x01auth=Bearer ${accessToken.reveal()}\x01\x01`).toString('base64'))
+}

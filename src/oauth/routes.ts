@@ -1,0 +1,46 @@
+import type { FastifyPluginAsync } from 'fastify'
+import { MailbridgeError } from '../errors.ts'
+import { html, page } from '../html.ts'
+import type { ConfirmQuery, ConfirmTarget, ConnectService } from './connect.ts'
+import { providers, type ProviderId } from './providers.ts'
+
+export const serverPath = (t: ConfirmTarget): string => `/admin/${t.serverKind}-servers/${encodeURIComponent(t.serverId)}`
+
+const QueryString = {
+  type: 'object',
+  properties: {
+    code: { type: 'string', maxLength: 8192 },
+    state: { type: 'string', maxLength: 8192 },
+    error: { type: 'string', maxLength: 8192 },
+    error_description: { type: 'string', maxLength: 8192 },
+    error_uri: { type: 'string', maxLength: 8192 },
+    session_state: { type: 'string', maxLength: 8192 },
+    client_info: { type: 'string', maxLength: 8192 },
+  },
+} as const
+
+/**
+ * The OAuth redirect targets (`/microsoft_outlook/confirm`). The state alone authorises the call; a refusal is
+ * a readable page that says what happened and links back to the server.
+ */
+export const confirmRoutes: FastifyPluginAsync<{ connect: ConnectService; sessionOf: (req: import('fastify').FastifyRequest) => string | undefined }> = async (
+  app,
+  { connect, sessionOf },
+) => {
+  for (const id of Object.keys(providers) as ProviderId[]) {
+    const p = providers[id]
+    app.get(`/${p.route}/confirm`, { schema: { querystring: QueryString, hide: true } }, async (req, reply) => {
+      try {
+        const target = await connect.confirm(id, req.query as ConfirmQuery, sessionOf(req))
+        return reply.redirect(`${serverPath(target)}?connected=1`, 302)
+      } catch (e) {
+        if (!(e instanceof MailbridgeError) || e.status >= 500) throw e
+        const target = e.detail.target as ConfirmTarget | undefined
+        const body = html`<section class="card"><h1>${p.label} connection failed</h1>
+          <div class="banner bad" role="alert">${e.message}</div>
+          ${target ? html`<p><a class="button" href="${serverPath(target)}">Back to the server</a></p>` : html`<p><a class="button" href="/admin">Back to Mailbridge</a></p>`}</section>`
+        return reply.code(e.status).type('text/html; charset=utf-8').send(page(`${p.label} connection failed`, body))
+      }
+    })
+  }
+}

@@ -1,0 +1,81 @@
+import { Type, type Static } from 'typebox'
+import type { OutgoingServerRow } from '../db/schema.ts'
+import type { TokenView } from '../oauth/credentials.ts'
+
+export const Authentication = Type.Union([Type.Literal('outlook'), Type.Literal('login'), Type.Literal('none')])
+export const Encryption = Type.Union([Type.Literal('starttls'), Type.Literal('ssl'), Type.Literal('none')])
+
+export const TokenSchema = Type.Object(
+  {
+    status: Type.Union([Type.Literal('valid'), Type.Literal('missing'), Type.Literal('expired'), Type.Literal('invalid'), Type.Literal('none')]),
+    valid: Type.Boolean(),
+    label: Type.String(),
+    expires_at: Type.Union([Type.String(), Type.Null()]),
+    last_error: Type.Union([Type.String(), Type.Null()]),
+  },
+  { additionalProperties: false },
+)
+
+export const OutgoingServer = Type.Object(
+  {
+    id: Type.String(),
+    name: Type.String(),
+    authentication: Authentication,
+    host: Type.String(),
+    port: Type.Integer(),
+    encryption: Encryption,
+    username: Type.String(),
+    password_set: Type.Boolean(),
+    from_filter: Type.Union([Type.String(), Type.Null()]),
+    sequence: Type.Integer(),
+    max_per_minute: Type.Union([Type.Integer(), Type.Null()]),
+    paused_until: Type.Union([Type.String(), Type.Null()]),
+    pause_reason: Type.Union([Type.String(), Type.Null()]),
+    token: TokenSchema,
+    created_at: Type.String(),
+    updated_at: Type.String(),
+  },
+  { additionalProperties: false, $id: 'OutgoingServer' },
+)
+export type OutgoingServer = Static<typeof OutgoingServer>
+
+const fields = {
+  name: Type.String({ minLength: 1, maxLength: 200, description: 'The Description shown in lists' }),
+  authentication: Authentication,
+  host: Type.String({ minLength: 1, maxLength: 255 }),
+  port: Type.Integer({ minimum: 1, maximum: 65535 }),
+  encryption: Encryption,
+  username: Type.String({ maxLength: 320 }),
+  password: Type.Union([Type.String({ maxLength: 1000 }), Type.Null()], { description: 'Write-only; only for authentication "login"' }),
+  from_filter: Type.Union([Type.String({ maxLength: 1000 }), Type.Null()]),
+  sequence: Type.Integer({ minimum: 0, maximum: 1_000_000 }),
+  max_per_minute: Type.Union([Type.Integer({ minimum: 1, maximum: 100_000 }), Type.Null()]),
+}
+
+// One input shape for create and update; on create the service requires name and fills provider defaults.
+export const OutgoingServerInput = Type.Partial(Type.Object(fields), { additionalProperties: false })
+export type OutgoingServerInput = Static<typeof OutgoingServerInput>
+
+/** Outlook's per-mailbox submission limit (Exchange Online limits: 30 messages per minute). */
+export const OUTLOOK_MAX_PER_MINUTE = 30
+
+export function toApi(row: OutgoingServerRow, token: TokenView | null): OutgoingServer {
+  return {
+    id: row.id,
+    name: row.name,
+    authentication: row.authentication as OutgoingServer['authentication'],
+    host: row.host,
+    port: row.port,
+    encryption: row.encryption as OutgoingServer['encryption'],
+    username: row.username,
+    password_set: row.password !== null,
+    from_filter: row.from_filter,
+    sequence: row.sequence,
+    max_per_minute: row.max_per_minute,
+    paused_until: row.paused_until,
+    pause_reason: row.pause_reason,
+    token: token ?? { status: 'none', valid: false, label: 'No OAuth token: this server does not use OAuth', expires_at: null, last_error: null },
+    created_at: row.created_at,
+    updated_at: row.updated_at,
+  }
+}

@@ -1,0 +1,33 @@
+import type { Config } from './config.ts'
+import { SecretBox } from './crypto/secret-box.ts'
+import type { Database } from './db/index.ts'
+import type { Logger } from './log.ts'
+import { ConnectService } from './oauth/connect.ts'
+import { CredentialService } from './oauth/credentials.ts'
+import { OutgoingServerService } from './outgoing/service.ts'
+import { SettingsService } from './settings/service.ts'
+import { ApiTokenService } from './web/api-tokens.ts'
+
+/** Every use case, wired once; `serve`, `worker` and the tests build the same graph. */
+export interface Services {
+  config: Config
+  database: Database
+  log: Logger
+  box: SecretBox
+  settings: SettingsService
+  credentials: CredentialService
+  connect: ConnectService
+  outgoingServers: OutgoingServerService
+  apiTokens: ApiTokenService
+}
+
+export function createServices(config: Config, database: Database, log: Logger, keys: Buffer[]): Services {
+  const { db } = database
+  const box = new SecretBox(keys)
+  const settings = new SettingsService(db, box)
+  const credentials = new CredentialService({ db, box, settings, log, refreshMarginSeconds: config.refreshMarginSeconds })
+  const connect = new ConnectService({ db, box, credentials, config, log })
+  const outgoingServers = new OutgoingServerService({ db, box, credentials, connect, log })
+  const apiTokens = new ApiTokenService(db)
+  return { config, database, log, box, settings, credentials, connect, outgoingServers, apiTokens }
+}

@@ -1,0 +1,58 @@
+import type { FastifyPluginAsync } from 'fastify'
+import { Type, type Static } from 'typebox'
+import { notFound } from '../errors.ts'
+import type { SettingsPatch, SettingsService } from './service.ts'
+
+const Settings = Type.Object(
+  {
+    external_email_servers: Type.Boolean(),
+    microsoft_outlook_client_id: Type.String(),
+    microsoft_outlook_client_secret_set: Type.Boolean(),
+    microsoft_outlook_client_secret_expires_at: Type.Union([Type.String(), Type.Null()]),
+    redirect_uris: Type.Record(Type.String(), Type.String()),
+  },
+  { additionalProperties: false },
+)
+
+const SettingsPatchBody = Type.Object(
+  {
+    external_email_servers: Type.Optional(Type.Boolean()),
+    microsoft_outlook_client_id: Type.Optional(Type.String({ maxLength: 200 })),
+    microsoft_outlook_client_secret: Type.Optional(Type.Union([Type.String({ maxLength: 2000 }), Type.Null()], { description: 'Write-only' })),
+    microsoft_outlook_client_secret_expires_at: Type.Optional(Type.Union([Type.String({ maxLength: 40 }), Type.Null()])),
+  },
+  { additionalProperties: false },
+)
+
+const Parameter = Type.Object({ key: Type.String(), value: Type.String() }, { additionalProperties: false })
+const KeyParams = Type.Object({ key: Type.String({ minLength: 1, maxLength: 200 }) })
+
+export const settingsRoutes: FastifyPluginAsync<{ settings: SettingsService; redirectUris: Record<string, string> }> = async (app, { settings, redirectUris }) => {
+  const tags = ['settings']
+  app.get('/settings', { schema: { tags, summary: 'General Settings', response: { 200: Settings } } }, async () => ({ ...(await settings.view()), redirect_uris: redirectUris }))
+  app.patch<{ Body: Static<typeof SettingsPatchBody> }>(
+    '/settings',
+    { schema: { tags, summary: 'Change settings (the client secret is write-only)', body: SettingsPatchBody, response: { 200: Settings } } },
+    async (req) => ({ ...(await settings.update(req.body as SettingsPatch)), redirect_uris: redirectUris }),
+  )
+
+  const ptags = ['parameters']
+  app.get('/parameters', { schema: { tags: ptags, summary: 'System Parameters', response: { 200: Type.Object({ items: Type.Array(Parameter), next_cursor: Type.Null() }) } } }, async () => ({
+    items: await settings.listParameters(),
+    next_cursor: null,
+  }))
+  app.get<{ Params: Static<typeof KeyParams> }>('/parameters/:key', { schema: { tags: ptags, params: KeyParams, response: { 200: Parameter } } }, async (req) => {
+    const value = await settings.parameter(req.params.key)
+    if (value === undefined) throw notFound('Parameter', req.params.key)
+    return { key: req.params.key, value }
+  })
+  app.put<{ Params: Static<typeof KeyParams>; Body: { value: string } }>(
+    '/parameters/:key',
+    { schema: { tags: ptags, params: KeyParams, body: Type.Object({ value: Type.String({ maxLength: 10000 }) }, { additionalProperties: false }), response: { 200: Parameter } } },
+    async (req) => settings.setParameter(req.params.key, req.body.value),
+  )
+  app.delete<{ Params: Static<typeof KeyParams> }>('/parameters/:key', { schema: { tags: ptags, params: KeyParams } }, async (req, reply) => {
+    if (!(await settings.deleteParameter(req.params.key))) throw notFound('Parameter', req.params.key)
+    return reply.code(204).send()
+  })
+}

@@ -1,0 +1,148 @@
+import type { Kysely } from 'kysely'
+import type { SecretBox } from '../crypto/secret-box.ts'
+import { Secret } from '../crypto/secret.ts'
+import type { DB } from '../db/index.ts'
+import { now } from '../db/index.ts'
+import { invalid } from '../errors.ts'
+import { isEmailAddress } from '../mail-address.ts'
+
+/** Defaults of the parameters Mailbridge reads; a stored parameter overrides its default. */
+export const parameterDefaults: Record<string, string> = {
+  'microsoft_outlook.endpoint': 'https://login.microsoftonline.com/common/oauth2/v2.0/',
+}
+
+const KEY = /^[A-Za-z0-9_.-]{1,200}$/
+
+/** Checks for the parameters whose meaning Mailbridge knows; others are stored as given. */
+function checkParameter(key: string, value: string): string {
+  if (value.length > 10_000) throw invalid('value', 'A parameter value is at most 10,000 characters.')
+  if (key === 'microsoft_outlook.endpoint') {
+    let url: URL
+    try {
+      url = new URL(value)
+    } catch {
+      throw invalid('value', 'microsoft_outlook.endpoint must be a URL such as https://login.microsoftonline.com/<tenant id>/oauth2/v2.0/')
+    }
+    if (url.protocol !== 'https:') throw invalid('value', 'microsoft_outlook.endpoint must use https://')
+    return value.endsWith('/') ? value : value + '/'
+  }
+  if (key === 'mail.force.smtp.from' && value !== '' && !isEmailAddress(value)) {
+    throw invalid('value', 'mail.force.smtp.from must be one e-mail address, such as the Outlook username (alice@contoso.com).')
+  }
+  return value
+}
+
+export interface SettingsView {
+  external_email_servers: boolean
+  microsoft_outlook_client_id: string
+  microsoft_outlook_client_secret_set: boolean
+  microsoft_outlook_client_secret_expires_at: string | null
+}
+
+export interface SettingsPatch {
+  external_email_servers?: boolean
+  microsoft_outlook_client_id?: string
+  microsoft_outlook_client_secret?: string | null
+  microsoft_outlook_client_secret_expires_at?: string | null
+}
+
+const SECRET_KEYS = new Set(['microsoft_outlook_client_secret'])
+
+/** Settings (the admin page) and parameters (key → value), both small key-value tables. */
+export class SettingsService {
+  constructor(
+    private readonly db: Kysely<DB>,
+    private readonly box: SecretBox,
+  ) {}
+
+  async #raw(key: string): Promise<string | undefined> {
+    const row = await this.db.selectFrom('settings').select('value').where('key', '=', key).executeTakeFirst()
+    return row?.value
+  }
+
+  async #put(key: string, value: string | null): Promise<void> {
+    if (value === null) {
+      await this.db.deleteFrom('settings').where('key', '=', key).execute()
+      return
+    }
+    await this.db
+      .insertInto('settings')
+      .values({ key, value })
+      .onConflict((oc) => oc.column('key').doUpdateSet({ value }))
+      .execute()
+  }
+
+  async get(key: string): Promise<string | undefined> {
+    if (SECRET_KEYS.has(key)) throw new Error(`${key} is a secret: use secret()`)
+    return this.#raw(key)
+  }
+
+  async set(key: string, value: string | null): Promise<void> {
+    await this.#put(key, value)
+  }
+
+  async secret(key: string): Promise<Secret | null> {
+    return this.box.openOrNull(await this.#raw(key), `settings.${key}`)
+  }
+
+  async view(): Promise<SettingsView> {
+    return {
+      external_email_servers: (await this.#raw('external_email_servers')) === '1',
+      microsoft_outlook_client_id: (await this.#raw('microsoft_outlook_client_id')) ?? '',
+      microsoft_outlook_client_secret_set: (await this.#raw('microsoft_outlook_client_secret')) !== undefined,
+      microsoft_outlook_client_secret_expires_at: (await this.#raw('microsoft_outlook_client_secret_expires_at')) ?? null,
+    }
+  }
+
+  async update(patch: SettingsPatch): Promise<SettingsView> {
+    const id = patch.microsoft_outlook_client_id?.trim()
+    if (id !== undefined && id !== '' && !/^[0-9a-fA-F-]{36}$/.test(id) && !/^[\w.-]{1,200}$/.test(id)) {
+      throw invalid('microsoft_outlook_client_id', 'The Client ID is the Application (client) ID from the app\'s Overview page in Azure, a GUID.')
+    }
+    const secret = patch.microsoft_outlook_client_secret
+    if (secret !== undefined && secret !== null && /[\r\n]/.test(secret)) {
+      throw invalid('microsoft_outlook_client_secret', 'The Client Secret is one line: paste the secret\'s Value from Certificates & secrets.')
+    }
+    const expires = patch.microsoft_outlook_client_secret_expires_at
+    if (expires !== undefined && expires !== null && Number.isNaN(Date.parse(expires))) {
+      throw invalid('microsoft_outlook_client_secret_expires_at', 'Give the secret\'s expiry as a date, such as 2028-11-27.')
+    }
+    if (patch.external_email_servers !== undefined) await this.#put('external_email_servers', patch.external_email_servers ? '1' : '0')
+    if (id !== undefined) await this.#put('microsoft_outlook_client_id', id === '' ? null : id)
+    if (secret !== undefined) {
+      const trimmed = secret?.trim()
+      await this.#put(
+        'microsoft_outlook_client_secret',
+        trimmed ? this.box.seal(new Secret(trimmed), 'settings.microsoft_outlook_client_secret') : null,
+      )
+    }
+    if (expires !== undefined) await this.#put('microsoft_outlook_client_secret_expires_at', expires && new Date(expires).toISOString())
+    return this.view()
+  }
+
+  async parameter(key: string): Promise<string | undefined> {
+    const row = await this.db.selectFrom('parameters').select('value').where('key', '=', key).executeTakeFirst()
+    return row?.value ?? parameterDefaults[key]
+  }
+
+  async listParameters(): Promise<Array<{ key: string; value: string }>> {
+    return this.db.selectFrom('parameters').select(['key', 'value']).orderBy('key').execute()
+  }
+
+  async setParameter(key: string, value: string): Promise<{ key: string; value: string }> {
+    if (!KEY.test(key)) throw invalid('key', 'A parameter key is 1–200 letters, digits, dots, dashes or underscores, such as mail.force.smtp.from.')
+    const checked = checkParameter(key, value)
+    const at = now()
+    await this.db
+      .insertInto('parameters')
+      .values({ key, value: checked, updated_at: at })
+      .onConflict((oc) => oc.column('key').doUpdateSet({ value: checked, updated_at: at }))
+      .execute()
+    return { key, value: checked }
+  }
+
+  async deleteParameter(key: string): Promise<boolean> {
+    const r = await this.db.deleteFrom('parameters').where('key', '=', key).executeTakeFirst()
+    return r.numDeletedRows > 0n
+  }
+}

@@ -1,0 +1,37 @@
+import type { Kysely } from 'kysely'
+import { hashToken, randomToken } from '../crypto/passwords.ts'
+import { type DB, newId, now } from '../db/index.ts'
+
+/** Bearer tokens for /api/v1, stored as SHA-256 hashes: a database copy does not leak a usable token. */
+export class ApiTokenService {
+  constructor(private readonly db: Kysely<DB>) {}
+
+  /** Make sure a token given by the operator (MAILBRIDGE_API_TOKEN) is accepted. */
+  async ensure(token: string, name: string): Promise<void> {
+    const token_hash = hashToken(token)
+    const exists = await this.db.selectFrom('api_tokens').select('id').where('token_hash', '=', token_hash).executeTakeFirst()
+    if (!exists) await this.db.insertInto('api_tokens').values({ id: newId(), name, token_hash, created_at: now(), last_used_at: null }).execute()
+  }
+
+  async create(name: string): Promise<string> {
+    const token = `mb_${randomToken(30)}`
+    await this.db.insertInto('api_tokens').values({ id: newId(), name, token_hash: hashToken(token), created_at: now(), last_used_at: null }).execute()
+    return token
+  }
+
+  async count(): Promise<number> {
+    const r = await this.db.selectFrom('api_tokens').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()
+    return Number(r.n)
+  }
+
+  async verify(token: string): Promise<boolean> {
+    if (token.length < 16 || token.length > 200) return false
+    const row = await this.db.selectFrom('api_tokens').select(['id', 'last_used_at']).where('token_hash', '=', hashToken(token)).executeTakeFirst()
+    if (!row) return false
+    // Write last use at most once a minute: reads must not turn every API call into a write.
+    if (!row.last_used_at || Date.parse(row.last_used_at) < Date.now() - 60_000) {
+      await this.db.updateTable('api_tokens').set({ last_used_at: now() }).where('id', '=', row.id).execute()
+    }
+    return true
+  }
+}

@@ -1,0 +1,65 @@
+import formbody from '@fastify/formbody'
+import swagger from '@fastify/swagger'
+import swaggerUi from '@fastify/swagger-ui'
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify'
+import { MailbridgeError } from '../errors.ts'
+import { confirmRoutes } from '../oauth/routes.ts'
+import { providers } from '../oauth/providers.ts'
+import { outgoingServerRoutes } from '../outgoing/routes.ts'
+import type { Services } from '../services.ts'
+import { settingsRoutes } from '../settings/routes.ts'
+import { installErrorHandler } from './errors.ts'
+import { serverPages } from './server-pages.ts'
+
+export interface AppOptions {
+  /** A body limit for the JSON API, in bytes (mail with attachments needs room). */
+  bodyLimit?: number
+}
+
+const bearer = (req: FastifyRequest): string | undefined => {
+  const h = req.headers.authorization
+  return h?.startsWith('Bearer ') ? h.slice(7).trim() : undefined
+}
+
+/** Assemble the HTTP app from feature plugins; `listen` is main.ts's job, tests use `inject`. */
+export async function buildApp(s: Services, o: AppOptions = {}): Promise<FastifyInstance> {
+  const app = Fastify({
+    loggerInstance: s.log.child({ part: 'http' }) as FastifyBaseLogger,
+    bodyLimit: o.bodyLimit ?? 1024 * 1024,
+    trustProxy: false,
+    ajv: { customOptions: { removeAdditional: false, allErrors: false, coerceTypes: 'array' } },
+  })
+  installErrorHandler(app)
+  await app.register(formbody)
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: { title: 'Mailbridge API', version: '1', description: 'Send and receive Microsoft 365 / Outlook mail through OAuth-connected mailboxes.' },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+      security: [{ bearer: [] }],
+    },
+  })
+  await app.register(swaggerUi, { routePrefix: '/docs' })
+
+  app.get('/healthz', { schema: { hide: true } }, async () => {
+    await s.settings.parameter('healthz.probe')
+    return { status: 'ok' }
+  })
+  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger())
+
+  const redirectUris = Object.fromEntries(Object.values(providers).map((p) => [p.id, s.connect.redirectUri(p)]))
+  await app.register(
+    async (api) => {
+      api.addHook('onRequest', async (req) => {
+        const token = bearer(req)
+        if (!token || !(await s.apiTokens.verify(token))) throw new MailbridgeError('unauthorized')
+      })
+      await api.register(settingsRoutes, { settings: s.settings, redirectUris })
+      await api.register(outgoingServerRoutes, { servers: s.outgoingServers })
+    },
+    { prefix: '/api/v1' },
+  )
+  await app.register(confirmRoutes, { connect: s.connect, sessionOf: () => undefined })
+  await app.register(serverPages, { services: s })
+  return app
+}
