@@ -17,6 +17,24 @@ export interface Config {
   /** Refresh an access token when fewer than this many seconds remain (Exchange HVE rejects tokens ~10 min before expiry). */
   refreshMarginSeconds: number
   logLevel: string
+  /** Largest mail the API accepts, decoded (Exchange Online's default limit is 35 MB). */
+  maxMailBytes: number
+  queue: QueueConfig
+}
+
+/** How the mail queue retries (design.md §2): exponential backoff with jitter, bounded. */
+export interface QueueConfig {
+  pollMs: number
+  leaseMs: number
+  retryBaseMs: number
+  retryMaxMs: number
+  maxAttempts: number
+  /** How long mails wait for a Reconnect when their server's token is dead, before they fail. */
+  tokenWaitMs: number
+  /** How long a server rests after 5.2.25x (Exchange's lock-out) or a refused AUTH. */
+  pauseMs: number
+  /** How long SIGTERM waits for mails being sent before handing them back to the queue. */
+  drainMs: number
 }
 
 export class ConfigError extends Error {}
@@ -62,6 +80,17 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     relayPort: relay ? int(env, 'MAILBRIDGE_RELAY_PORT', 0, 1) : undefined,
     refreshMarginSeconds: int(env, 'MAILBRIDGE_REFRESH_MARGIN_S', 600, 0, 3000),
     logLevel: env.MAILBRIDGE_LOG_LEVEL || 'info',
+    maxMailBytes: int(env, 'MAILBRIDGE_MAX_MAIL_BYTES', 35 * 1024 * 1024, 1024, 2 ** 31 - 1),
+    queue: {
+      pollMs: int(env, 'MAILBRIDGE_QUEUE_POLL_MS', 1000, 10, 600_000),
+      leaseMs: int(env, 'MAILBRIDGE_QUEUE_LEASE_S', 300, 1, 86_400) * 1000,
+      retryBaseMs: int(env, 'MAILBRIDGE_RETRY_BASE_S', 30, 0, 86_400) * 1000,
+      retryMaxMs: int(env, 'MAILBRIDGE_RETRY_MAX_S', 3600, 0, 7 * 86_400) * 1000,
+      maxAttempts: int(env, 'MAILBRIDGE_RETRY_MAX_ATTEMPTS', 10, 1, 1000),
+      tokenWaitMs: int(env, 'MAILBRIDGE_TOKEN_WAIT_S', 3 * 86_400, 0, 90 * 86_400) * 1000,
+      pauseMs: int(env, 'MAILBRIDGE_SERVER_PAUSE_S', 900, 0, 86_400) * 1000,
+      drainMs: int(env, 'MAILBRIDGE_DRAIN_S', 30, 0, 3600) * 1000,
+    },
   }
 }
 

@@ -17,3 +17,35 @@ export function isEmailAddress(value: string): boolean {
 }
 
 export const domainOf = (address: string): string => address.slice(address.lastIndexOf('@') + 1).toLowerCase()
+
+/** A mailbox (RFC 5322 §3.4): an optional display name and one address. */
+export interface Mailbox {
+  name: string
+  address: string
+}
+
+/**
+ * Parse `alice@contoso.com`, `Alice <alice@contoso.com>` or `"Smith, Alice" <alice@contoso.com>`. Returns
+ * undefined for anything else, including group syntax and several addresses: one field, one mailbox.
+ */
+export function parseMailbox(value: string): Mailbox | undefined {
+  if (value.length > 1000 || /[\r\n\0]/.test(value)) return undefined
+  const text = value.trim()
+  if (isEmailAddress(text)) return { name: '', address: text }
+  const m = /^(?:"((?:[^"\\]|\\.)*)"|([^"<>]*?))\s*<([^<>\s]+)>$/u.exec(text)
+  if (!m) return undefined
+  const address = m[3]!
+  if (!isEmailAddress(address)) return undefined
+  const name = (m[1] !== undefined ? m[1].replace(/\\(.)/g, '$1') : (m[2] ?? '')).trim()
+  // An unquoted name may not hold specials that would change the field's meaning (RFC 5322 §3.2.3).
+  if (m[1] === undefined && /[,;:@\\]/.test(name)) return undefined
+  return { name, address }
+}
+
+/** Nodemailer's address object: it encodes non-ASCII names (RFC 2047) and quotes as needed. */
+export const toNodemailer = (m: Mailbox): { name: string; address: string } => ({ name: m.name, address: m.address })
+
+export function formatMailbox(m: Mailbox): string {
+  if (!m.name) return m.address
+  return /^[\p{L}\p{N} !#$%&'*+/=?^_`{|}~.-]+$/u.test(m.name) ? `${m.name} <${m.address}>` : `"${m.name.replace(/(["\\])/g, '\\$1')}" <${m.address}>`
+}

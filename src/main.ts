@@ -17,6 +17,7 @@ async function serve(): Promise<void> {
   const { config, log } = services
   const app = await buildApp(services)
   await app.listen({ port: config.port, host: config.host })
+  services.mailWorker.start()
   const lines = [
     '',
     `Mailbridge is running at http://${config.host}:${config.port} (public URL ${config.baseUrl.toString()})`,
@@ -32,6 +33,7 @@ async function serve(): Promise<void> {
     stopping = true
     log.info({ signal }, 'shutting down')
     await app.close()
+    await services.mailWorker.stop()
     await services.database.close()
     process.exit(0)
   }

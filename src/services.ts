@@ -4,7 +4,9 @@ import type { Database } from './db/index.ts'
 import type { Logger } from './log.ts'
 import { ConnectService } from './oauth/connect.ts'
 import { CredentialService } from './oauth/credentials.ts'
+import { MailService } from './outgoing/mail-service.ts'
 import { OutgoingServerService } from './outgoing/service.ts'
+import { MailWorker } from './outgoing/worker.ts'
 import { SettingsService } from './settings/service.ts'
 import { ApiTokenService } from './web/api-tokens.ts'
 
@@ -19,6 +21,8 @@ export interface Services {
   connect: ConnectService
   outgoingServers: OutgoingServerService
   apiTokens: ApiTokenService
+  mails: MailService
+  mailWorker: MailWorker
 }
 
 export function createServices(config: Config, database: Database, log: Logger, keys: Buffer[]): Services {
@@ -29,5 +33,7 @@ export function createServices(config: Config, database: Database, log: Logger, 
   const connect = new ConnectService({ db, box, credentials, config, log })
   const outgoingServers = new OutgoingServerService({ db, box, credentials, connect, log })
   const apiTokens = new ApiTokenService(db)
-  return { config, database, log, box, settings, credentials, connect, outgoingServers, apiTokens }
+  const mails = new MailService({ db, settings, servers: outgoingServers, log, maxBytes: config.maxMailBytes })
+  const mailWorker = new MailWorker({ database, box, credentials, settings, mails, log: log.child({ part: 'mail-worker' }), queue: config.queue })
+  return { config, database, log, box, settings, credentials, connect, outgoingServers, apiTokens, mails, mailWorker }
 }

@@ -10,6 +10,7 @@ export interface DB {
   credentials: CredentialTable
   outgoing_servers: OutgoingServerRow
   oauth_states: OAuthStateRow
+  mails: MailTable
 }
 
 export type CredentialRow = Selectable<CredentialTable>
@@ -63,3 +64,36 @@ export interface OAuthStateRow {
   used_at: string | null
   created_at: string
 }
+
+export type MailState = 'outgoing' | 'sending' | 'sent' | 'exception' | 'cancel'
+export type FailureType = 'mail_smtp' | 'mail_email_invalid' | 'mail_from_invalid' | 'unknown'
+
+export interface MailTable {
+  id: string
+  idempotency_key: string | null
+  state: MailState
+  message_id: string
+  /** The sender as the application gave it ("Name <addr>"); From rewriting happens at send time. */
+  from_addr: string
+  to_addrs: string
+  cc_addrs: string
+  bcc_addrs: string
+  reply_to: string | null
+  subject: string
+  /** JSON {text, html, headers, attachments[{filename, content_type, content_base64}]}. */
+  content: string
+  size: number
+  server_id: string
+  attempts: Generated<number>
+  next_attempt_at: string
+  last_attempt_at: string | null
+  lease_until: string | null
+  lease_owner: string | null
+  failure_type: FailureType | null
+  failure_reason: string | null
+  smtp_response: string | null
+  sent_at: string | null
+  created_at: string
+  updated_at: string
+}
+export type MailRow = Selectable<MailTable>

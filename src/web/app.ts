@@ -5,6 +5,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRequ
 import { MailbridgeError } from '../errors.ts'
 import { confirmRoutes } from '../oauth/routes.ts'
 import { providers } from '../oauth/providers.ts'
+import { mailRoutes } from '../outgoing/mail-routes.ts'
 import { outgoingServerRoutes } from '../outgoing/routes.ts'
 import type { Services } from '../services.ts'
 import { settingsRoutes } from '../settings/routes.ts'
@@ -56,6 +57,7 @@ export async function buildApp(s: Services, o: AppOptions = {}): Promise<Fastify
       })
       await api.register(settingsRoutes, { settings: s.settings, redirectUris })
       await api.register(outgoingServerRoutes, { servers: s.outgoingServers })
+      await api.register(mailRoutes, { mails: s.mails, maxBytes: s.config.maxMailBytes })
     },
     { prefix: '/api/v1' },
   )

@@ -1,7 +1,9 @@
 import type { Migration } from 'kysely'
 import * as m0001 from './0001-spine.ts'
+import * as m0002 from './0002-mail.ts'
 
 /** Every migration, by name; they run in name order (kysely's Migrator sorts them). */
 export const migrations: Record<string, Migration> = {
   '0001-spine': m0001,
+  '0002-mail': m0002,
 }

@@ -1,0 +1,85 @@
+import { MailbridgeError, invalid } from '../errors.ts'
+import { parseMailbox, type Mailbox } from '../mail-address.ts'
+import type { SendMailBody } from './mail-model.ts'
+
+/** What a checked send request holds: parsed mailboxes and decoded sizes. */
+export interface MailInput {
+  from?: Mailbox
+  to: Mailbox[]
+  cc: Mailbox[]
+  bcc: Mailbox[]
+  replyTo?: Mailbox
+  subject: string
+  content: MailContent
+  size: number
+  serverId?: string
+  idempotencyKey?: string
+}
+
+export interface MailContent {
+  text?: string
+  html?: string
+  headers: Record<string, string>
+  attachments: Array<{ filename: string; content_type: string; content_base64: string }>
+}
+
+/** Headers Mailbridge writes itself; an application may not set them through `headers`. */
+const RESERVED = new Set([
+  'from', 'to', 'cc', 'bcc', 'reply-to', 'subject', 'message-id', 'date', 'mime-version', 'content-type',
+  'content-transfer-encoding', 'content-disposition', 'sender', 'return-path', 'received', 'dkim-signature',
+])
+const FIELD_NAME = /^[!-9;-~]{1,76}$/ // RFC 5322 §2.2: printable ASCII except colon
+const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/
+const MEDIA_TYPE = /^[A-Za-z0-9][\w!#$&^.+-]{0,126}\/[A-Za-z0-9][\w!#$&^.+-]{0,126}(\s*;\s*[\w!#$&^.+-]+=("[^"\r\n]*"|[\w!#$&^.+-]+))*$/
+const CONTROL = /[\u0000-\u001f\u007f]/
+
+function mailbox(field: string, value: string): Mailbox {
+  const m = parseMailbox(value)
+  if (!m) throw invalid(field, `${field} must be one address such as alice@contoso.com or "Alice <alice@contoso.com>", got ${JSON.stringify(value.slice(0, 100))}.`)
+  return m
+}
+
+/** Validate a send request (design.md §6; RFC 5322 for addresses and header fields). */
+export function checkMail(body: SendMailBody, maxBytes: number): MailInput {
+  const list = (field: string, values: string[] | undefined) => (values ?? []).map((v, i) => mailbox(`${field}[${i}]`, v))
+  const to = list('to', body.to)
+  const cc = list('cc', body.cc)
+  const bcc = list('bcc', body.bcc)
+  if (to.length + cc.length + bcc.length === 0) throw invalid('to', 'Give at least one recipient in to, cc or bcc.')
+  if (to.length + cc.length + bcc.length > 500) throw invalid('to', 'A mail has at most 500 recipients (the Exchange Online limit).')
+  if (/[\r\n]/.test(body.subject)) throw invalid('subject', 'The subject may not contain line breaks.')
+  const headers: Record<string, string> = {}
+  for (const [name, value] of Object.entries(body.headers ?? {})) {
+    if (!FIELD_NAME.test(name)) throw invalid(`headers.${name}`, `"${name}" is not a valid header name (printable ASCII, no colon or space).`)
+    if (RESERVED.has(name.toLowerCase())) throw invalid(`headers.${name}`, `${name} is set by Mailbridge; use the matching field of the request instead.`)
+    if (/[\r\n\0]/.test(value)) throw invalid(`headers.${name}`, `The value of ${name} may not contain line breaks.`)
+    headers[name] = value
+  }
+  let size = Buffer.byteLength(body.subject) + Buffer.byteLength(body.text ?? '') + Buffer.byteLength(body.html ?? '')
+  const attachments = (body.attachments ?? []).map((a, i) => {
+    const field = `attachments[${i}]`
+    if (/[/\\]/.test(a.filename) || a.filename === '.' || a.filename === '..' || CONTROL.test(a.filename)) {
+      throw invalid(`${field}.filename`, `The filename must be a plain name without folders or control characters, got ${JSON.stringify(a.filename.slice(0, 100))}.`)
+    }
+    if (!MEDIA_TYPE.test(a.content_type)) throw invalid(`${field}.content_type`, `content_type must be a media type such as application/pdf, got ${JSON.stringify(a.content_type.slice(0, 100))}.`)
+    const b64 = a.content_base64.replace(/\s+/g, '')
+    if (!BASE64.test(b64)) throw invalid(`${field}.content_base64`, 'content_base64 is not valid base64.')
+    size += (b64.length / 4) * 3 - (b64.endsWith('==') ? 2 : b64.endsWith('=') ? 1 : 0)
+    return { filename: a.filename, content_type: a.content_type, content_base64: b64 }
+  })
+  if (size > maxBytes) {
+    throw new MailbridgeError('too_large', { field: 'attachments', message: `The mail is ${(size / 1e6).toFixed(1)} MB; the limit is ${(maxBytes / 1e6).toFixed(1)} MB.` })
+  }
+  return {
+    from: body.from === undefined ? undefined : mailbox('from', body.from),
+    to,
+    cc,
+    bcc,
+    replyTo: body.reply_to === undefined ? undefined : mailbox('reply_to', body.reply_to),
+    subject: body.subject,
+    content: { text: body.text, html: body.html, headers, attachments },
+    size,
+    serverId: body.server_id,
+    idempotencyKey: body.idempotency_key,
+  }
+}

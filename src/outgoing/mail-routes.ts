@@ -1,0 +1,38 @@
+import type { FastifyPluginAsync } from 'fastify'
+import { Type, type Static } from 'typebox'
+import { Mail, MailState, SendMailBody } from './mail-model.ts'
+import type { MailService } from './mail-service.ts'
+
+const IdParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 64 }) })
+type IdParams = Static<typeof IdParams>
+const ListQuery = Type.Object(
+  { state: Type.Optional(MailState), limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500 })), cursor: Type.Optional(Type.String({ maxLength: 64 })) },
+  { additionalProperties: false },
+)
+const Accepted = Type.Object({ id: Type.String(), message_id: Type.String(), state: MailState }, { additionalProperties: false })
+
+export const mailRoutes: FastifyPluginAsync<{ mails: MailService; maxBytes: number }> = async (app, { mails, maxBytes }) => {
+  const tags = ['mail']
+  app.post<{ Body: SendMailBody }>(
+    '/mail',
+    {
+      // base64 makes attachments 4/3 larger; leave room for the JSON around them.
+      bodyLimit: Math.ceil(maxBytes * 1.37) + 1024 * 1024,
+      schema: { tags, summary: 'Queue a mail: it is stored before the 202', body: SendMailBody, response: { 202: Accepted } },
+    },
+    async (req, reply) => {
+      const mail = await mails.accept(req.body)
+      return reply.code(202).send({ id: mail.id, message_id: mail.message_id, state: mail.state })
+    },
+  )
+  app.get<{ Querystring: Static<typeof ListQuery> }>(
+    '/mail',
+    { schema: { tags, querystring: ListQuery, response: { 200: Type.Object({ items: Type.Array(Mail), next_cursor: Type.Union([Type.String(), Type.Null()]) }) } } },
+    async (req) => mails.list(req.query),
+  )
+  app.get<{ Params: IdParams }>('/mail/:id', { schema: { tags, params: IdParams, response: { 200: Mail } } }, async (req) => mails.get(req.params.id))
+  app.post<{ Params: IdParams }>('/mail/:id/retry', { schema: { tags, summary: 'Retry a failed mail, or send a deferred one now', params: IdParams, response: { 200: Mail } } }, async (req) =>
+    mails.retry(req.params.id),
+  )
+  app.post<{ Params: IdParams }>('/mail/:id/cancel', { schema: { tags, params: IdParams, response: { 200: Mail } } }, async (req) => mails.cancel(req.params.id))
+}

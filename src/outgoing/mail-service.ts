@@ -1,0 +1,135 @@
+import { EventEmitter } from 'node:events'
+import type { Kysely } from 'kysely'
+import { type DB, newId, now } from '../db/index.ts'
+import type { MailRow, MailState } from '../db/schema.ts'
+import { MailbridgeError, invalid, notFound } from '../errors.ts'
+import type { Logger } from '../log.ts'
+import { domainOf, formatMailbox, type Mailbox } from '../mail-address.ts'
+import type { SettingsService } from '../settings/service.ts'
+import { checkMail } from './mail-input.ts'
+import { mailToApi, type Mail, type SendMailBody } from './mail-model.ts'
+import { selectServer, serverAddress } from './selection.ts'
+import type { OutgoingServerService } from './service.ts'
+
+export const DEFAULT_MAX_MAIL_BYTES = 35 * 1024 * 1024
+
+export interface Page<T> {
+  items: T[]
+  next_cursor: string | null
+}
+
+/** The durable queue's front door: accept (one INSERT, then 202), look, retry, cancel. */
+export class MailService {
+  /** `queued` wakes this process's worker at once instead of at its next poll. */
+  readonly events = new EventEmitter()
+
+  constructor(
+    private readonly deps: { db: Kysely<DB>; settings: SettingsService; servers: OutgoingServerService; log: Logger; maxBytes: number },
+  ) {}
+
+  async accept(body: SendMailBody): Promise<Mail> {
+    const input = checkMail(body, this.deps.maxBytes)
+    const { db } = this.deps
+    if (input.idempotencyKey) {
+      const existing = await db.selectFrom('mails').selectAll().where('idempotency_key', '=', input.idempotencyKey).executeTakeFirst()
+      if (existing) return mailToApi(existing)
+    }
+    const servers = await this.deps.servers.rows()
+    const forced = (await this.deps.settings.parameter('mail.force.smtp.from')) || undefined
+    let server = input.serverId ? servers.find((s) => s.id === input.serverId) : undefined
+    if (input.serverId && !server) throw invalid('server_id', `Outgoing server ${input.serverId} does not exist.`)
+    const from: Mailbox = input.from ?? { name: '', address: forced ?? (servers[0] ? serverAddress(servers[0]) : '') }
+    if (!from.address) throw new MailbridgeError('conflict', { field: 'from', message: 'No outgoing server exists yet: create one (Settings → Outgoing Email Servers) before sending.' })
+    server ??= selectServer(servers, forced ?? from.address)
+    if (!server) throw new MailbridgeError('conflict', { field: 'server_id', message: 'No outgoing server exists yet: create one (Settings → Outgoing Email Servers) before sending.' })
+    const id = newId()
+    const at = now()
+    const row: MailRow = {
+      id,
+      idempotency_key: input.idempotencyKey ?? null,
+      state: 'outgoing',
+      // Generated once: retries resend the same Message-ID, so receivers can drop duplicates.
+      message_id: `<${id}.mailbridge@${domainOf(from.address)}>`,
+      from_addr: formatMailbox(from),
+      to_addrs: JSON.stringify(input.to.map(formatMailbox)),
+      cc_addrs: JSON.stringify(input.cc.map(formatMailbox)),
+      bcc_addrs: JSON.stringify(input.bcc.map(formatMailbox)),
+      reply_to: input.replyTo ? formatMailbox(input.replyTo) : null,
+      subject: input.subject,
+      content: JSON.stringify(input.content),
+      size: input.size,
+      server_id: server.id,
+      attempts: 0,
+      next_attempt_at: at,
+      last_attempt_at: null,
+      lease_until: null,
+      lease_owner: null,
+      failure_type: null,
+      failure_reason: null,
+      smtp_response: null,
+      sent_at: null,
+      created_at: at,
+      updated_at: at,
+    }
+    try {
+      await db.insertInto('mails').values(row).execute()
+    } catch (e) {
+      // Two requests with the same idempotency key at once: the loser returns the winner's mail.
+      if (input.idempotencyKey) {
+        const winner = await db.selectFrom('mails').selectAll().where('idempotency_key', '=', input.idempotencyKey).executeTakeFirst()
+        if (winner) return mailToApi(winner)
+      }
+      throw e
+    }
+    this.events.emit('queued', server.id)
+    return mailToApi(row)
+  }
+
+  async get(id: string): Promise<Mail> {
+    const row = await this.deps.db.selectFrom('mails').selectAll().where('id', '=', id).executeTakeFirst()
+    if (!row) throw notFound('Mail', id)
+    return mailToApi(row)
+  }
+
+  /** Newest first; the cursor is the last id of the page. */
+  async list(o: { state?: MailState; limit?: number; cursor?: string }): Promise<Page<Mail>> {
+    const limit = Math.min(Math.max(o.limit ?? 50, 1), 500)
+    let q = this.deps.db.selectFrom('mails').selectAll().orderBy('id', 'desc').limit(limit + 1)
+    if (o.state) q = q.where('state', '=', o.state)
+    if (o.cursor) q = q.where('id', '<', o.cursor)
+    const rows = await q.execute()
+    const items = rows.slice(0, limit).map(mailToApi)
+    return { items, next_cursor: rows.length > limit ? items.at(-1)!.id : null }
+  }
+
+  /** exception → outgoing, or an outgoing mail waiting for its next attempt → due now. */
+  async retry(id: string): Promise<Mail> {
+    const at = now()
+    const r = await this.deps.db
+      .updateTable('mails')
+      .set({ state: 'outgoing', next_attempt_at: at, failure_type: null, failure_reason: null, updated_at: at })
+      .where('id', '=', id)
+      .where('state', 'in', ['exception', 'outgoing'])
+      .executeTakeFirst()
+    if (r.numUpdatedRows === 0n) await this.#refuse(id, 'retried', 'Only a failed mail (exception) or one waiting for its next attempt can be retried.')
+    const mail = await this.get(id)
+    this.events.emit('queued', mail.server_id)
+    return mail
+  }
+
+  async cancel(id: string): Promise<Mail> {
+    const r = await this.deps.db
+      .updateTable('mails')
+      .set({ state: 'cancel', updated_at: now() })
+      .where('id', '=', id)
+      .where('state', 'in', ['outgoing', 'exception'])
+      .executeTakeFirst()
+    if (r.numUpdatedRows === 0n) await this.#refuse(id, 'cancelled', 'Only a mail that is not sent and not being sent right now can be cancelled.')
+    return this.get(id)
+  }
+
+  async #refuse(id: string, verb: string, why: string): Promise<never> {
+    const mail = await this.get(id)
+    throw new MailbridgeError('conflict', { message: `Mail ${id} is ${mail.state} and cannot be ${verb}. ${why}` })
+  }
+}

@@ -1,0 +1,120 @@
+import nodemailer from 'nodemailer'
+import type { Transporter } from 'nodemailer'
+import type SMTPPool from 'nodemailer/lib/smtp-pool/index.js'
+import type { SecretBox } from '../crypto/secret-box.ts'
+import type { Secret } from '../crypto/secret.ts'
+import type { FailureType, OutgoingServerRow } from '../db/schema.ts'
+import type { CredentialService } from '../oauth/credentials.ts'
+import { providerFor } from '../oauth/providers.ts'
+
+/** Exchange Online allows 3 concurrent SMTP AUTH connections per mailbox; a 4th gets 432 4.3.2. */
+export const MAX_CONNECTIONS_PER_MAILBOX = 3
+
+/** What the queue needs to know about a failed submission; decided here, once (style.md §6). */
+export interface Verdict {
+  kind: 'transient' | 'permanent' | 'auth' | 'lockout'
+  failureType: FailureType
+  reason: string
+  response?: string
+}
+
+interface SmtpError extends Error {
+  code?: string
+  responseCode?: number
+  response?: string
+  command?: string
+}
+
+/**
+ * Classify an SMTP failure. 4xx and connection trouble are worth retrying; 5xx are not, because Exchange locks
+ * a mailbox that keeps failing (5.2.251–5.2.255, "continuous-error throttling").
+ * @see https://learn.microsoft.com/en-us/Exchange/mail-flow-best-practices/continuous-error-throttling-smtp-auth-submissions
+ */
+export function classify(e: unknown, where: string): Verdict {
+  const err = e as SmtpError
+  const response = err.response?.trim()
+  const said = response ? `${where} answered "${response}"` : `${where}: ${err.message}`
+  const code = err.responseCode
+  if (code === undefined || code < 500) {
+    // No reply at all (connection refused, reset, timeout, TLS) or a 4xx (421, 432 4.3.2, 451 4.7.x): retry later.
+    return { kind: 'transient', failureType: 'mail_smtp', reason: said, response }
+  }
+  if (/\b5\.2\.25[1-5]\b/.test(response ?? '')) return { kind: 'lockout', failureType: 'mail_smtp', reason: said, response }
+  if (err.code === 'EAUTH' || /^AUTH/i.test(err.command ?? '')) return { kind: 'auth', failureType: 'mail_smtp', reason: said, response }
+  if (/^MAIL FROM/i.test(err.command ?? '') || /\b5\.7\.60\b|SendAsDenied/i.test(response ?? '')) {
+    return { kind: 'permanent', failureType: 'mail_from_invalid', reason: said, response }
+  }
+  if (/^RCPT TO/i.test(err.command ?? '') || /\b5\.1\.\d+\b/.test(response ?? '')) {
+    return { kind: 'permanent', failureType: 'mail_email_invalid', reason: said, response }
+  }
+  return { kind: 'permanent', failureType: 'mail_smtp', reason: said, response }
+}
+
+interface Pooled {
+  transport: Transporter<SMTPPool.SentMessageInfo>
+  version: string
+}
+
+/**
+ * One pooled nodemailer transport per outgoing server (at most 3 connections, one AUTH per connection). Tokens
+ * come from the credential service through nodemailer's provisionCallback; after a 535 nodemailer asks once
+ * more with `renew`, and we refresh unless someone already did.
+ */
+export class TransportPool {
+  readonly #pools = new Map<string, Pooled>()
+
+  constructor(private readonly deps: { credentials: CredentialService; box: SecretBox }) {}
+
+  get(server: OutgoingServerRow): Transporter<SMTPPool.SentMessageInfo> {
+    const version = `${server.updated_at}|${server.host}|${server.port}`
+    const known = this.#pools.get(server.id)
+    if (known?.version === version) return known.transport
+    known?.transport.close()
+    const transport = nodemailer.createTransport(this.#options(server))
+    this.#pools.set(server.id, { transport, version })
+    return transport
+  }
+
+  #options(server: OutgoingServerRow): SMTPPool.Options {
+    const p = providerFor(server.authentication)
+    let last: Secret | undefined
+    const auth: SMTPPool.Options['auth'] = p
+      ? {
+          type: 'OAuth2',
+          user: server.username,
+          provisionCallback: (user: string, renew: boolean, cb: (err: Error | null, token?: string, expires?: number) => void) => {
+            this.deps.credentials.accessToken(p, user, renew && last ? { rejected: last } : {}).then(
+              (token) => {
+                last = token
+                cb(null, token.reveal())
+              },
+              (err: Error) => cb(err),
+            )
+          },
+        } as SMTPPool.Options['auth']
+      : server.authentication === 'login'
+        ? { user: server.username, pass: this.deps.box.open(server.password!, 'outgoing_servers.password').reveal() }
+        : undefined
+    return {
+      pool: true,
+      host: server.host,
+      port: server.port,
+      secure: server.encryption === 'ssl',
+      requireTLS: server.encryption === 'starttls',
+      ignoreTLS: server.encryption === 'none',
+      maxConnections: MAX_CONNECTIONS_PER_MAILBOX,
+      maxMessages: 100,
+      auth,
+      connectionTimeout: 30_000,
+      greetingTimeout: 30_000,
+      socketTimeout: 120_000,
+      name: 'mailbridge.localhost',
+      logger: false,
+    }
+  }
+
+  close(): void {
+    for (const { transport } of this.#pools.values()) transport.close()
+    this.#pools.clear()
+  }
+}

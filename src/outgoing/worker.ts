@@ -1,0 +1,297 @@
+import { EventEmitter } from 'node:events'
+import { randomBytes } from 'node:crypto'
+import type { QueueConfig } from '../config.ts'
+import type { SecretBox } from '../crypto/secret-box.ts'
+import { type Database, isoIn, now } from '../db/index.ts'
+import type { MailRow, OutgoingServerRow } from '../db/schema.ts'
+import { MailbridgeError } from '../errors.ts'
+import type { Logger } from '../log.ts'
+import { parseMailbox, toNodemailer, type Mailbox } from '../mail-address.ts'
+import type { CredentialService } from '../oauth/credentials.ts'
+import { ProviderError } from '../oauth/protocol.ts'
+import { providerFor } from '../oauth/providers.ts'
+import type { SettingsService } from '../settings/service.ts'
+import type { MailContent } from './mail-input.ts'
+import type { MailService } from './mail-service.ts'
+import { rewriteFrom } from './selection.ts'
+import { classify, MAX_CONNECTIONS_PER_MAILBOX, TransportPool, type Verdict } from './transport.ts'
+
+/** Mails handed to one server's pool at once: enough to keep its 3 connections busy. */
+const IN_FLIGHT_PER_SERVER = MAX_CONNECTIONS_PER_MAILBOX * 8
+
+export interface MailEvent {
+  mail_id: string
+  server_id: string
+  message_id: string
+  state: 'sent' | 'exception'
+  failure_type?: string | null
+  failure_reason?: string | null
+}
+
+/** Exponential backoff with ±20 % jitter, so a fleet of retries does not arrive together. */
+export function backoffMs(attempts: number, q: Pick<QueueConfig, 'retryBaseMs' | 'retryMaxMs'>, random = Math.random): number {
+  const base = Math.min(q.retryMaxMs, q.retryBaseMs * 2 ** Math.max(0, attempts - 1))
+  return Math.round(base * (0.8 + 0.4 * random()))
+}
+
+const list = (json: string): Mailbox[] => (JSON.parse(json) as string[]).map((v) => parseMailbox(v)!).filter(Boolean)
+
+/**
+ * The queue worker: claims due mails per server under a lease, sends them over the server's pool, and records
+ * each outcome. Leases make a crashed worker's mails come back; the per-minute limit counts every server's
+ * attempts in the database, so it holds across workers.
+ */
+export class MailWorker {
+  readonly events = new EventEmitter()
+  readonly id = `w-${randomBytes(4).toString('hex')}`
+  readonly #inflight = new Map<string, number>()
+  readonly #sends = new Set<Promise<void>>()
+  readonly #pool: TransportPool
+  #running = false
+  #wake?: () => void
+  #loop?: Promise<void>
+
+  constructor(
+    private readonly deps: {
+      database: Database
+      box: SecretBox
+      credentials: CredentialService
+      settings: SettingsService
+      mails: MailService
+      log: Logger
+      queue: QueueConfig
+    },
+  ) {
+    this.#pool = new TransportPool({ credentials: deps.credentials, box: deps.box })
+    deps.mails.events.on('queued', () => this.#wake?.())
+  }
+
+  start(): void {
+    if (this.#running) return
+    this.#running = true
+    this.#loop = this.#run()
+  }
+
+  async #run(): Promise<void> {
+    while (this.#running) {
+      try {
+        await this.tick()
+      } catch (e) {
+        this.deps.log.error({ err: e }, 'mail worker pass failed; retrying')
+      }
+      if (!this.#running) break
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, this.deps.queue.pollMs)
+        this.#wake = () => {
+          clearTimeout(t)
+          this.#wake = undefined
+          resolve()
+        }
+      })
+    }
+  }
+
+  /** One pass: give back expired leases, then claim and start sending for every server with room. */
+  async tick(): Promise<number> {
+    const { db } = this.deps.database
+    const at = now()
+    await db
+      .updateTable('mails')
+      .set({ state: 'outgoing', lease_owner: null, lease_until: null, updated_at: at })
+      .where('state', '=', 'sending')
+      .where('lease_until', '<', at)
+      .execute()
+    const servers = await db.selectFrom('outgoing_servers').selectAll().execute()
+    let started = 0
+    for (const server of servers) {
+      if (server.paused_until && server.paused_until > at) continue
+      const room = IN_FLIGHT_PER_SERVER - (this.#inflight.get(server.id) ?? 0)
+      if (room <= 0) continue
+      const claimed = await this.#claim(server, room)
+      for (const mail of claimed) {
+        started++
+        this.#inflight.set(server.id, (this.#inflight.get(server.id) ?? 0) + 1)
+        const send = this.#deliver(server, mail).finally(() => {
+          this.#inflight.set(server.id, (this.#inflight.get(server.id) ?? 1) - 1)
+          this.#sends.delete(send)
+          this.#wake?.()
+        })
+        this.#sends.add(send)
+      }
+    }
+    return started
+  }
+
+  /** Wait until every mail this worker started has an outcome (tests and drains). */
+  async idle(): Promise<void> {
+    while (this.#sends.size) await Promise.allSettled([...this.#sends])
+  }
+
+  async #claim(server: OutgoingServerRow, room: number): Promise<MailRow[]> {
+    const { db, traits } = this.deps.database
+    return db.transaction().execute(async (tx) => {
+      // Serialise claims per server across nodes, so the per-minute count below cannot be raced (PostgreSQL).
+      if (traits.skipLocked) await tx.selectFrom('outgoing_servers').select('id').where('id', '=', server.id).forUpdate().execute()
+      const at = now()
+      let limit = room
+      if (server.max_per_minute) {
+        const recent = await tx
+          .selectFrom('mails')
+          .select((eb) => eb.fn.countAll<number>().as('n'))
+          .where('server_id', '=', server.id)
+          .where('last_attempt_at', '>', isoIn(-60_000))
+          .executeTakeFirstOrThrow()
+        limit = Math.min(limit, server.max_per_minute - Number(recent.n))
+      }
+      if (limit <= 0) return []
+      const due = await tx
+        .selectFrom('mails')
+        .select('id')
+        .where('state', '=', 'outgoing')
+        .where('server_id', '=', server.id)
+        .where('next_attempt_at', '<=', at)
+        .orderBy('next_attempt_at')
+        .orderBy('id')
+        .limit(limit)
+        .$if(traits.skipLocked, (q) => q.forUpdate().skipLocked())
+        .execute()
+      if (due.length === 0) return []
+      return tx
+        .updateTable('mails')
+        .set({ state: 'sending', lease_owner: this.id, lease_until: isoIn(this.deps.queue.leaseMs), last_attempt_at: at, updated_at: at })
+        .where('id', 'in', due.map((d) => d.id))
+        .where('state', '=', 'outgoing')
+        .returningAll()
+        .execute()
+    })
+  }
+
+  async #message(server: OutgoingServerRow, mail: MailRow) {
+    const content = JSON.parse(mail.content) as MailContent
+    const forced = (await this.deps.settings.parameter('mail.force.smtp.from')) || undefined
+    const from = parseMailbox(mail.from_addr)!
+    const replyTo = mail.reply_to ? parseMailbox(mail.reply_to) : undefined
+    const r = rewriteFrom(server, from, replyTo, forced)
+    const to = list(mail.to_addrs)
+    const cc = list(mail.cc_addrs)
+    const bcc = list(mail.bcc_addrs)
+    return {
+      messageId: mail.message_id,
+      date: new Date(mail.created_at),
+      from: toNodemailer(r.from),
+      replyTo: r.replyTo ? toNodemailer(r.replyTo) : undefined,
+      to: to.map(toNodemailer),
+      cc: cc.map(toNodemailer),
+      bcc: bcc.map(toNodemailer),
+      subject: mail.subject,
+      text: content.text,
+      html: content.html,
+      headers: content.headers,
+      attachments: content.attachments.map((a) => ({ filename: a.filename, contentType: a.content_type, content: Buffer.from(a.content_base64, 'base64') })),
+      envelope: { from: r.envelopeFrom, to: [...to, ...cc, ...bcc].map((m) => m.address) },
+    }
+  }
+
+  async #deliver(server: OutgoingServerRow, mail: MailRow): Promise<void> {
+    const log = this.deps.log.child({ mail_id: mail.id, server_id: server.id, mailbox: server.username })
+    const where = `${server.name} (${server.host}:${server.port}, ${server.username})`
+    const p = providerFor(server.authentication)
+    try {
+      // Ask for the token first: a dead token keeps the mail queued instead of failing it.
+      if (p) await this.deps.credentials.accessToken(p, server.username)
+    } catch (e) {
+      return this.#tokenProblem(server, mail, e as Error, log)
+    }
+    try {
+      const info = await this.#pool.get(server).sendMail(await this.#message(server, mail))
+      await this.#finish(mail, { state: 'sent', smtp_response: info.response, sent_at: now() })
+      if (p) await this.deps.credentials.recordUseSuccess(p, server.username)
+      log.debug({ response: info.response }, 'mail sent')
+    } catch (e) {
+      if (e instanceof ProviderError || (e instanceof MailbridgeError && e.code === 'token_error')) return this.#tokenProblem(server, mail, e, log)
+      await this.#failed(server, mail, classify(e, where), log)
+    }
+  }
+
+  async #finish(mail: MailRow, set: Partial<Pick<MailRow, 'state' | 'smtp_response' | 'sent_at' | 'failure_type' | 'failure_reason' | 'next_attempt_at'>>, countAttempt = true): Promise<void> {
+    const { db } = this.deps.database
+    await db
+      .updateTable('mails')
+      .set((eb) => ({ ...set, lease_owner: null, lease_until: null, updated_at: now(), ...(countAttempt ? { attempts: eb('attempts', '+', 1) } : {}) }))
+      .where('id', '=', mail.id)
+      .where('lease_owner', '=', this.id)
+      .execute()
+    if (set.state === 'sent' || set.state === 'exception') {
+      const event: MailEvent = { mail_id: mail.id, server_id: mail.server_id, message_id: mail.message_id, state: set.state, failure_type: set.failure_type, failure_reason: set.failure_reason }
+      this.events.emit(set.state === 'sent' ? 'mail.sent' : 'mail.failed', event)
+    }
+  }
+
+  async #failed(server: OutgoingServerRow, mail: MailRow, v: Verdict, log: Logger): Promise<void> {
+    const attempts = mail.attempts + 1
+    if (v.kind === 'transient' && attempts < this.deps.queue.maxAttempts) {
+      const wait = backoffMs(attempts, this.deps.queue)
+      log.info({ attempts, retry_in_s: Math.round(wait / 1000), cause: v.reason }, 'mail deferred')
+      return this.#finish(mail, { state: 'outgoing', next_attempt_at: isoIn(wait), failure_reason: v.reason, smtp_response: v.response ?? null })
+    }
+    if (v.kind === 'lockout' || v.kind === 'auth') {
+      // Exchange blocks a mailbox that keeps failing; stop this server before we make it worse.
+      const paused = await this.#pause(server, v.reason)
+      if (!paused && v.kind === 'auth') {
+        // Another mail already failed AUTH and paused the server: this one waits for the pause, it did nothing wrong.
+        return this.#finish(mail, { state: 'outgoing', next_attempt_at: isoIn(this.deps.queue.pauseMs) }, false)
+      }
+      const p = providerFor(server.authentication)
+      if (v.kind === 'auth' && p) await this.deps.credentials.recordUseFailure(p, server.username, v.reason)
+    }
+    const reason = v.kind === 'transient' ? `${v.reason} (gave up after ${attempts} attempts)` : v.reason
+    log.warn({ failure_type: v.failureType, cause: reason }, 'mail failed')
+    await this.#finish(mail, { state: 'exception', failure_type: v.failureType, failure_reason: reason, smtp_response: v.response ?? null })
+  }
+
+  /** Pause a server unless it already is; true when this call paused it. */
+  async #pause(server: OutgoingServerRow, reason: string): Promise<boolean> {
+    const at = now()
+    const r = await this.deps.database.db
+      .updateTable('outgoing_servers')
+      .set({ paused_until: isoIn(this.deps.queue.pauseMs), pause_reason: reason })
+      .where('id', '=', server.id)
+      .where((eb) => eb.or([eb('paused_until', 'is', null), eb('paused_until', '<', at)]))
+      .executeTakeFirst()
+    if (r.numUpdatedRows > 0n) this.deps.log.warn({ server_id: server.id, mailbox: server.username, cause: reason }, 'outgoing server paused')
+    return r.numUpdatedRows > 0n
+  }
+
+  async #tokenProblem(server: OutgoingServerRow, mail: MailRow, e: Error, log: Logger): Promise<void> {
+    const transient = e instanceof ProviderError && e.transient
+    const waited = Date.now() - Date.parse(mail.created_at)
+    if (!transient && waited > this.deps.queue.tokenWaitMs) {
+      log.warn({ cause: e.message }, 'mail failed: the token stayed invalid too long')
+      return this.#finish(mail, { state: 'exception', failure_type: 'mail_smtp', failure_reason: `The token of ${server.username} stayed invalid for ${Math.round(waited / 60_000)} minutes: ${e.message}` }, false)
+    }
+    const wait = transient ? backoffMs(mail.attempts + 1, this.deps.queue) : Math.max(this.deps.queue.retryBaseMs, 60_000)
+    log.warn({ cause: e.message, retry_in_s: Math.round(wait / 1000) }, 'mail waits for a valid token')
+    this.events.emit('token.invalid', { server_id: server.id, mailbox: server.username, reason: e.message })
+    await this.#finish(mail, { state: 'outgoing', next_attempt_at: isoIn(wait), failure_reason: e.message }, transient)
+  }
+
+  /**
+   * Drain (SIGTERM): stop claiming, let mails being sent finish for up to `drainMs`, then hand what remains back
+   * to the queue. Delivery is at least once: a mail cut off mid-DATA may go out twice, never zero times.
+   */
+  async stop(): Promise<void> {
+    this.#running = false
+    this.#wake?.()
+    await this.#loop
+    const drained = await Promise.race([this.idle().then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), this.deps.queue.drainMs).unref())])
+    if (!drained) {
+      await this.deps.database.db
+        .updateTable('mails')
+        .set({ state: 'outgoing', lease_owner: null, lease_until: null, updated_at: now() })
+        .where('state', '=', 'sending')
+        .where('lease_owner', '=', this.id)
+        .execute()
+    }
+    this.#pool.close()
+  }
+}
