@@ -1,0 +1,63 @@
+import { startIdentityEmulator, type Emulator } from './identity-emulator.ts'
+import { startMailbridge, type Harness } from './harness.ts'
+import { startSmtpPeer, type SmtpPeer, type PeerBehaviour } from './smtp-peer.ts'
+
+export const CLIENT_ID = '6731de76-14a6-49ae-97bc-6eba6914391e'
+export const CLIENT_SECRET = 'Qk8Q~test.client.secret-value_0123456789'
+export const ALICE = 'alice@contoso.com'
+
+export interface World {
+  mb: Harness
+  ms: Emulator
+  smtp: SmtpPeer
+  /** Create an Outlook outgoing server for a mailbox, pointed at the SMTP peer. */
+  outgoingServer(o?: { username?: string; body?: Record<string, unknown> }): Promise<{ id: string; [k: string]: unknown }>
+  /** Connect → consent ("Yes") → callback; returns the callback's response. */
+  connect(serverId: string, o?: { user?: string; kind?: 'outgoing' | 'incoming'; approve?: boolean }): Promise<import('fastify').LightMyRequestResponse>
+  close(): Promise<void>
+}
+
+/**
+ * Mailbridge, the Microsoft emulator with an app and users registered, and the SMTP peer validating tokens
+ * against the emulator: the usual cast of an end-to-end test.
+ */
+export async function startWorld(o: { env?: Record<string, string>; smtp?: Partial<PeerBehaviour>; users?: string[] } = {}): Promise<World> {
+  const ms = await startIdentityEmulator()
+  const mb = await startMailbridge({ env: o.env })
+  const smtp = await startSmtpPeer({ introspectUrl: ms.introspectUrl, behaviour: o.smtp })
+  ms.registerApp({ clientId: CLIENT_ID, clientSecret: CLIENT_SECRET, redirectUris: [mb.services.connect.redirectUri({ route: 'microsoft_outlook' } as never)], name: 'Mailbridge' })
+  for (const u of o.users ?? [ALICE, 'bob@contoso.com']) ms.addUser(u)
+  await mb.services.settings.update({ external_email_servers: true, microsoft_outlook_client_id: CLIENT_ID, microsoft_outlook_client_secret: CLIENT_SECRET })
+  await mb.services.settings.setParameter('microsoft_outlook.endpoint', ms.endpoint())
+  const world: World = {
+    mb,
+    ms,
+    smtp,
+    async outgoingServer(x = {}) {
+      const res = await mb.api('POST', '/api/v1/outgoing-servers', {
+        name: 'Outlook',
+        authentication: 'outlook',
+        username: x.username ?? ALICE,
+        host: smtp.host,
+        port: smtp.port,
+        ...x.body,
+      })
+      if (res.statusCode !== 201) throw new Error(`creating the server failed: ${res.body}`)
+      return res.json()
+    },
+    async connect(serverId, x = {}) {
+      const kind = x.kind ?? 'outgoing'
+      const res = await mb.api('POST', `/api/v1/${kind}-servers/${serverId}/connect`)
+      if (res.statusCode !== 200) throw new Error(`connect failed: ${res.body}`)
+      const back = await ms.consent(res.json().authorize_url, { user: x.user ?? ALICE, approve: x.approve })
+      return mb.app.inject({ method: 'GET', url: back.pathname + back.search })
+    },
+    async close() {
+      await mb.services.mailWorker.stop()
+      await mb.close()
+      await smtp.close()
+      await ms.close()
+    },
+  }
+  return world
+}
