@@ -2,6 +2,7 @@ import { EventEmitter } from 'node:events'
 import { randomBytes } from 'node:crypto'
 import type { QueueConfig } from '../config.ts'
 import type { SecretBox } from '../crypto/secret-box.ts'
+import type { Secret } from '../crypto/secret.ts'
 import { type Database, isoIn, now } from '../db/index.ts'
 import type { MailRow, OutgoingServerRow } from '../db/schema.ts'
 import { MailbridgeError } from '../errors.ts'
@@ -196,20 +197,37 @@ export class MailWorker {
     const log = this.deps.log.child({ mail_id: mail.id, server_id: server.id, mailbox: server.username })
     const where = `${server.name} (${server.host}:${server.port}, ${server.username})`
     const p = providerFor(server.authentication)
+    let token: Secret | undefined
     try {
       // Ask for the token first: a dead token keeps the mail queued instead of failing it.
-      if (p) await this.deps.credentials.accessToken(p, server.username)
+      if (p) token = await this.deps.credentials.accessToken(p, server.username)
     } catch (e) {
       return this.#tokenProblem(server, mail, e as Error, log)
     }
-    try {
-      const info = await this.#pool.get(server).sendMail(await this.#message(server, mail))
-      await this.#finish(mail, { state: 'sent', smtp_response: info.response, sent_at: now() })
-      if (p) await this.deps.credentials.recordUseSuccess(p, server.username)
-      log.debug({ response: info.response }, 'mail sent')
-    } catch (e) {
-      if (e instanceof ProviderError || (e instanceof MailbridgeError && e.code === 'token_error')) return this.#tokenProblem(server, mail, e, log)
-      await this.#failed(server, mail, classify(e, where), log)
+    const message = await this.#message(server, mail)
+    for (let retried = false; ; retried = true) {
+      try {
+        const info = await this.#pool.get(server).sendMail(message)
+        await this.#finish(mail, { state: 'sent', smtp_response: info.response, sent_at: now() })
+        if (p) await this.deps.credentials.recordUseSuccess(p, server.username)
+        log.debug({ response: info.response }, 'mail sent')
+        return
+      } catch (e) {
+        if (e instanceof ProviderError || (e instanceof MailbridgeError && e.code === 'token_error')) return this.#tokenProblem(server, mail, e, log)
+        const verdict = classify(e, where)
+        // Exchange answers a stale token with 535 at once (no 334 challenge, so nodemailer does not renew):
+        // refresh once, unless another mail already did, and try again on a new connection.
+        if (verdict.kind === 'auth' && p && !retried) {
+          log.info('535 on AUTH: retrying once with a refreshed token')
+          try {
+            token = await this.deps.credentials.accessToken(p, server.username, { rejected: token })
+          } catch (te) {
+            return this.#tokenProblem(server, mail, te as Error, log)
+          }
+          continue
+        }
+        return this.#failed(server, mail, verdict, log)
+      }
     }
   }
 
