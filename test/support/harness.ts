@@ -28,9 +28,9 @@ export interface Harness {
  * A Mailbridge on a fresh database in a temporary folder, with an API token and captured logs. The database
  * is SQLite unless MAILBRIDGE_TEST_DATABASE_URL points at PostgreSQL.
  */
-export async function startMailbridge(o: { env?: Record<string, string> } = {}): Promise<Harness> {
-  const dir = mkdtempSync(join(tmpdir(), 'mailbridge-test-'))
-  const key = randomBytes(32)
+export async function startMailbridge(o: { env?: Record<string, string>; dir?: string; key?: Buffer } = {}): Promise<Harness> {
+  const dir = o.dir ?? mkdtempSync(join(tmpdir(), 'mailbridge-test-'))
+  const key = o.key ?? randomBytes(32)
   const config = loadConfig({
     MAILBRIDGE_DATABASE_URL: `sqlite:${join(dir, 'mailbridge.db')}`,
     MAILBRIDGE_DATA_DIR: dir,
@@ -68,7 +68,7 @@ export async function startMailbridge(o: { env?: Record<string, string> } = {}):
     close: async () => {
       await app.close()
       await database.close()
-      rmSync(dir, { recursive: true, force: true })
+      if (!o.dir) rmSync(dir, { recursive: true, force: true })
     },
   }
 }

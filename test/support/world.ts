@@ -21,9 +21,9 @@ export interface World {
  * Mailbridge, the Microsoft emulator with an app and users registered, and the SMTP peer validating tokens
  * against the emulator: the usual cast of an end-to-end test.
  */
-export async function startWorld(o: { env?: Record<string, string>; smtp?: Partial<PeerBehaviour>; users?: string[] } = {}): Promise<World> {
+export async function startWorld(o: { env?: Record<string, string>; smtp?: Partial<PeerBehaviour>; users?: string[]; dir?: string; key?: Buffer } = {}): Promise<World> {
   const ms = await startIdentityEmulator()
-  const mb = await startMailbridge({ env: o.env })
+  const mb = await startMailbridge({ env: o.env, dir: o.dir, key: o.key })
   const smtp = await startSmtpPeer({ introspectUrl: ms.introspectUrl, behaviour: o.smtp })
   ms.registerApp({ clientId: CLIENT_ID, clientSecret: CLIENT_SECRET, redirectUris: [mb.services.connect.redirectUri({ route: 'microsoft_outlook' } as never)], name: 'Mailbridge' })
   for (const u of o.users ?? [ALICE, 'bob@contoso.com']) ms.addUser(u)

@@ -1,0 +1,71 @@
+import assert from 'node:assert/strict'
+import { randomBytes } from 'node:crypto'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { test } from 'node:test'
+import { simpleParser } from 'mailparser'
+import { migrate, openDatabase } from '../../src/db/index.ts'
+import { API_TOKEN } from '../support/harness.ts'
+import { startNode } from '../support/process.ts'
+import { startWorld } from '../support/world.ts'
+
+const MAILS = 150
+
+test('queue: SIGKILL mid-batch, restart → every mail delivered, duplicates no more than were in flight; SIGTERM drains', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'mailbridge-crash-'))
+  const key = randomBytes(32)
+  t.after(() => rmSync(dir, { recursive: true, force: true }))
+  // Set up the database in-process (settings, server, consent), then hand it to real processes.
+  const w = await startWorld({ dir, key, smtp: { delayMs: 15 } })
+  t.after(w.close)
+  const server = await w.outgoingServer()
+  await w.connect(server.id)
+  await w.mb.api('PATCH', `/api/v1/outgoing-servers/${server.id}`, { max_per_minute: null })
+  const env = {
+    MAILBRIDGE_DATABASE_URL: `sqlite:${join(dir, 'mailbridge.db')}`,
+    MAILBRIDGE_DATA_DIR: dir,
+    MAILBRIDGE_SECRET_KEY: key.toString('base64'),
+    MAILBRIDGE_API_TOKEN: API_TOKEN,
+    MAILBRIDGE_ADMIN_PASSWORD: 'crash-test-password',
+    MAILBRIDGE_QUEUE_LEASE_S: '2',
+    MAILBRIDGE_QUEUE_POLL_MS: '100',
+    NODE_EXTRA_CA_CERTS: 'test/support/tls/ca.pem',
+  }
+  const first = await startNode(env)
+  t.after(() => first.child.kill('SIGKILL'))
+  const ids: string[] = []
+  for (let i = 0; i < MAILS; i++) {
+    const res = await fetch(`${first.url}/api/v1/mail`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${API_TOKEN}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ to: ['bob@fabrikam.com'], subject: `crash ${i}`, text: 'x' }),
+    })
+    assert.equal(res.status, 202)
+    ids.push(((await res.json()) as { id: string }).id)
+  }
+  await w.smtp.waitFor(30, 30_000)
+  first.child.kill('SIGKILL')
+  await first.exited
+  const atKill = w.smtp.messages.length
+  assert.ok(atKill < MAILS, `the kill came mid-batch (${atKill} of ${MAILS} delivered)`)
+
+  const second = await startNode(env)
+  t.after(() => second.child.kill('SIGKILL'))
+  const deadline = Date.now() + 60_000
+  const unique = async () => new Set(await Promise.all(w.smtp.messages.map(async (m) => (await simpleParser(m.raw)).messageId))).size
+  while ((await unique()) < MAILS && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200))
+  assert.equal(await unique(), MAILS, 'every mail was delivered')
+  const duplicates = w.smtp.messages.length - MAILS
+  assert.ok(duplicates <= 24, `duplicates (${duplicates}) stay within what one worker has in flight (24)`)
+
+  // SIGTERM: a graceful drain leaves nothing in 'sending'.
+  second.child.kill('SIGTERM')
+  assert.equal(await second.exited, 0, second.output())
+  const db = openDatabase(env.MAILBRIDGE_DATABASE_URL)
+  t.after(() => db.close())
+  await migrate(db.db)
+  const states = await db.db.selectFrom('mails').select(['state']).execute()
+  assert.equal(states.filter((s) => s.state === 'sent').length, MAILS)
+  assert.equal(states.filter((s) => s.state === 'sending').length, 0)
+})

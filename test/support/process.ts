@@ -1,0 +1,54 @@
+import { spawn, type ChildProcess } from 'node:child_process'
+import { createServer } from 'node:net'
+import { fileURLToPath } from 'node:url'
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url))
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer()
+    s.once('error', reject)
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as { port: number }
+      s.close(() => resolve(port))
+    })
+  })
+}
+
+export interface Node {
+  child: ChildProcess
+  url: string
+  output: () => string
+  /** Resolves with the exit code (or signal name). */
+  exited: Promise<number | string>
+}
+
+/** Start `mailbridge serve` (or another command) as a real process, and wait until /healthz answers. */
+export async function startNode(env: Record<string, string>, args = ['serve']): Promise<Node> {
+  const port = await freePort()
+  let out = ''
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', ...args], {
+    cwd: ROOT,
+    env: { ...process.env, MAILBRIDGE_PORT: String(port), MAILBRIDGE_HOST: '127.0.0.1', MAILBRIDGE_LOG_LEVEL: 'warn', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  child.stdout!.on('data', (d) => (out += d))
+  child.stderr!.on('data', (d) => (out += d))
+  const exited = new Promise<number | string>((resolve) => child.once('exit', (code, signal) => resolve(code ?? signal ?? -1)))
+  const url = `http://127.0.0.1:${port}`
+  const deadline = Date.now() + 30_000
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`mailbridge exited early:\n${out}`)
+    try {
+      if ((await fetch(`${url}/healthz`)).ok) break
+    } catch {
+      /* not listening yet */
+    }
+    if (Date.now() > deadline) {
+      child.kill('SIGKILL')
+      throw new Error(`mailbridge did not start within 30 s:\n${out}`)
+    }
+    await new Promise((r) => setTimeout(r, 100))
+  }
+  return { child, url, output: () => out, exited }
+}
