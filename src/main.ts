@@ -3,21 +3,23 @@ import { boot } from './boot.ts'
 import { ConfigError, loadConfig } from './config.ts'
 import { migrate, openDatabase } from './db/index.ts'
 import { providers } from './oauth/providers.ts'
+import { runInline, runInThread, type Role } from './roles.ts'
 import { buildApp } from './web/app.ts'
 
 const USAGE = `Usage: mailbridge <command>
 
 Commands:
-  serve      start the HTTP API, admin UI and workers (npm start)
+  serve [--role all|web|worker]
+             start the HTTP API and admin UI (web), the queue and fetchers (worker), or both (all, the default)
   migrate    apply database migrations and exit
 `
 
-async function serve(): Promise<void> {
+async function serve(role: Role): Promise<void> {
   const { services, firstStart } = await boot()
   const { config, log } = services
+  const background = role === 'all' ? await runInThread(services) : role === 'worker' ? runInline(services) : undefined
   const app = await buildApp(services)
   await app.listen({ port: config.port, host: config.host })
-  services.mailWorker.start()
   const lines = [
     '',
     `Mailbridge is running at http://${config.host}:${config.port} (public URL ${config.baseUrl.toString()})`,
@@ -33,7 +35,7 @@ async function serve(): Promise<void> {
     stopping = true
     log.info({ signal }, 'shutting down')
     await app.close()
-    await services.mailWorker.stop()
+    await background?.stop()
     await services.database.close()
     process.exit(0)
   }
@@ -42,11 +44,14 @@ async function serve(): Promise<void> {
 }
 
 async function main(argv: string[]): Promise<void> {
-  const { positionals } = parseArgs({ args: argv, allowPositionals: true, strict: false })
+  const { positionals, values } = parseArgs({ args: argv, allowPositionals: true, strict: false, options: { role: { type: 'string', default: 'all' } } })
   const command = positionals[0] ?? 'serve'
   switch (command) {
-    case 'serve':
-      return serve()
+    case 'serve': {
+      const role = values.role as Role
+      if (!['web', 'worker', 'all'].includes(role)) throw new ConfigError(`--role must be web, worker or all, got "${role}"`)
+      return serve(role)
+    }
     case 'migrate': {
       const database = openDatabase(loadConfig().databaseUrl)
       const applied = await migrate(database.db)

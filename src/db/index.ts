@@ -31,8 +31,9 @@ export function openDatabase(url: string): Database {
     // WAL lets readers run beside the one writer; busy_timeout makes a second process wait, not fail.
     sqlite.pragma('journal_mode = WAL')
     sqlite.pragma('busy_timeout = 5000')
+    sqlite.pragma('synchronous = NORMAL')
     sqlite.pragma('foreign_keys = ON')
-    const db = new Kysely<DB>({ dialect: new SqliteDialect({ database: sqlite }) })
+    const db = new Kysely<DB>({ dialect: new SqliteDialect({ database: withStatementCache(sqlite) }) })
     return { db, traits: { dialect: 'sqlite', skipLocked: false }, close: () => db.destroy() }
   }
   const parsed = new URL(url)
@@ -45,6 +46,25 @@ export function openDatabase(url: string): Database {
   })
   const db = new Kysely<DB>({ dialect: new PostgresDialect({ pool }) })
   return { db, traits: { dialect: 'postgres', skipLocked: true }, close: () => db.destroy() }
+}
+
+/**
+ * Kysely prepares every statement anew; the queue runs the same few statements thousands of times, so keep the
+ * prepared ones (better-sqlite3 statements are reusable). Bounded, oldest dropped first.
+ */
+function withStatementCache(sqlite: SQLite.Database, max = 500): SQLite.Database {
+  const cache = new Map<string, SQLite.Statement>()
+  const prepare = sqlite.prepare.bind(sqlite)
+  sqlite.prepare = ((source: string) => {
+    let stmt = cache.get(source)
+    if (!stmt) {
+      stmt = prepare(source)
+      if (cache.size >= max) cache.delete(cache.keys().next().value!)
+      cache.set(source, stmt)
+    }
+    return stmt
+  }) as typeof sqlite.prepare
+  return sqlite
 }
 
 export async function migrate(db: Kysely<DB>): Promise<string[]> {

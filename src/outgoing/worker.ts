@@ -49,6 +49,9 @@ export class MailWorker {
   readonly #sends = new Set<Promise<void>>()
   readonly #pool: TransportPool
   #running = false
+  #lastSweep = 0
+  /** Mailboxes whose token this process saw refused: the next success clears the badge. */
+  readonly #useFailed = new Set<string>()
   #wake?: () => void
   #loop?: Promise<void>
 
@@ -96,13 +99,17 @@ export class MailWorker {
   async tick(): Promise<number> {
     const { db } = this.deps.database
     const at = now()
-    await db
-      .updateTable('mails')
-      .set({ state: 'outgoing', lease_owner: null, lease_until: null, updated_at: at })
-      .where('state', '=', 'sending')
-      .where('lease_until', '<', at)
-      .execute()
+    if (Date.now() - this.#lastSweep > 1000) {
+      this.#lastSweep = Date.now()
+      await db
+        .updateTable('mails')
+        .set({ state: 'outgoing', lease_owner: null, lease_until: null, updated_at: at })
+        .where('state', '=', 'sending')
+        .where('lease_until', '<', at)
+        .execute()
+    }
     const servers = await db.selectFrom('outgoing_servers').selectAll().execute()
+    const forced = (await this.deps.settings.parameter('mail.force.smtp.from')) || undefined
     let started = 0
     for (const server of servers) {
       if (server.paused_until && server.paused_until > at) continue
@@ -112,10 +119,12 @@ export class MailWorker {
       for (const mail of claimed) {
         started++
         this.#inflight.set(server.id, (this.#inflight.get(server.id) ?? 0) + 1)
-        const send = this.#deliver(server, mail).finally(() => {
-          this.#inflight.set(server.id, (this.#inflight.get(server.id) ?? 1) - 1)
+        const send = this.#deliver(server, mail, forced).finally(() => {
+          const left = (this.#inflight.get(server.id) ?? 1) - 1
+          this.#inflight.set(server.id, left)
           this.#sends.delete(send)
-          this.#wake?.()
+          // Refill in batches, not one claim per finished mail.
+          if (left <= IN_FLIGHT_PER_SERVER / 2) this.#wake?.()
         })
         this.#sends.add(send)
       }
@@ -167,9 +176,8 @@ export class MailWorker {
     })
   }
 
-  async #message(server: OutgoingServerRow, mail: MailRow) {
+  #message(server: OutgoingServerRow, mail: MailRow, forced: string | undefined) {
     const content = JSON.parse(mail.content) as MailContent
-    const forced = (await this.deps.settings.parameter('mail.force.smtp.from')) || undefined
     const from = parseMailbox(mail.from_addr)!
     const replyTo = mail.reply_to ? parseMailbox(mail.reply_to) : undefined
     const r = rewriteFrom(server, from, replyTo, forced)
@@ -193,7 +201,7 @@ export class MailWorker {
     }
   }
 
-  async #deliver(server: OutgoingServerRow, mail: MailRow): Promise<void> {
+  async #deliver(server: OutgoingServerRow, mail: MailRow, forced: string | undefined): Promise<void> {
     const log = this.deps.log.child({ mail_id: mail.id, server_id: server.id, mailbox: server.username })
     const where = `${server.name} (${server.host}:${server.port}, ${server.username})`
     const p = providerFor(server.authentication)
@@ -204,12 +212,12 @@ export class MailWorker {
     } catch (e) {
       return this.#tokenProblem(server, mail, e as Error, log)
     }
-    const message = await this.#message(server, mail)
+    const message = this.#message(server, mail, forced)
     for (let retried = false; ; retried = true) {
       try {
         const info = await this.#pool.get(server).sendMail(message)
         await this.#finish(mail, { state: 'sent', smtp_response: info.response, sent_at: now() })
-        if (p) await this.deps.credentials.recordUseSuccess(p, server.username)
+        if (p && this.#useFailed.delete(server.username.toLowerCase())) await this.deps.credentials.recordUseSuccess(p, server.username)
         log.debug({ response: info.response }, 'mail sent')
         return
       } catch (e) {
@@ -260,7 +268,10 @@ export class MailWorker {
         return this.#finish(mail, { state: 'outgoing', next_attempt_at: isoIn(this.deps.queue.pauseMs) }, false)
       }
       const p = providerFor(server.authentication)
-      if (v.kind === 'auth' && p) await this.deps.credentials.recordUseFailure(p, server.username, v.reason)
+      if (v.kind === 'auth' && p) {
+        this.#useFailed.add(server.username.toLowerCase())
+        await this.deps.credentials.recordUseFailure(p, server.username, v.reason)
+      }
     }
     const reason = v.kind === 'transient' ? `${v.reason} (gave up after ${attempts} attempts)` : v.reason
     log.warn({ failure_type: v.failureType, cause: reason }, 'mail failed')

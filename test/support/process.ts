@@ -24,14 +24,18 @@ export interface Node {
 }
 
 /** Start `mailbridge serve` (or another command) as a real process, and wait until /healthz answers. */
-export async function startNode(env: Record<string, string>, args = ['serve']): Promise<Node> {
+export async function startNode(env: Record<string, string>, args = ['serve'], nodeArgs: string[] = []): Promise<Node> {
   const port = await freePort()
   let out = ''
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', ...args], {
+  const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', 'src/main.ts', ...args], {
     cwd: ROOT,
     env: { ...process.env, MAILBRIDGE_PORT: String(port), MAILBRIDGE_HOST: '127.0.0.1', MAILBRIDGE_LOG_LEVEL: 'warn', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   })
+  // Never outlive the test process, whatever way it ends.
+  const reap = () => child.kill('SIGKILL')
+  process.once('exit', reap)
+  child.once('exit', () => process.off('exit', reap))
   child.stdout!.on('data', (d) => (out += d))
   child.stderr!.on('data', (d) => (out += d))
   const exited = new Promise<number | string>((resolve) => child.once('exit', (code, signal) => resolve(code ?? signal ?? -1)))

@@ -234,6 +234,9 @@ export async function startSmtpPeer(o: SmtpPeerOptions): Promise<SmtpPeer> {
     }
   }
 
+  // A client that dies mid-conversation (a killed worker) resets its socket; smtp-server reports that as a server
+  // 'error', which must not bring the test process down.
+  server.on('error', () => {})
   await new Promise<void>((resolve, reject) => {
     server.server.once('error', reject)
     server.listen(0, HOST, () => resolve())

@@ -1,0 +1,32 @@
+import { performance } from 'node:perf_hooks'
+
+export const percentile = (sorted: number[], p: number): number => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN
+
+/** Fire `total` requests with at most `concurrency` in flight; returns each latency in ms, sorted. */
+export async function load(total: number, concurrency: number, one: (i: number) => Promise<void>): Promise<number[]> {
+  const latencies: number[] = []
+  let next = 0
+  const lane = async () => {
+    while (next < total) {
+      const i = next++
+      const t0 = performance.now()
+      await one(i)
+      latencies.push(performance.now() - t0)
+    }
+  }
+  await Promise.all(Array.from({ length: concurrency }, lane))
+  return latencies.sort((a, b) => a - b)
+}
+
+export function table(rows: Array<Record<string, string | number>>): string {
+  const cols = Object.keys(rows[0] ?? {})
+  const cell = (v: string | number) => (typeof v === 'number' ? (Number.isInteger(v) ? String(v) : v.toFixed(2)) : v)
+  const width = cols.map((c) => Math.max(c.length, ...rows.map((r) => cell(r[c]!).length)))
+  const line = (vals: string[]) => vals.map((v, i) => v.padEnd(width[i]!)).join('  ')
+  return [line(cols), line(width.map((w) => '-'.repeat(w))), ...rows.map((r) => line(cols.map((c) => cell(r[c]!))))].join('\n')
+}
+
+export const progress = (label: string, done: number, total: number) => {
+  if (process.stderr.isTTY) process.stderr.write(`\r${label}: ${done}/${total}`)
+  else if (done === total || done % Math.max(1, Math.floor(total / 5)) === 0) process.stderr.write(`${label}: ${done}/${total}\n`)
+}

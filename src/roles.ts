@@ -1,0 +1,45 @@
+import { fileURLToPath } from 'node:url'
+import { Worker, isMainThread, parentPort } from 'node:worker_threads'
+import type { Services } from './services.ts'
+
+export type Role = 'web' | 'worker' | 'all'
+
+/** Background work of one node: the mail queue today; fetching and webhooks join it here. */
+export interface Background {
+  /** A mail was queued on this node: look now instead of at the next poll. */
+  nudge(): void
+  stop(): Promise<void>
+}
+
+/** Run the background work on this thread (role `worker`, and tests). */
+export function runInline(s: Services): Background {
+  s.mailWorker.start()
+  return { nudge: () => s.mails.events.emit('queued'), stop: () => s.mailWorker.stop() }
+}
+
+/**
+ * Run the background work on a worker thread with its own database connection (role `all`): a burst of API
+ * requests cannot starve SMTP conversations that need many round trips, and the second core gets used.
+ */
+export async function runInThread(s: Services): Promise<Background> {
+  const worker = new Worker(fileURLToPath(new URL('./worker-thread-entry.mjs', import.meta.url)), { execArgv: [] })
+  const ready = new Promise<void>((resolve, reject) => {
+    worker.once('message', () => resolve())
+    worker.once('error', reject)
+  })
+  worker.on('error', (e) => s.log.fatal({ err: e }, 'the background thread died'))
+  // Serve only once the queue runs: a node that answers /healthz does its whole job.
+  await ready
+  s.mails.events.on('queued', () => worker.postMessage('queued'))
+  return {
+    nudge: () => worker.postMessage('queued'),
+    stop: async () => {
+      await ready.catch(() => undefined)
+      const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()))
+      worker.postMessage('stop')
+      await exited
+    },
+  }
+}
+
+export const inWorkerThread = (): boolean => !isMainThread && parentPort !== null

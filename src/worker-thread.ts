@@ -1,0 +1,16 @@
+import { parentPort } from 'node:worker_threads'
+import { boot } from './boot.ts'
+
+// The background half of a `serve --role all` node (see roles.ts): same config, its own database connection.
+const { services } = await boot()
+services.mailWorker.start()
+parentPort!.on('message', async (m: string) => {
+  if (m === 'queued') services.mails.events.emit('queued')
+  if (m === 'stop') {
+    await services.mailWorker.stop()
+    await services.database.close()
+    // In a worker thread, exit ends this thread only.
+    process.exit(0)
+  }
+})
+parentPort!.postMessage('ready')
