@@ -48,7 +48,7 @@ progress('bare fastify', N, N)
 // 3. Mailbridge as its own process: from the first POST to the last 250 at the peer.
 await w.mb.close()
 const node = await startNode({
-  MAILBRIDGE_DATABASE_URL: `sqlite:${join(dir, 'mailbridge.db')}`,
+  MAILBRIDGE_DATABASE_URL: w.mb.config.databaseUrl,
   MAILBRIDGE_DATA_DIR: dir,
   MAILBRIDGE_SECRET_KEY: key.toString('base64'),
   MAILBRIDGE_API_TOKEN: API_TOKEN,
@@ -69,6 +69,7 @@ node.child.kill('SIGTERM')
 await node.exited
 await w.smtp.close()
 await w.ms.close()
+await w.mb.dropDatabase()
 rmSync(dir, { recursive: true, force: true })
 
 const rawRate = N / raw.seconds

@@ -18,12 +18,13 @@ test('queue: SIGKILL mid-batch, restart → every mail delivered, duplicates no 
   t.after(() => rmSync(dir, { recursive: true, force: true }))
   // Set up the database in-process (settings, server, consent), then hand it to real processes.
   const w = await startWorld({ dir, key, smtp: { delayMs: 15 } })
+  t.after(() => w.mb.dropDatabase())
   t.after(w.close)
   const server = await w.outgoingServer()
   await w.connect(server.id)
   await w.mb.api('PATCH', `/api/v1/outgoing-servers/${server.id}`, { max_per_minute: null })
   const env = {
-    MAILBRIDGE_DATABASE_URL: `sqlite:${join(dir, 'mailbridge.db')}`,
+    MAILBRIDGE_DATABASE_URL: w.mb.config.databaseUrl,
     MAILBRIDGE_DATA_DIR: dir,
     MAILBRIDGE_SECRET_KEY: key.toString('base64'),
     MAILBRIDGE_API_TOKEN: API_TOKEN,

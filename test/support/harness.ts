@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Writable } from 'node:stream'
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
+import pg from 'pg'
 import { loadConfig, type Config } from '../../src/config.ts'
 import { migrate, openDatabase } from '../../src/db/index.ts'
 import { createLogger } from '../../src/log.ts'
@@ -11,6 +12,30 @@ import { createServices, type Services } from '../../src/services.ts'
 import { buildApp } from '../../src/web/app.ts'
 
 export const API_TOKEN = 'test-api-token-0123456789abcdef'
+
+/**
+ * A fresh database for one test: a SQLite file in `dir`, or, when MAILBRIDGE_TEST_DATABASE_URL is a PostgreSQL
+ * URL, a schema of its own in that database, dropped afterwards.
+ */
+export async function createTestDatabase(dir: string): Promise<{ url: string; drop(): Promise<void> }> {
+  const base = process.env.MAILBRIDGE_TEST_DATABASE_URL
+  if (!base?.startsWith('postgres')) return { url: `sqlite:${join(dir, 'mailbridge.db')}`, drop: async () => {} }
+  const schema = `mbt_${randomBytes(6).toString('hex')}`
+  const admin = new pg.Client({ connectionString: base })
+  await admin.connect()
+  await admin.query(`CREATE SCHEMA ${schema}`)
+  await admin.end()
+  const url = `${base}${base.includes('?') ? '&' : '?'}schema=${schema}`
+  return {
+    url,
+    drop: async () => {
+      const c = new pg.Client({ connectionString: base })
+      await c.connect()
+      await c.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`)
+      await c.end()
+    },
+  }
+}
 
 export interface Harness {
   app: FastifyInstance
@@ -21,7 +46,10 @@ export interface Harness {
   /** Every log line written, for "no secret is ever logged" checks. */
   logs: string[]
   api(method: 'GET' | 'POST' | 'PATCH' | 'PUT' | 'DELETE', url: string, body?: unknown): Promise<LightMyRequestResponse>
+  /** Closes the app; removes the database and folder unless the caller gave the folder (it may reuse them). */
   close(): Promise<void>
+  /** Removes the test database (a PostgreSQL schema; SQLite files go with their folder). */
+  dropDatabase(): Promise<void>
 }
 
 /**
@@ -31,8 +59,9 @@ export interface Harness {
 export async function startMailbridge(o: { env?: Record<string, string>; dir?: string; key?: Buffer } = {}): Promise<Harness> {
   const dir = o.dir ?? mkdtempSync(join(tmpdir(), 'mailbridge-test-'))
   const key = o.key ?? randomBytes(32)
+  const testDb = await createTestDatabase(dir)
   const config = loadConfig({
-    MAILBRIDGE_DATABASE_URL: `sqlite:${join(dir, 'mailbridge.db')}`,
+    MAILBRIDGE_DATABASE_URL: testDb.url,
     MAILBRIDGE_DATA_DIR: dir,
     MAILBRIDGE_BASE_URL: 'http://localhost:8080',
     ...o.env,
@@ -65,10 +94,14 @@ export async function startMailbridge(o: { env?: Record<string, string>; dir?: s
         headers: { authorization: `Bearer ${API_TOKEN}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
         payload: body === undefined ? undefined : JSON.stringify(body),
       }),
+    dropDatabase: () => testDb.drop(),
     close: async () => {
       await app.close()
       await database.close()
-      if (!o.dir) rmSync(dir, { recursive: true, force: true })
+      if (!o.dir) {
+        await testDb.drop()
+        rmSync(dir, { recursive: true, force: true })
+      }
     },
   }
 }
