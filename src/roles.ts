@@ -30,11 +30,20 @@ export async function runInThread(s: Services): Promise<Background> {
   worker.on('error', (e) => s.log.fatal({ err: e }, 'the background thread died'))
   // Serve only once the queue runs: a node that answers /healthz does its whole job.
   await ready
-  s.mails.events.on('queued', () => worker.postMessage('queued'))
+  // One nudge per 20 ms at most: a burst of accepted mails needs one look at the queue, not one per mail.
+  let pending: NodeJS.Timeout | undefined
+  const nudge = () => {
+    pending ??= setTimeout(() => {
+      pending = undefined
+      worker.postMessage('queued')
+    }, 20)
+  }
+  s.mails.events.on('queued', nudge)
   return {
-    nudge: () => worker.postMessage('queued'),
+    nudge,
     stop: async () => {
       await ready.catch(() => undefined)
+      clearTimeout(pending)
       const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()))
       worker.postMessage('stop')
       await exited

@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events'
 import type { Kysely } from 'kysely'
 import { type DB, newId, now } from '../db/index.ts'
-import type { MailRow, MailState } from '../db/schema.ts'
+import type { MailRow, MailState, OutgoingServerRow } from '../db/schema.ts'
 import { MailbridgeError, invalid, notFound } from '../errors.ts'
 import type { Logger } from '../log.ts'
 import { domainOf, formatMailbox, type Mailbox } from '../mail-address.ts'
@@ -25,7 +25,10 @@ export class MailService {
 
   constructor(
     private readonly deps: { db: Kysely<DB>; settings: SettingsService; servers: OutgoingServerService; log: Logger; maxBytes: number },
-  ) {}
+  ) {
+    deps.servers.changed.on('change', () => this.invalidateRouting())
+    deps.settings.changed.on('change', () => this.invalidateRouting())
+  }
 
   async accept(body: SendMailBody): Promise<Mail> {
     const input = checkMail(body, this.deps.maxBytes)
@@ -34,8 +37,7 @@ export class MailService {
       const existing = await db.selectFrom('mails').selectAll().where('idempotency_key', '=', input.idempotencyKey).executeTakeFirst()
       if (existing) return mailToApi(existing)
     }
-    const servers = await this.deps.servers.rows()
-    const forced = (await this.deps.settings.parameter('mail.force.smtp.from')) || undefined
+    const { servers, forced } = await this.#routing()
     let server = input.serverId ? servers.find((s) => s.id === input.serverId) : undefined
     if (input.serverId && !server) throw invalid('server_id', `Outgoing server ${input.serverId} does not exist.`)
     const from: Mailbox = input.from ?? { name: '', address: forced ?? (servers[0] ? serverAddress(servers[0]) : '') }
@@ -83,6 +85,26 @@ export class MailService {
     }
     this.events.emit('queued', server.id)
     return mailToApi(row)
+  }
+
+  #routingCache?: { at: number; value: Promise<{ servers: OutgoingServerRow[]; forced: string | undefined }> }
+
+  /**
+   * The servers and `mail.force.smtp.from`, read at most once a second: accepting a burst of mails should not
+   * re-read them per mail. A change made on another node is seen within that second.
+   */
+  #routing() {
+    if (!this.#routingCache || Date.now() - this.#routingCache.at > 1000) {
+      const value = (async () => ({ servers: await this.deps.servers.rows(), forced: (await this.deps.settings.parameter('mail.force.smtp.from')) || undefined }))()
+      this.#routingCache = { at: Date.now(), value }
+      value.catch(() => (this.#routingCache = undefined))
+    }
+    return this.#routingCache.value
+  }
+
+  /** Forget the cached servers and parameters (after a change on this node). */
+  invalidateRouting(): void {
+    this.#routingCache = undefined
   }
 
   async get(id: string): Promise<Mail> {

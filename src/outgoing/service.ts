@@ -1,3 +1,4 @@
+import { EventEmitter } from 'node:events'
 import type { Kysely } from 'kysely'
 import type { SecretBox } from '../crypto/secret-box.ts'
 import { Secret } from '../crypto/secret.ts'
@@ -20,6 +21,9 @@ export interface TestResult {
 
 /** Outgoing servers: CRUD with Outlook's rules, Connect, and Test Connection. */
 export class OutgoingServerService {
+  /** 'change' after every create, update or delete: caches of the server list listen. */
+  readonly changed = new EventEmitter()
+
   constructor(
     private readonly deps: { db: Kysely<DB>; box: SecretBox; credentials: CredentialService; connect: ConnectService; log: Logger },
   ) {}
@@ -105,6 +109,7 @@ export class OutgoingServerService {
     const at = now()
     const row: OutgoingServerRow = { id: newId(), ...this.#merge(undefined, input), paused_until: null, pause_reason: null, created_at: at, updated_at: at }
     await this.deps.db.insertInto('outgoing_servers').values(row).execute()
+    this.changed.emit('change')
     this.deps.log.info({ server_id: row.id, mailbox: row.username }, 'outgoing server created')
     return this.#toApi(row)
   }
@@ -113,12 +118,14 @@ export class OutgoingServerService {
     const base = await this.#row(id)
     const merged = this.#merge(base, input)
     await this.deps.db.updateTable('outgoing_servers').set({ ...merged, updated_at: now() }).where('id', '=', id).execute()
+    this.changed.emit('change')
     return this.get(id)
   }
 
   async delete(id: string): Promise<void> {
     await this.#row(id)
     await this.deps.db.deleteFrom('outgoing_servers').where('id', '=', id).execute()
+    this.changed.emit('change')
   }
 
   async connect(id: string, session?: string): Promise<string> {

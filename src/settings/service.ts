@@ -1,3 +1,4 @@
+import { EventEmitter } from 'node:events'
 import type { Kysely } from 'kysely'
 import type { SecretBox } from '../crypto/secret-box.ts'
 import { Secret } from '../crypto/secret.ts'
@@ -50,6 +51,9 @@ const SECRET_KEYS = new Set(['microsoft_outlook_client_secret'])
 
 /** Settings (the admin page) and parameters (key → value), both small key-value tables. */
 export class SettingsService {
+  /** 'change' after a parameter is set or deleted. */
+  readonly changed = new EventEmitter()
+
   constructor(
     private readonly db: Kysely<DB>,
     private readonly box: SecretBox,
@@ -138,11 +142,13 @@ export class SettingsService {
       .values({ key, value: checked, updated_at: at })
       .onConflict((oc) => oc.column('key').doUpdateSet({ value: checked, updated_at: at }))
       .execute()
+    this.changed.emit('change')
     return { key, value: checked }
   }
 
   async deleteParameter(key: string): Promise<boolean> {
     const r = await this.db.deleteFrom('parameters').where('key', '=', key).executeTakeFirst()
+    this.changed.emit('change')
     return r.numDeletedRows > 0n
   }
 }

@@ -4,6 +4,9 @@ import { type DB, newId, now } from '../db/index.ts'
 
 /** Bearer tokens for /api/v1, stored as SHA-256 hashes: a database copy does not leak a usable token. */
 export class ApiTokenService {
+  /** Hashes verified in the last minute: most API calls then need no database read to authenticate. */
+  readonly #recent = new Map<string, number>()
+
   constructor(private readonly db: Kysely<DB>) {}
 
   /** Make sure a token given by the operator (MAILBRIDGE_API_TOKEN) is accepted. */
@@ -26,8 +29,12 @@ export class ApiTokenService {
 
   async verify(token: string): Promise<boolean> {
     if (token.length < 16 || token.length > 200) return false
-    const row = await this.db.selectFrom('api_tokens').select(['id', 'last_used_at']).where('token_hash', '=', hashToken(token)).executeTakeFirst()
+    const hash = hashToken(token)
+    if ((this.#recent.get(hash) ?? 0) > Date.now()) return true
+    const row = await this.db.selectFrom('api_tokens').select(['id', 'last_used_at']).where('token_hash', '=', hash).executeTakeFirst()
     if (!row) return false
+    if (this.#recent.size > 1000) this.#recent.clear()
+    this.#recent.set(hash, Date.now() + 60_000)
     // Write last use at most once a minute: reads must not turn every API call into a write.
     if (!row.last_used_at || Date.parse(row.last_used_at) < Date.now() - 60_000) {
       await this.db.updateTable('api_tokens').set({ last_used_at: now() }).where('id', '=', row.id).execute()
