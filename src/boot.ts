@@ -14,7 +14,7 @@ export interface Booted {
 /** Config → database (migrated) → key → services, plus the admin password and API token on first start. */
 export async function boot(config: Config = loadConfig(), log: Logger = createLogger(config.logLevel)): Promise<Booted> {
   const database = openDatabase(config.databaseUrl)
-  const applied = await migrate(database.db)
+  const applied = await migrate(database.db, database.schema)
   if (applied.length) log.info({ applied }, 'database migrated')
   const { key, created } = loadOrCreateKey(config.dataDir, config.secretKey)
   if (created) log.info({ dir: config.dataDir }, 'generated a new secret key (secret.key): back it up with the database')

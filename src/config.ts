@@ -35,6 +35,8 @@ export interface QueueConfig {
   pauseMs: number
   /** How long SIGTERM waits for mails being sent before handing them back to the queue. */
   drainMs: number
+  /** How long a node's SMTP connection slots outlive it if it dies (see outgoing/slots.ts). */
+  slotLeaseMs: number
 }
 
 export class ConfigError extends Error {}
@@ -90,6 +92,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       tokenWaitMs: int(env, 'MAILBRIDGE_TOKEN_WAIT_S', 3 * 86_400, 0, 90 * 86_400) * 1000,
       pauseMs: int(env, 'MAILBRIDGE_SERVER_PAUSE_S', 900, 0, 86_400) * 1000,
       drainMs: int(env, 'MAILBRIDGE_DRAIN_S', 30, 0, 3600) * 1000,
+      slotLeaseMs: int(env, 'MAILBRIDGE_SMTP_SLOT_LEASE_S', 30, 1, 3600) * 1000,
     },
   }
 }

@@ -54,7 +54,7 @@ async function main(argv: string[]): Promise<void> {
     }
     case 'migrate': {
       const database = openDatabase(loadConfig().databaseUrl)
-      const applied = await migrate(database.db)
+      const applied = await migrate(database.db, database.schema)
       process.stdout.write(applied.length ? `applied: ${applied.join(', ')}\n` : 'the database is up to date\n')
       return database.close()
     }

@@ -19,6 +19,8 @@ export interface Traits {
 export interface Database {
   db: Kysely<DB>
   traits: Traits
+  /** The PostgreSQL schema named by `?schema=`, if any. */
+  schema?: string
   close(): Promise<void>
 }
 
@@ -45,7 +47,7 @@ export function openDatabase(url: string): Database {
     ...(schema ? { options: `-c search_path=${schema}` } : {}),
   })
   const db = new Kysely<DB>({ dialect: new PostgresDialect({ pool }) })
-  return { db, traits: { dialect: 'postgres', skipLocked: true }, close: () => db.destroy() }
+  return { db, traits: { dialect: 'postgres', skipLocked: true }, schema: schema ?? undefined, close: () => db.destroy() }
 }
 
 /**
@@ -67,8 +69,9 @@ function withStatementCache(sqlite: SQLite.Database, max = 500): SQLite.Database
   return sqlite
 }
 
-export async function migrate(db: Kysely<DB>): Promise<string[]> {
-  const migrator = new Migrator({ db, provider: { getMigrations: async () => migrations } })
+export async function migrate(db: Kysely<DB>, schema?: string): Promise<string[]> {
+  // Name the schema: kysely otherwise looks for its migration tables in every schema of the database.
+  const migrator = new Migrator({ db, provider: { getMigrations: async () => migrations }, ...(schema ? { migrationTableSchema: schema } : {}) })
   const { error, results } = await migrator.migrateToLatest()
   if (error) throw error
   return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName)

@@ -11,6 +11,7 @@ export interface DB {
   outgoing_servers: OutgoingServerRow
   oauth_states: OAuthStateRow
   mails: MailTable
+  smtp_slots: { server_id: string; slot: number; holder: string; lease_until: string }
 }
 
 export type CredentialRow = Selectable<CredentialTable>

@@ -65,12 +65,13 @@ export class TransportPool {
 
   constructor(private readonly deps: { credentials: CredentialService; box: SecretBox }) {}
 
-  get(server: OutgoingServerRow): Transporter<SMTPPool.SentMessageInfo> {
-    const version = `${server.updated_at}|${server.host}|${server.port}`
+  /** The server's pool, opening at most `connections` (the slots this node holds, see slots.ts). */
+  get(server: OutgoingServerRow, connections: number): Transporter<SMTPPool.SentMessageInfo> {
+    const version = `${server.updated_at}|${server.host}|${server.port}|${connections}`
     const known = this.#pools.get(server.id)
     if (known?.version === version) return known.transport
     known?.transport.close()
-    const transport = nodemailer.createTransport(this.#options(server))
+    const transport = nodemailer.createTransport({ ...this.#options(server), maxConnections: Math.min(connections, MAX_CONNECTIONS_PER_MAILBOX) })
     this.#pools.set(server.id, { transport, version })
     return transport
   }

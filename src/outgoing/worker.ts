@@ -15,10 +15,11 @@ import type { SettingsService } from '../settings/service.ts'
 import type { MailContent } from './mail-input.ts'
 import type { MailService } from './mail-service.ts'
 import { rewriteFrom } from './selection.ts'
-import { classify, MAX_CONNECTIONS_PER_MAILBOX, TransportPool, type Verdict } from './transport.ts'
+import { SmtpSlots } from './slots.ts'
+import { classify, TransportPool, type Verdict } from './transport.ts'
 
-/** Mails handed to one server's pool at once: enough to keep its 3 connections busy. */
-const IN_FLIGHT_PER_SERVER = MAX_CONNECTIONS_PER_MAILBOX * 8
+/** Mails handed to a server's pool per connection this node holds: enough to keep each one busy. */
+const IN_FLIGHT_PER_CONNECTION = 8
 
 export interface MailEvent {
   mail_id: string
@@ -48,6 +49,7 @@ export class MailWorker {
   readonly #inflight = new Map<string, number>()
   readonly #sends = new Set<Promise<void>>()
   readonly #pool: TransportPool
+  readonly #slots: SmtpSlots
   #running = false
   #lastSweep = 0
   /** Mailboxes whose token this process saw refused: the next success clears the badge. */
@@ -67,6 +69,7 @@ export class MailWorker {
     },
   ) {
     this.#pool = new TransportPool({ credentials: deps.credentials, box: deps.box })
+    this.#slots = new SmtpSlots(deps.database.db, this.id, deps.queue.slotLeaseMs)
     deps.mails.events.on('queued', () => this.#wake?.())
   }
 
@@ -112,10 +115,16 @@ export class MailWorker {
     const forced = (await this.deps.settings.parameter('mail.force.smtp.from')) || undefined
     let started = 0
     for (const server of servers) {
-      if (server.paused_until && server.paused_until > at) continue
-      const room = IN_FLIGHT_PER_SERVER - (this.#inflight.get(server.id) ?? 0)
+      const inflight = this.#inflight.get(server.id) ?? 0
+      if (server.paused_until && server.paused_until > at) {
+        if (inflight === 0) await this.#slots.release(server.id)
+        continue
+      }
+      const slots = await this.#slots.refresh(server.id, true)
+      const room = slots * IN_FLIGHT_PER_CONNECTION - inflight
       if (room <= 0) continue
       const claimed = await this.#claim(server, room)
+      if (claimed.length === 0 && inflight === 0) await this.#slots.release(server.id)
       for (const mail of claimed) {
         started++
         this.#inflight.set(server.id, (this.#inflight.get(server.id) ?? 0) + 1)
@@ -124,7 +133,7 @@ export class MailWorker {
           this.#inflight.set(server.id, left)
           this.#sends.delete(send)
           // Refill in batches, not one claim per finished mail.
-          if (left <= IN_FLIGHT_PER_SERVER / 2) this.#wake?.()
+          if (left <= (this.#slots.count(server.id) * IN_FLIGHT_PER_CONNECTION) / 2) this.#wake?.()
         })
         this.#sends.add(send)
       }
@@ -213,19 +222,24 @@ export class MailWorker {
       return this.#tokenProblem(server, mail, e as Error, log)
     }
     const message = this.#message(server, mail, forced)
-    for (let retried = false; ; retried = true) {
+    let poolReplaced = 0
+    let authRetried = false
+    for (;;) {
       try {
-        const info = await this.#pool.get(server).sendMail(message)
+        const info = await this.#pool.get(server, Math.max(1, this.#slots.count(server.id))).sendMail(message)
         await this.#finish(mail, { state: 'sent', smtp_response: info.response, sent_at: now() })
         if (p && this.#useFailed.delete(server.username.toLowerCase())) await this.deps.credentials.recordUseSuccess(p, server.username)
         log.debug({ response: info.response }, 'mail sent')
         return
       } catch (e) {
         if (e instanceof ProviderError || (e instanceof MailbridgeError && e.code === 'token_error')) return this.#tokenProblem(server, mail, e, log)
+        // The pool was replaced (this node's share of connection slots changed) before the mail got a connection.
+        if ((e as Error).message === 'Connection pool was closed' && poolReplaced++ < 3) continue
         const verdict = classify(e, where)
         // Exchange answers a stale token with 535 at once (no 334 challenge, so nodemailer does not renew):
         // refresh once, unless another mail already did, and try again on a new connection.
-        if (verdict.kind === 'auth' && p && !retried) {
+        if (verdict.kind === 'auth' && p && !authRetried) {
+          authRetried = true
           log.info('535 on AUTH: retrying once with a refreshed token')
           try {
             token = await this.deps.credentials.accessToken(p, server.username, { rejected: token })
@@ -322,5 +336,6 @@ export class MailWorker {
         .execute()
     }
     this.#pool.close()
+    await this.#slots.releaseAll()
   }
 }

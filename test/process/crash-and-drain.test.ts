@@ -18,8 +18,9 @@ test('queue: SIGKILL mid-batch, restart → every mail delivered, duplicates no 
   t.after(() => rmSync(dir, { recursive: true, force: true }))
   // Set up the database in-process (settings, server, consent), then hand it to real processes.
   const w = await startWorld({ dir, key, smtp: { delayMs: 15 } })
-  t.after(() => w.mb.dropDatabase())
+  // After-hooks run in order: close first, then drop the database.
   t.after(w.close)
+  t.after(() => w.mb.dropDatabase())
   const server = await w.outgoingServer()
   await w.connect(server.id)
   await w.mb.api('PATCH', `/api/v1/outgoing-servers/${server.id}`, { max_per_minute: null })
@@ -31,6 +32,7 @@ test('queue: SIGKILL mid-batch, restart → every mail delivered, duplicates no 
     MAILBRIDGE_ADMIN_PASSWORD: 'crash-test-password',
     MAILBRIDGE_QUEUE_LEASE_S: '2',
     MAILBRIDGE_QUEUE_POLL_MS: '100',
+    MAILBRIDGE_SMTP_SLOT_LEASE_S: '3',
     NODE_EXTRA_CA_CERTS: 'test/support/tls/ca.pem',
   }
   const first = await startNode(env)
@@ -65,7 +67,7 @@ test('queue: SIGKILL mid-batch, restart → every mail delivered, duplicates no 
   assert.equal(await second.exited, 0, second.output())
   const db = openDatabase(env.MAILBRIDGE_DATABASE_URL)
   t.after(() => db.close())
-  await migrate(db.db)
+  await migrate(db.db, db.schema)
   const states = await db.db.selectFrom('mails').select(['state']).execute()
   assert.equal(states.filter((s) => s.state === 'sent').length, MAILS)
   assert.equal(states.filter((s) => s.state === 'sending').length, 0)

@@ -75,7 +75,7 @@ export async function startMailbridge(o: { env?: Record<string, string>; dir?: s
   })
   const log = createLogger('debug', sink)
   const database = openDatabase(config.databaseUrl)
-  await migrate(database.db)
+  await migrate(database.db, database.schema)
   const services = createServices(config, database, log, [key])
   await services.apiTokens.ensure(API_TOKEN, 'tests')
   const app = await buildApp(services)

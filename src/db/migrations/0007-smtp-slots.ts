@@ -1,0 +1,13 @@
+import type { Kysely } from 'kysely'
+
+// Frozen: connection slots per outgoing server, shared by every node.
+export async function up(db: Kysely<any>): Promise<void> {
+  await db.schema
+    .createTable('smtp_slots')
+    .addColumn('server_id', 'varchar(32)', (c) => c.notNull())
+    .addColumn('slot', 'integer', (c) => c.notNull())
+    .addColumn('holder', 'varchar(64)', (c) => c.notNull())
+    .addColumn('lease_until', 'varchar(32)', (c) => c.notNull())
+    .addPrimaryKeyConstraint('smtp_slots_pk', ['server_id', 'slot'])
+    .execute()
+}
