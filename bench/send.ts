@@ -6,10 +6,7 @@
  *   npm run bench:send -- [mails=5000] [concurrency=50]
  */
 import { execFile, spawn } from 'node:child_process'
-import { randomBytes } from 'node:crypto'
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { readFileSync } from 'node:fs'
 import { performance } from 'node:perf_hooks'
 import { promisify } from 'node:util'
 import { API_TOKEN } from '../test/support/harness.ts'
@@ -23,9 +20,7 @@ const run = promisify(execFile)
 const tsx = (script: string, ...args: string[]) =>
   run(process.execPath, ['--import', 'tsx', script, ...args], { maxBuffer: 64 * 1024 * 1024 }).then((r) => JSON.parse(r.stdout) as { seconds: number; latencies?: number[] })
 
-const dir = mkdtempSync(join(tmpdir(), 'mailbridge-bench-'))
-const key = randomBytes(32)
-const w = await startWorld({ dir, key })
+const w = await startWorld({ shared: true })
 const server = await w.outgoingServer()
 await w.connect(server.id)
 await w.mb.api('PATCH', `/api/v1/outgoing-servers/${server.id}`, { max_per_minute: null })
@@ -47,14 +42,7 @@ progress('bare fastify', N, N)
 
 // 3. Mailbridge as its own process: from the first POST to the last 250 at the peer.
 await w.mb.close()
-const node = await startNode({
-  MAILBRIDGE_DATABASE_URL: w.mb.config.databaseUrl,
-  MAILBRIDGE_DATA_DIR: dir,
-  MAILBRIDGE_SECRET_KEY: key.toString('base64'),
-  MAILBRIDGE_API_TOKEN: API_TOKEN,
-  MAILBRIDGE_ADMIN_PASSWORD: 'bench-password',
-  MAILBRIDGE_QUEUE_POLL_MS: '50',
-}, ['serve'], process.env.BENCH_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROF}`] : [])
+const node = await startNode(w.nodeEnv({ MAILBRIDGE_QUEUE_POLL_MS: '50' }), ['serve'], process.env.BENCH_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROF}`] : [])
 const t0 = performance.now()
 const timer = setInterval(() => progress('mailbridge (delivered)', w.smtp.messages.length, N), 1000)
 const mb = await tsx('bench/http-load.ts', node.url, API_TOKEN, String(N), String(CONCURRENCY))
@@ -67,10 +55,7 @@ const mbCpu = cpu(node.child.pid!)
 const selfCpu = process.cpuUsage()
 node.child.kill('SIGTERM')
 await node.exited
-await w.smtp.close()
-await w.ms.close()
-await w.mb.dropDatabase()
-rmSync(dir, { recursive: true, force: true })
+await w.close()
 
 const rawRate = N / raw.seconds
 const mbRate = N / mbSeconds

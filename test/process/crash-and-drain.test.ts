@@ -1,11 +1,6 @@
 import assert from 'node:assert/strict'
-import { randomBytes } from 'node:crypto'
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { test } from 'node:test'
 import { simpleParser } from 'mailparser'
-import { migrate, openDatabase } from '../../src/db/index.ts'
 import { API_TOKEN } from '../support/harness.ts'
 import { startNode } from '../support/process.ts'
 import { startWorld } from '../support/world.ts'
@@ -13,28 +8,13 @@ import { startWorld } from '../support/world.ts'
 const MAILS = 150
 
 test('queue: SIGKILL mid-batch, restart → every mail delivered, duplicates no more than were in flight; SIGTERM drains', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'mailbridge-crash-'))
-  const key = randomBytes(32)
-  t.after(() => rmSync(dir, { recursive: true, force: true }))
   // Set up the database in-process (settings, server, consent), then hand it to real processes.
-  const w = await startWorld({ dir, key, smtp: { delayMs: 15 } })
-  // After-hooks run in order: close first, then drop the database.
+  const w = await startWorld({ shared: true, smtp: { delayMs: 15 } })
   t.after(w.close)
-  t.after(() => w.mb.dropDatabase())
   const server = await w.outgoingServer()
   await w.connect(server.id)
   await w.mb.api('PATCH', `/api/v1/outgoing-servers/${server.id}`, { max_per_minute: null })
-  const env = {
-    MAILBRIDGE_DATABASE_URL: w.mb.config.databaseUrl,
-    MAILBRIDGE_DATA_DIR: dir,
-    MAILBRIDGE_SECRET_KEY: key.toString('base64'),
-    MAILBRIDGE_API_TOKEN: API_TOKEN,
-    MAILBRIDGE_ADMIN_PASSWORD: 'crash-test-password',
-    MAILBRIDGE_QUEUE_LEASE_S: '2',
-    MAILBRIDGE_QUEUE_POLL_MS: '100',
-    MAILBRIDGE_SMTP_SLOT_LEASE_S: '3',
-    NODE_EXTRA_CA_CERTS: 'test/support/tls/ca.pem',
-  }
+  const env = w.nodeEnv({ MAILBRIDGE_QUEUE_LEASE_S: '2', MAILBRIDGE_QUEUE_POLL_MS: '100', MAILBRIDGE_SMTP_SLOT_LEASE_S: '3' })
   const first = await startNode(env)
   t.after(() => first.child.kill('SIGKILL'))
   const ids: string[] = []
@@ -65,10 +45,7 @@ test('queue: SIGKILL mid-batch, restart → every mail delivered, duplicates no 
   // SIGTERM: a graceful drain leaves nothing in 'sending'.
   second.child.kill('SIGTERM')
   assert.equal(await second.exited, 0, second.output())
-  const db = openDatabase(env.MAILBRIDGE_DATABASE_URL)
-  t.after(() => db.close())
-  await migrate(db.db, db.schema)
-  const states = await db.db.selectFrom('mails').select(['state']).execute()
+  const states = await w.mb.services.database.db.selectFrom('mails').select(['state']).execute()
   assert.equal(states.filter((s) => s.state === 'sent').length, MAILS)
   assert.equal(states.filter((s) => s.state === 'sending').length, 0)
 })

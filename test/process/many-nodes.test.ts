@@ -1,11 +1,6 @@
 import assert from 'node:assert/strict'
-import { randomBytes } from 'node:crypto'
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { test } from 'node:test'
 import { simpleParser } from 'mailparser'
-import { API_TOKEN } from '../support/harness.ts'
 import { startNode, type Node } from '../support/process.ts'
 import { startWorld } from '../support/world.ts'
 
@@ -13,13 +8,8 @@ const MAILS = 3000
 const onPostgres = process.env.MAILBRIDGE_TEST_DATABASE_URL?.startsWith('postgres') ?? false
 
 test('many nodes: three worker processes on one PostgreSQL deliver 3,000 mails exactly once; SIGKILL of one loses nothing', { skip: !onPostgres && 'several nodes share PostgreSQL, not SQLite' }, async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'mailbridge-nodes-'))
-  const key = randomBytes(32)
-  t.after(() => rmSync(dir, { recursive: true, force: true }))
-  const w = await startWorld({ dir, key, smtp: { delayMs: 2 } })
-  // After-hooks run in order: close first, then drop the database.
+  const w = await startWorld({ shared: true, smtp: { delayMs: 2 } })
   t.after(w.close)
-  t.after(() => w.mb.dropDatabase())
   const server = await w.outgoingServer()
   await w.connect(server.id)
   await w.mb.api('PATCH', `/api/v1/outgoing-servers/${server.id}`, { max_per_minute: null })
@@ -28,16 +18,7 @@ test('many nodes: three worker processes on one PostgreSQL deliver 3,000 mails e
     const res = await w.mb.api('POST', '/api/v1/mail', { to: ['bob@fabrikam.com'], subject: `n${i}`, text: 'x' })
     assert.equal(res.statusCode, 202)
   }
-  const env = {
-    MAILBRIDGE_DATABASE_URL: w.mb.config.databaseUrl,
-    MAILBRIDGE_DATA_DIR: dir,
-    MAILBRIDGE_SECRET_KEY: key.toString('base64'),
-    MAILBRIDGE_API_TOKEN: API_TOKEN,
-    MAILBRIDGE_ADMIN_PASSWORD: 'many-nodes-password',
-    MAILBRIDGE_QUEUE_LEASE_S: '3',
-    MAILBRIDGE_QUEUE_POLL_MS: '100',
-    MAILBRIDGE_SMTP_SLOT_LEASE_S: '3',
-  }
+  const env = w.nodeEnv({ MAILBRIDGE_QUEUE_LEASE_S: '3', MAILBRIDGE_QUEUE_POLL_MS: '100', MAILBRIDGE_SMTP_SLOT_LEASE_S: '3' })
   const nodes: Node[] = []
   for (let i = 0; i < 3; i++) nodes.push(await startNode(env, ['serve', '--role', 'worker']))
   t.after(() => nodes.forEach((n) => n.child.kill('SIGKILL')))

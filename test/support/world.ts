@@ -1,5 +1,9 @@
+import { randomBytes } from 'node:crypto'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { startIdentityEmulator, type Emulator } from './identity-emulator.ts'
-import { startMailbridge, type Harness } from './harness.ts'
+import { API_TOKEN, startMailbridge, type Harness } from './harness.ts'
 import { startSmtpPeer, type SmtpPeer, type PeerBehaviour } from './smtp-peer.ts'
 
 export const CLIENT_ID = '6731de76-14a6-49ae-97bc-6eba6914391e'
@@ -14,6 +18,11 @@ export interface World {
   outgoingServer(o?: { username?: string; body?: Record<string, unknown> }): Promise<{ id: string; [k: string]: unknown }>
   /** Connect → consent ("Yes") → callback; returns the callback's response. */
   connect(serverId: string, o?: { user?: string; kind?: 'outgoing' | 'incoming'; approve?: boolean }): Promise<import('fastify').LightMyRequestResponse>
+  /**
+   * With `shared: true`: the environment for real `mailbridge` processes on this world's database and key
+   * (test/support/process.ts), plus any extra variables.
+   */
+  nodeEnv(extra?: Record<string, string>): Record<string, string>
   close(): Promise<void>
 }
 
@@ -21,9 +30,12 @@ export interface World {
  * Mailbridge, the Microsoft emulator with an app and users registered, and the SMTP peer validating tokens
  * against the emulator: the usual cast of an end-to-end test.
  */
-export async function startWorld(o: { env?: Record<string, string>; smtp?: Partial<PeerBehaviour>; users?: string[]; dir?: string; key?: Buffer } = {}): Promise<World> {
+export async function startWorld(o: { env?: Record<string, string>; smtp?: Partial<PeerBehaviour>; users?: string[]; shared?: boolean } = {}): Promise<World> {
   const ms = await startIdentityEmulator()
-  const mb = await startMailbridge({ env: o.env, dir: o.dir, key: o.key })
+  // A shared world keeps its folder and database when Mailbridge closes, so real processes can take over.
+  const dir = o.shared ? mkdtempSync(join(tmpdir(), 'mailbridge-shared-')) : undefined
+  const key = randomBytes(32)
+  const mb = await startMailbridge({ env: o.env, dir, key })
   const smtp = await startSmtpPeer({ introspectUrl: ms.introspectUrl, behaviour: o.smtp })
   ms.registerApp({ clientId: CLIENT_ID, clientSecret: CLIENT_SECRET, redirectUris: [mb.services.connect.redirectUri({ route: 'microsoft_outlook' } as never)], name: 'Mailbridge' })
   for (const u of o.users ?? [ALICE, 'bob@contoso.com']) ms.addUser(u)
@@ -52,11 +64,26 @@ export async function startWorld(o: { env?: Record<string, string>; smtp?: Parti
       const back = await ms.consent(res.json().authorize_url, { user: x.user ?? ALICE, approve: x.approve })
       return mb.app.inject({ method: 'GET', url: back.pathname + back.search })
     },
+    nodeEnv(extra = {}) {
+      if (!dir) throw new Error('nodeEnv() needs startWorld({ shared: true })')
+      return {
+        MAILBRIDGE_DATABASE_URL: mb.config.databaseUrl,
+        MAILBRIDGE_DATA_DIR: dir,
+        MAILBRIDGE_SECRET_KEY: key.toString('base64'),
+        MAILBRIDGE_API_TOKEN: API_TOKEN,
+        MAILBRIDGE_ADMIN_PASSWORD: 'shared-world-password',
+        ...extra,
+      }
+    },
     async close() {
       await mb.services.mailWorker.stop()
       await mb.close()
       await smtp.close()
       await ms.close()
+      if (dir) {
+        await mb.dropDatabase()
+        rmSync(dir, { recursive: true, force: true })
+      }
     },
   }
   return world
