@@ -41,7 +41,6 @@ bareProc.kill()
 progress('bare fastify', N, N)
 
 // 3. Mailbridge as its own process: from the first POST to the last 250 at the peer.
-await w.mb.close()
 const node = await startNode(w.nodeEnv({ MAILBRIDGE_QUEUE_POLL_MS: '50' }), ['serve'], process.env.BENCH_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROF}`] : [])
 const t0 = performance.now()
 const timer = setInterval(() => progress('mailbridge (delivered)', w.smtp.messages.length, N), 1000)

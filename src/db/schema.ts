@@ -12,6 +12,7 @@ export interface DB {
   oauth_states: OAuthStateRow
   mails: MailTable
   smtp_slots: { server_id: string; slot: number; holder: string; lease_until: string }
+  worker_nodes: { id: string; started_at: string; heartbeat_at: string }
 }
 
 export type CredentialRow = Selectable<CredentialTable>

@@ -56,7 +56,8 @@ interface Pooled {
 }
 
 /**
- * One pooled nodemailer transport per outgoing server (at most 3 connections, one AUTH per connection). Tokens
+ * One single-connection pooled nodemailer transport per connection slot of an outgoing server (slots.ts): a slot
+ * given back closes exactly its own connection, and no pool is ever resized. One AUTH per connection. Tokens
  * come from the credential service through nodemailer's provisionCallback; after a 535 nodemailer asks once
  * more with `renew`, and we refresh unless someone already did.
  */
@@ -65,15 +66,21 @@ export class TransportPool {
 
   constructor(private readonly deps: { credentials: CredentialService; box: SecretBox }) {}
 
-  /** The server's pool, opening at most `connections` (the slots this node holds, see slots.ts). */
-  get(server: OutgoingServerRow, connections: number): Transporter<SMTPPool.SentMessageInfo> {
-    const version = `${server.updated_at}|${server.host}|${server.port}|${connections}`
-    const known = this.#pools.get(server.id)
+  /** The connection of one slot of a server (see slots.ts). */
+  get(server: OutgoingServerRow, slot: number): Transporter<SMTPPool.SentMessageInfo> {
+    const key = `${server.id}:${slot}`
+    const version = `${server.updated_at}|${server.host}|${server.port}`
+    const known = this.#pools.get(key)
     if (known?.version === version) return known.transport
     known?.transport.close()
-    const transport = nodemailer.createTransport({ ...this.#options(server), maxConnections: Math.min(connections, MAX_CONNECTIONS_PER_MAILBOX) })
-    this.#pools.set(server.id, { transport, version })
+    const transport = nodemailer.createTransport({ ...this.#options(server), maxConnections: 1 })
+    this.#pools.set(key, { transport, version })
     return transport
+  }
+
+  /** Slots of a server that have an open pool here. */
+  open(serverId: string): number[] {
+    return [...this.#pools.keys()].filter((k) => k.startsWith(`${serverId}:`)).map((k) => Number(k.slice(serverId.length + 1)))
   }
 
   #options(server: OutgoingServerRow): SMTPPool.Options {
@@ -103,7 +110,6 @@ export class TransportPool {
       secure: server.encryption === 'ssl',
       requireTLS: server.encryption === 'starttls',
       ignoreTLS: server.encryption === 'none',
-      maxConnections: MAX_CONNECTIONS_PER_MAILBOX,
       maxMessages: 100,
       auth,
       connectionTimeout: 30_000,
@@ -111,6 +117,14 @@ export class TransportPool {
       socketTimeout: 120_000,
       name: 'mailbridge.localhost',
       logger: false,
+    }
+  }
+
+  /** Close a slot's connection (or all of a server's): idle now, busy after its message. */
+  drop(serverId: string, slot?: number): void {
+    for (const s of slot === undefined ? this.open(serverId) : [slot]) {
+      this.#pools.get(`${serverId}:${s}`)?.transport.close()
+      this.#pools.delete(`${serverId}:${s}`)
     }
   }
 

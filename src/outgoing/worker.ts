@@ -50,6 +50,7 @@ export class MailWorker {
   readonly #sends = new Set<Promise<void>>()
   readonly #pool: TransportPool
   readonly #slots: SmtpSlots
+  readonly #slotLoad = new Map<string, number>()
   #running = false
   #lastSweep = 0
   /** Mailboxes whose token this process saw refused: the next success clears the badge. */
@@ -117,14 +118,17 @@ export class MailWorker {
     for (const server of servers) {
       const inflight = this.#inflight.get(server.id) ?? 0
       if (server.paused_until && server.paused_until > at) {
-        if (inflight === 0) await this.#slots.release(server.id)
+        if (inflight === 0) this.#releaseServer(server.id)
         continue
       }
       const slots = await this.#slots.refresh(server.id, true)
+      // Close the connections of slots given back (fair share shrank, or a lease was lost).
+      const held = new Set(this.#slots.held(server.id))
+      for (const slot of this.#pool.open(server.id)) if (!held.has(slot)) this.#pool.drop(server.id, slot)
       const room = slots * IN_FLIGHT_PER_CONNECTION - inflight
       if (room <= 0) continue
       const claimed = await this.#claim(server, room)
-      if (claimed.length === 0 && inflight === 0) await this.#slots.release(server.id)
+      if (claimed.length === 0 && inflight === 0) this.#releaseServer(server.id)
       for (const mail of claimed) {
         started++
         this.#inflight.set(server.id, (this.#inflight.get(server.id) ?? 0) + 1)
@@ -139,6 +143,22 @@ export class MailWorker {
       }
     }
     return started
+  }
+
+  /** The held slot with the fewest mails waiting on its connection. */
+  #pickSlot(serverId: string): number | undefined {
+    let best: number | undefined
+    for (const slot of this.#slots.held(serverId)) {
+      if (best === undefined || (this.#slotLoad.get(`${serverId}:${slot}`) ?? 0) < (this.#slotLoad.get(`${serverId}:${best}`) ?? 0)) best = slot
+    }
+    return best
+  }
+
+  /** No mail for a server here: close its connections and give its slots back. */
+  #releaseServer(serverId: string): void {
+    if (this.#slots.count(serverId) === 0) return
+    this.#pool.drop(serverId)
+    this.#slots.release(serverId)
   }
 
   /** Wait until every mail this worker started has an outcome (tests and drains). */
@@ -226,7 +246,13 @@ export class MailWorker {
     let authRetried = false
     for (;;) {
       try {
-        const info = await this.#pool.get(server, Math.max(1, this.#slots.count(server.id))).sendMail(message)
+        const slot = this.#pickSlot(server.id)
+        if (slot === undefined) return this.#finish(mail, { state: 'outgoing', next_attempt_at: now() }, false)
+        this.#slotLoad.set(`${server.id}:${slot}`, (this.#slotLoad.get(`${server.id}:${slot}`) ?? 0) + 1)
+        const info = await this.#pool
+          .get(server, slot)
+          .sendMail(message)
+          .finally(() => this.#slotLoad.set(`${server.id}:${slot}`, (this.#slotLoad.get(`${server.id}:${slot}`) ?? 1) - 1))
         await this.#finish(mail, { state: 'sent', smtp_response: info.response, sent_at: now() })
         if (p && this.#useFailed.delete(server.username.toLowerCase())) await this.deps.credentials.recordUseSuccess(p, server.username)
         log.debug({ response: info.response }, 'mail sent')
@@ -323,6 +349,7 @@ export class MailWorker {
    * to the queue. Delivery is at least once: a mail cut off mid-DATA may go out twice, never zero times.
    */
   async stop(): Promise<void> {
+    if (!this.#loop && this.#sends.size === 0) return
     this.#running = false
     this.#wake?.()
     await this.#loop
