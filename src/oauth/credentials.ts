@@ -148,16 +148,21 @@ export class CredentialService {
         .where('id', '=', row.id)
         .where((eb) => eb.or([eb('refresh_lock_until', 'is', null), eb('refresh_lock_until', '<', at)]))
         .executeTakeFirst()
-      if (taken.numUpdatedRows > 0n) return this.#refresh(p, row.id, log.child({ provider: p.id, mailbox }))
+      if (taken.numUpdatedRows > 0n) return this.#refresh(p, row.id, log.child({ provider: p.id, mailbox }), rejected)
       if (Date.now() > deadline) throw new MailbridgeError('token_error', { message: `${mailbox}: another refresh of this token did not finish in time` })
       await sleep(WAIT_STEP_MS)
     }
   }
 
-  async #refresh(p: ProviderSpec, id: string, log: Logger): Promise<Secret> {
+  async #refresh(p: ProviderSpec, id: string, log: Logger, rejected?: Secret): Promise<Secret> {
     const { db, box } = this.deps
-    // Re-read under the lease: the row we decided on may be stale.
+    // Re-read under the lease: another node may have refreshed between our read and our lease.
     const row = await db.selectFrom('credentials').selectAll().where('id', '=', id).executeTakeFirstOrThrow()
+    const fresh = this.#fresh(row, rejected)
+    if (fresh) {
+      await db.updateTable('credentials').set({ refresh_lock_until: null }).where('id', '=', id).execute()
+      return fresh
+    }
     try {
       const client = await this.client(p)
       const tokens = await refreshGrant(p, {

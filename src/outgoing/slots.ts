@@ -10,7 +10,8 @@ import { MAX_CONNECTIONS_PER_MAILBOX } from './transport.ts'
  * holds, gives back what exceeds its share when other nodes join, and lets go when it has no mail; a node that
  * dies loses its slots when their leases run out.
  */
-const RELEASE_DELAY_MS = 3000
+/** Long enough for a closed pool's connection to finish its message and QUIT, even on a busy machine. */
+const RELEASE_DELAY_MS = 10_000
 
 export class SmtpSlots {
   readonly #held = new Map<string, Set<number>>()
@@ -101,7 +102,7 @@ export class SmtpSlots {
 
   /**
    * The pool that used these slots is being replaced or closed; its connections end after their current message
-   * (QUIT included). Keep the rows (and renew them) a few seconds more, so another node cannot open a 4th
+   * (QUIT included). Keep the rows (and renew them) 10 seconds more, so another node cannot open a 4th
    * connection while ours are still closing.
    */
   #releaseLater(serverId: string, slots: number[]): void {

@@ -110,7 +110,9 @@ export class TransportPool {
       secure: server.encryption === 'ssl',
       requireTLS: server.encryption === 'starttls',
       ignoreTLS: server.encryption === 'none',
-      maxMessages: 100,
+      // Never rotate: nodemailer opens the next connection before the old one has closed, which would briefly make
+      // a 4th connection to the mailbox. A connection Exchange drops is replaced by the pool.
+      maxMessages: Infinity,
       auth,
       connectionTimeout: 30_000,
       greetingTimeout: 30_000,

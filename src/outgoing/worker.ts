@@ -51,6 +51,8 @@ export class MailWorker {
   readonly #pool: TransportPool
   readonly #slots: SmtpSlots
   readonly #slotLoad = new Map<string, number>()
+  /** When this node last had mail for a server. */
+  readonly #busyAt = new Map<string, number>()
   #running = false
   #lastSweep = 0
   /** Mailboxes whose token this process saw refused: the next success clears the badge. */
@@ -128,7 +130,9 @@ export class MailWorker {
       const room = slots * IN_FLIGHT_PER_CONNECTION - inflight
       if (room <= 0) continue
       const claimed = await this.#claim(server, room)
-      if (claimed.length === 0 && inflight === 0) this.#releaseServer(server.id)
+      if (claimed.length > 0 || inflight > 0) this.#busyAt.set(server.id, Date.now())
+      // Keep connections through short lulls (and through claims lost to other nodes); give them back when idle.
+      else if (Date.now() - (this.#busyAt.get(server.id) ?? 0) > this.deps.queue.slotLeaseMs) this.#releaseServer(server.id)
       for (const mail of claimed) {
         started++
         this.#inflight.set(server.id, (this.#inflight.get(server.id) ?? 0) + 1)

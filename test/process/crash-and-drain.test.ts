@@ -14,7 +14,7 @@ test('queue: SIGKILL mid-batch, restart → every mail delivered, duplicates no 
   const server = await w.outgoingServer()
   await w.connect(server.id)
   await w.mb.api('PATCH', `/api/v1/outgoing-servers/${server.id}`, { max_per_minute: null })
-  const env = w.nodeEnv({ MAILBRIDGE_QUEUE_LEASE_S: '2', MAILBRIDGE_QUEUE_POLL_MS: '100', MAILBRIDGE_SMTP_SLOT_LEASE_S: '3' })
+  const env = w.nodeEnv({ MAILBRIDGE_QUEUE_LEASE_S: '2', MAILBRIDGE_QUEUE_POLL_MS: '100', MAILBRIDGE_SMTP_SLOT_LEASE_S: '5' })
   const first = await startNode(env)
   t.after(() => first.child.kill('SIGKILL'))
   const ids: string[] = []

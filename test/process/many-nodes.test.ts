@@ -18,7 +18,7 @@ test('many nodes: three worker processes on one PostgreSQL deliver 3,000 mails e
     const res = await w.mb.api('POST', '/api/v1/mail', { to: ['bob@fabrikam.com'], subject: `n${i}`, text: 'x' })
     assert.equal(res.statusCode, 202)
   }
-  const env = w.nodeEnv({ MAILBRIDGE_QUEUE_LEASE_S: '3', MAILBRIDGE_QUEUE_POLL_MS: '100', MAILBRIDGE_SMTP_SLOT_LEASE_S: '3' })
+  const env = w.nodeEnv({ MAILBRIDGE_QUEUE_LEASE_S: '3', MAILBRIDGE_QUEUE_POLL_MS: '100', MAILBRIDGE_SMTP_SLOT_LEASE_S: '5' })
   const nodes: Node[] = []
   for (let i = 0; i < 3; i++) nodes.push(await startNode(env, ['serve', '--role', 'worker']))
   t.after(() => nodes.forEach((n) => n.child.kill('SIGKILL')))
