@@ -14,6 +14,8 @@ export interface Config {
   adminPassword?: string
   apiToken?: string
   relayPort?: number
+  /** The SMTP relay's other settings; it runs only when relayPort is set. */
+  relay: RelayConfig
   /** Refresh an access token when fewer than this many seconds remain (Exchange HVE rejects tokens ~10 min before expiry). */
   refreshMarginSeconds: number
   logLevel: string
@@ -37,6 +39,20 @@ export interface QueueConfig {
   drainMs: number
   /** How long a node's SMTP connection slots outlive it if it dies (see outgoing/slots.ts). */
   slotLeaseMs: number
+}
+
+/** The SMTP relay for legacy applications (src/relay/). */
+export interface RelayConfig {
+  host: string
+  /** Implicit TLS (RFC 8314 §3.3), beside STARTTLS on relayPort. */
+  tlsPort?: number
+  /** PEM files; without them a self-signed certificate is generated into the data folder. */
+  tlsCert?: string
+  tlsKey?: string
+  /** IP addresses and CIDR ranges allowed to connect; empty allows any. */
+  allow: string[]
+  /** Allow AUTH without TLS from 127.0.0.1 / ::1 only (a local application that cannot do STARTTLS). */
+  insecureLocalhost: boolean
 }
 
 export class ConfigError extends Error {}
@@ -80,6 +96,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     adminPassword: env.MAILBRIDGE_ADMIN_PASSWORD || undefined,
     apiToken: env.MAILBRIDGE_API_TOKEN || undefined,
     relayPort: relay ? int(env, 'MAILBRIDGE_RELAY_PORT', 0, 1) : undefined,
+    relay: {
+      host: env.MAILBRIDGE_RELAY_HOST || env.MAILBRIDGE_HOST || '127.0.0.1',
+      tlsPort: env.MAILBRIDGE_RELAY_TLS_PORT ? int(env, 'MAILBRIDGE_RELAY_TLS_PORT', 0, 1) : undefined,
+      tlsCert: env.MAILBRIDGE_RELAY_TLS_CERT || undefined,
+      tlsKey: env.MAILBRIDGE_RELAY_TLS_KEY || undefined,
+      allow: (env.MAILBRIDGE_RELAY_ALLOW ?? '').split(',').map((v) => v.trim()).filter(Boolean),
+      insecureLocalhost: env.MAILBRIDGE_RELAY_INSECURE_LOCALHOST === '1',
+    },
     refreshMarginSeconds: int(env, 'MAILBRIDGE_REFRESH_MARGIN_S', 600, 0, 3000),
     logLevel: env.MAILBRIDGE_LOG_LEVEL || 'info',
     maxMailBytes: int(env, 'MAILBRIDGE_MAX_MAIL_BYTES', 35 * 1024 * 1024, 1024, 2 ** 31 - 1),

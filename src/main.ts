@@ -3,6 +3,7 @@ import { boot } from './boot.ts'
 import { ConfigError, loadConfig } from './config.ts'
 import { migrate, openDatabase } from './db/index.ts'
 import { providers } from './oauth/providers.ts'
+import { startRelay } from './relay/server.ts'
 import { runInline, runInThread, type Role } from './roles.ts'
 import { buildApp } from './web/app.ts'
 
@@ -20,12 +21,15 @@ async function serve(role: Role): Promise<void> {
   const background = role === 'all' ? await runInThread(services) : role === 'worker' ? runInline(services) : undefined
   const app = await buildApp(services)
   await app.listen({ port: config.port, host: config.host })
+  // The relay hands mail to the queue like the API does, so it lives on the web side.
+  const relay = config.relayPort && role !== 'worker' ? await startRelay(services) : undefined
   const lines = [
     '',
     `Mailbridge is running at http://${config.host}:${config.port} (public URL ${config.baseUrl.toString()})`,
     ...Object.values(providers).map((p) => `Redirect URI to register in Azure (Web platform): ${services.connect.redirectUri(p)}`),
     `API documentation: ${new URL('/docs', config.baseUrl).toString()}`,
   ]
+  if (relay) lines.push(`SMTP relay for legacy applications on ${config.relay.host}:${relay.port} (STARTTLS)${relay.tlsPort ? ` and :${relay.tlsPort} (implicit TLS)` : ''}; create logins at /api/v1/relay-users`)
   if (firstStart.adminPassword) lines.push(`First start: the admin password is ${firstStart.adminPassword}  (user "admin"; set MAILBRIDGE_ADMIN_PASSWORD to choose your own)`)
   if (firstStart.apiToken) lines.push(`First start: an API token was created: ${firstStart.apiToken}  (shown once; send it as "Authorization: Bearer <token>")`)
   process.stdout.write(lines.join('\n') + '\n\n')
@@ -34,7 +38,7 @@ async function serve(role: Role): Promise<void> {
     if (stopping) return
     stopping = true
     log.info({ signal }, 'shutting down')
-    await app.close()
+    await Promise.all([app.close(), relay?.close()])
     await background?.stop()
     await services.database.close()
     process.exit(0)

@@ -7,6 +7,7 @@ import { CredentialService } from './oauth/credentials.ts'
 import { MailService } from './outgoing/mail-service.ts'
 import { OutgoingServerService } from './outgoing/service.ts'
 import { MailWorker } from './outgoing/worker.ts'
+import { RelayUserService } from './relay/users.ts'
 import { SettingsService } from './settings/service.ts'
 import { ApiTokenService } from './web/api-tokens.ts'
 
@@ -23,6 +24,7 @@ export interface Services {
   apiTokens: ApiTokenService
   mails: MailService
   mailWorker: MailWorker
+  relayUsers: RelayUserService
 }
 
 export function createServices(config: Config, database: Database, log: Logger, keys: Buffer[]): Services {
@@ -35,5 +37,6 @@ export function createServices(config: Config, database: Database, log: Logger, 
   const apiTokens = new ApiTokenService(db)
   const mails = new MailService({ db, settings, servers: outgoingServers, log, maxBytes: config.maxMailBytes })
   const mailWorker = new MailWorker({ database, box, credentials, settings, mails, log: log.child({ part: 'mail-worker' }), queue: config.queue })
-  return { config, database, log, box, settings, credentials, connect, outgoingServers, apiTokens, mails, mailWorker }
+  const relayUsers = new RelayUserService(db)
+  return { config, database, log, box, settings, credentials, connect, outgoingServers, apiTokens, mails, mailWorker, relayUsers }
 }

@@ -13,6 +13,7 @@ export interface DB {
   mails: MailTable
   smtp_slots: { server_id: string; slot: number; holder: string; lease_until: string }
   worker_nodes: { id: string; started_at: string; heartbeat_at: string }
+  relay_users: RelayUserRow
 }
 
 export type CredentialRow = Selectable<CredentialTable>
@@ -99,3 +100,17 @@ export interface MailTable {
   updated_at: string
 }
 export type MailRow = Selectable<MailTable>
+
+/** A login of the SMTP relay (src/relay/): a legacy application, printer or scanner. */
+export interface RelayUserRow {
+  id: string
+  username: string
+  /** scrypt (crypto/passwords.ts). */
+  password_hash: string
+  /** JSON list of addresses and domains the user may send as; [] allows any sender. */
+  allowed_from: string
+  last_used_at: string | null
+  /** The client's IP address at its last successful AUTH. */
+  last_used_from: string | null
+  created_at: string
+}

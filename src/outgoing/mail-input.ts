@@ -23,6 +23,17 @@ export interface MailContent {
   attachments: Array<{ filename: string; content_type: string; content_base64: string }>
 }
 
+/** A mail that arrived as raw MIME (the SMTP relay): sent as is, to the envelope it came with. */
+export interface RawContent {
+  /** base64 of the message, Bcc removed, Message-ID and Date present. */
+  raw: string
+  envelope_to: string[]
+}
+
+/** What the `content` column holds: composed by Mailbridge (the API) or raw (the relay). */
+export type StoredContent = MailContent | RawContent
+export const isRaw = (c: StoredContent): c is RawContent => 'raw' in c
+
 /** Headers Mailbridge writes itself; an application may not set them through `headers`. */
 const RESERVED = new Set([
   'from', 'to', 'cc', 'bcc', 'reply-to', 'subject', 'message-id', 'date', 'mime-version', 'content-type',

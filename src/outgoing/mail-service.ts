@@ -6,12 +6,16 @@ import { MailbridgeError, invalid, notFound } from '../errors.ts'
 import type { Logger } from '../log.ts'
 import { domainOf, formatMailbox, type Mailbox } from '../mail-address.ts'
 import type { SettingsService } from '../settings/service.ts'
-import { checkMail } from './mail-input.ts'
+import { checkMail, type RawContent } from './mail-input.ts'
 import { mailToApi, type Mail, type SendMailBody } from './mail-model.ts'
+import type { RawMail } from './raw-message.ts'
 import { selectServer, serverAddress } from './selection.ts'
 import type { OutgoingServerService } from './service.ts'
 
 export const DEFAULT_MAX_MAIL_BYTES = 35 * 1024 * 1024
+/** Mailbridge's Message-ID for a mail it gives one to: unique by the mail id, in the sender's domain (RFC 5322 §3.6.4). */
+export const messageIdFor = (id: string, domain: string): string => `<${id}.mailbridge@${domain}>`
+const NO_SERVER = 'No outgoing server exists yet: create one (Settings → Outgoing Email Servers) before sending.'
 
 export interface Page<T> {
   items: T[]
@@ -37,21 +41,12 @@ export class MailService {
       const existing = await db.selectFrom('mails').selectAll().where('idempotency_key', '=', input.idempotencyKey).executeTakeFirst()
       if (existing) return mailToApi(existing)
     }
-    const { servers, forced } = await this.#routing()
-    let server = input.serverId ? servers.find((s) => s.id === input.serverId) : undefined
-    if (input.serverId && !server) throw invalid('server_id', `Outgoing server ${input.serverId} does not exist.`)
-    const from: Mailbox = input.from ?? { name: '', address: forced ?? (servers[0] ? serverAddress(servers[0]) : '') }
-    if (!from.address) throw new MailbridgeError('conflict', { field: 'from', message: 'No outgoing server exists yet: create one (Settings → Outgoing Email Servers) before sending.' })
-    server ??= selectServer(servers, forced ?? from.address)
-    if (!server) throw new MailbridgeError('conflict', { field: 'server_id', message: 'No outgoing server exists yet: create one (Settings → Outgoing Email Servers) before sending.' })
+    const { server, from } = await this.#route(input.from, input.serverId)
     const id = newId()
-    const at = now()
-    const row: MailRow = {
-      id,
+    return this.#insert(this.#row(id, {
       idempotency_key: input.idempotencyKey ?? null,
-      state: 'outgoing',
       // Generated once: retries resend the same Message-ID, so receivers can drop duplicates.
-      message_id: `<${id}.mailbridge@${domainOf(from.address)}>`,
+      message_id: messageIdFor(id, domainOf(from.address)),
       from_addr: formatMailbox(from),
       to_addrs: JSON.stringify(input.to.map(formatMailbox)),
       cc_addrs: JSON.stringify(input.cc.map(formatMailbox)),
@@ -61,6 +56,50 @@ export class MailService {
       content: JSON.stringify(input.content),
       size: input.size,
       server_id: server.id,
+    }))
+  }
+
+  /**
+   * Queue a message that arrived as raw MIME (the SMTP relay), with the envelope it came with. It is stored
+   * before this resolves, so the relay answers 250 only for a committed mail. Server selection is the API's;
+   * From rewriting happens at send time, on the header block only.
+   */
+  async acceptRaw(mail: RawMail, envelopeTo: string[]): Promise<Mail> {
+    const { server, from } = await this.#route(mail.from)
+    const content: RawContent = { raw: mail.raw.toString('base64'), envelope_to: envelopeTo }
+    return this.#insert(this.#row(newId(), {
+      idempotency_key: null,
+      message_id: mail.messageId,
+      from_addr: formatMailbox(from),
+      to_addrs: JSON.stringify(mail.to),
+      cc_addrs: JSON.stringify(mail.cc),
+      bcc_addrs: JSON.stringify(mail.bcc),
+      reply_to: mail.replyTo ? formatMailbox(mail.replyTo) : null,
+      subject: mail.subject,
+      content: JSON.stringify(content),
+      size: mail.raw.length,
+      server_id: server.id,
+    }))
+  }
+
+  /** The outgoing server for a sender, as Odoo picks it (selection.ts); no sender means the first server's address. */
+  async #route(sender: Mailbox | undefined, serverId?: string): Promise<{ server: OutgoingServerRow; from: Mailbox }> {
+    const { servers, forced } = await this.#routing()
+    let server = serverId ? servers.find((s) => s.id === serverId) : undefined
+    if (serverId && !server) throw invalid('server_id', `Outgoing server ${serverId} does not exist.`)
+    const from: Mailbox = sender ?? { name: '', address: forced ?? (servers[0] ? serverAddress(servers[0]) : '') }
+    if (!from.address) throw new MailbridgeError('conflict', { field: 'from', message: NO_SERVER })
+    server ??= selectServer(servers, forced ?? from.address)
+    if (!server) throw new MailbridgeError('conflict', { field: 'server_id', message: NO_SERVER })
+    return { server, from }
+  }
+
+  #row(id: string, fields: Omit<MailRow, 'id' | 'state' | 'attempts' | 'next_attempt_at' | 'last_attempt_at' | 'lease_until' | 'lease_owner' | 'failure_type' | 'failure_reason' | 'smtp_response' | 'sent_at' | 'created_at' | 'updated_at'>): MailRow {
+    const at = now()
+    return {
+      id,
+      state: 'outgoing',
+      ...fields,
       attempts: 0,
       next_attempt_at: at,
       last_attempt_at: null,
@@ -73,17 +112,20 @@ export class MailService {
       created_at: at,
       updated_at: at,
     }
+  }
+
+  async #insert(row: MailRow): Promise<Mail> {
     try {
-      await db.insertInto('mails').values(row).execute()
+      await this.deps.db.insertInto('mails').values(row).execute()
     } catch (e) {
       // Two requests with the same idempotency key at once: the loser returns the winner's mail.
-      if (input.idempotencyKey) {
-        const winner = await db.selectFrom('mails').selectAll().where('idempotency_key', '=', input.idempotencyKey).executeTakeFirst()
+      if (row.idempotency_key) {
+        const winner = await this.deps.db.selectFrom('mails').selectAll().where('idempotency_key', '=', row.idempotency_key).executeTakeFirst()
         if (winner) return mailToApi(winner)
       }
       throw e
     }
-    this.events.emit('queued', server.id)
+    this.events.emit('queued', row.server_id)
     return mailToApi(row)
   }
 

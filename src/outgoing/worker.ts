@@ -12,8 +12,9 @@ import type { CredentialService } from '../oauth/credentials.ts'
 import { ProviderError } from '../oauth/protocol.ts'
 import { providerFor } from '../oauth/providers.ts'
 import type { SettingsService } from '../settings/service.ts'
-import type { MailContent } from './mail-input.ts'
+import { isRaw, type StoredContent } from './mail-input.ts'
 import type { MailService } from './mail-service.ts'
+import { rewriteRawHeaders } from './raw-message.ts'
 import { rewriteFrom } from './selection.ts'
 import { SmtpSlots } from './slots.ts'
 import { classify, TransportPool, type Verdict } from './transport.ts'
@@ -210,10 +211,14 @@ export class MailWorker {
   }
 
   #message(server: OutgoingServerRow, mail: MailRow, forced: string | undefined) {
-    const content = JSON.parse(mail.content) as MailContent
+    const content = JSON.parse(mail.content) as StoredContent
     const from = parseMailbox(mail.from_addr)!
     const replyTo = mail.reply_to ? parseMailbox(mail.reply_to) : undefined
     const r = rewriteFrom(server, from, replyTo, forced)
+    if (isRaw(content)) {
+      // Relayed mail goes out as it came, with only From/Reply-To rewritten; the envelope is the SMTP session's.
+      return { raw: rewriteRawHeaders(Buffer.from(content.raw, 'base64'), from, r), envelope: { from: r.envelopeFrom, to: content.envelope_to } }
+    }
     const to = list(mail.to_addrs)
     const cc = list(mail.cc_addrs)
     const bcc = list(mail.bcc_addrs)

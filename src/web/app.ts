@@ -7,6 +7,7 @@ import { confirmRoutes } from '../oauth/routes.ts'
 import { providers } from '../oauth/providers.ts'
 import { mailRoutes } from '../outgoing/mail-routes.ts'
 import { outgoingServerRoutes } from '../outgoing/routes.ts'
+import { relayUserRoutes } from '../relay/routes.ts'
 import type { Services } from '../services.ts'
 import { settingsRoutes } from '../settings/routes.ts'
 import { installErrorHandler } from './errors.ts'
@@ -58,6 +59,7 @@ export async function buildApp(s: Services, o: AppOptions = {}): Promise<Fastify
       await api.register(settingsRoutes, { settings: s.settings, redirectUris })
       await api.register(outgoingServerRoutes, { servers: s.outgoingServers })
       await api.register(mailRoutes, { mails: s.mails, maxBytes: s.config.maxMailBytes })
+      await api.register(relayUserRoutes, { relayUsers: s.relayUsers })
     },
     { prefix: '/api/v1' },
   )
