@@ -1,0 +1,255 @@
+import assert from 'node:assert/strict'
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { test } from 'node:test'
+import { fileURLToPath } from 'node:url'
+import { simpleParser } from 'mailparser'
+import nodemailer from 'nodemailer'
+import { ConfigError } from '../../src/config.ts'
+import { parseAllowList, startRelay, type Relay } from '../../src/relay/server.ts'
+import { ALICE, startWorld, type World } from '../support/world.ts'
+import { plainAuth, SmtpTalk } from './smtp-talk.ts'
+
+const TLS = fileURLToPath(new URL('../support/tls/', import.meta.url))
+const PASSWORD = 'printer-password-0123'
+const USER = 'scanner@contoso.com'
+
+interface RelayWorld {
+  w: World
+  relay: Relay
+  serverId: string
+  mails(): Promise<Array<{ id: string; state: string; message_id: string; to: string[]; cc: string[]; bcc: string[]; subject: string }>>
+  drain(): Promise<void>
+}
+
+/** Mailbridge with a connected Outlook server (no per-minute limit), a relay listening on a free port, and one relay user. */
+async function relayWorld(t: { after(fn: () => Promise<void>): void }, o: { env?: Record<string, string>; allowedFrom?: string[]; tlsPort?: boolean } = {}): Promise<RelayWorld> {
+  const w = await startWorld({
+    env: { MAILBRIDGE_RELAY_TLS_CERT: join(TLS, 'cert.pem'), MAILBRIDGE_RELAY_TLS_KEY: join(TLS, 'key.pem'), MAILBRIDGE_RETRY_BASE_S: '0', ...o.env },
+  })
+  const server = await w.outgoingServer()
+  await w.connect(server.id)
+  await w.mb.api('PATCH', `/api/v1/outgoing-servers/${server.id}`, { max_per_minute: null })
+  const created = await w.mb.api('POST', '/api/v1/relay-users', { username: USER, password: PASSWORD, allowed_from: o.allowedFrom ?? [] })
+  assert.equal(created.statusCode, 201, created.body)
+  const relay = await startRelay(w.mb.services, { port: 0, tlsPort: o.tlsPort ? 0 : undefined })
+  t.after(async () => {
+    await relay.close()
+    await w.close()
+  })
+  const worker = w.mb.services.mailWorker
+  return {
+    w,
+    relay,
+    serverId: server.id,
+    mails: async () => (await w.mb.api('GET', '/api/v1/mail')).json().items,
+    async drain() {
+      for (let i = 0; i < 50; i++) {
+        const started = await worker.tick()
+        await worker.idle()
+        if (started === 0) return
+      }
+    },
+  }
+}
+
+/** nodemailer as the legacy application: a password, STARTTLS required, one connection per mail. */
+const legacyClient = (port: number, auth: { user: string; pass: string } | null = { user: USER, pass: PASSWORD }, extra: object = {}) =>
+  nodemailer.createTransport({ host: '127.0.0.1', port, requireTLS: true, tls: { servername: 'localhost' }, auth: auth ?? undefined, ...extra })
+
+const refusal = async (p: Promise<unknown>): Promise<{ responseCode?: number; response?: string }> => {
+  try {
+    await p
+  } catch (e) {
+    return e as { responseCode?: number; response?: string }
+  }
+  assert.fail('the relay accepted what it should have refused')
+}
+
+test('relay: a legacy client with a password is queued before the 250 and delivered through the XOAUTH2 peer, Bcc from the envelope only', async (t) => {
+  const r = await relayWorld(t)
+  const info = await legacyClient(r.relay.port).sendMail({
+    from: 'Scanner <alice@contoso.com>',
+    to: 'Bob <bob@fabrikam.com>',
+    cc: 'carol@fabrikam.com',
+    bcc: 'audit@contoso.com',
+    subject: 'Scan — page 1 ✓',
+    text: 'Scanned document attached.',
+    attachments: [{ filename: 'scan.pdf', content: Buffer.from('%PDF-1.4 binary \u0000\u00ff') }],
+    messageId: '<scan-0001@printer.contoso.com>',
+  })
+  assert.match(info.response, /^250 .*queued as [0-9a-f]{32}/)
+  // The 250 came back: the mail is already in the queue, before any worker ran.
+  const [queued] = await r.mails()
+  assert.equal(queued!.state, 'outgoing')
+  assert.equal(queued!.message_id, '<scan-0001@printer.contoso.com>', "the application's Message-ID is kept")
+  assert.deepEqual([queued!.to, queued!.cc, queued!.bcc], [['bob@fabrikam.com'], ['carol@fabrikam.com'], ['audit@contoso.com']])
+  assert.equal(queued!.subject, 'Scan — page 1 ✓')
+  assert.equal(r.w.smtp.messages.length, 0)
+
+  await r.drain()
+  assert.equal(r.w.smtp.messages.length, 1)
+  const got = r.w.smtp.messages[0]!
+  assert.equal(got.user, ALICE, 'submitted with the mailbox XOAUTH2 token')
+  assert.equal(got.from, ALICE)
+  assert.deepEqual([...got.to].sort(), ['audit@contoso.com', 'bob@fabrikam.com', 'carol@fabrikam.com'])
+  const parsed = await simpleParser(got.raw)
+  assert.equal(parsed.messageId, '<scan-0001@printer.contoso.com>')
+  assert.equal(parsed.headers.get('bcc'), undefined, 'Bcc travels in the envelope only')
+  assert.equal(parsed.subject, 'Scan — page 1 ✓')
+  assert.deepEqual(parsed.attachments[0]!.content, Buffer.from('%PDF-1.4 binary \u0000\u00ff'))
+  const mail = (await r.w.mb.api('GET', `/api/v1/mail/${queued!.id}`)).json()
+  assert.equal(mail.state, 'sent')
+  assert.equal(mail.server_id, r.serverId)
+
+  const [user] = (await r.w.mb.api('GET', '/api/v1/relay-users')).json().items
+  assert.ok(Date.parse(user.last_used_at) > 0, 'the last use is shown')
+  assert.equal(user.last_used_from, '127.0.0.1')
+  assert.ok(!r.w.mb.logs.join('').includes(PASSWORD), 'the password is never logged')
+})
+
+test('relay: a sender outside the from_filter is rewritten on the header block only; the body arrives byte for byte', async (t) => {
+  const r = await relayWorld(t)
+  const body = 'Line one\r\nLine two with trailing spaces   \r\n'
+  await legacyClient(r.relay.port).sendMail({ envelope: { from: 'noreply@shop.example', to: ['bob@fabrikam.com'] }, raw: `From: "Shop, Orders" <noreply@shop.example>\r\nTo: bob@fabrikam.com\r\nSubject: Order 7\r\nX-Order: 7\r\n\r\n${body}` })
+  const [queued] = await r.mails()
+  assert.match(queued!.message_id, /^<[0-9a-f]{32}\.mailbridge@shop\.example>$/, 'a Message-ID is added when the application gave none')
+  await r.drain()
+  const got = r.w.smtp.messages[0]!
+  assert.equal(got.from, ALICE, 'the envelope sender is the mailbox, as Exchange demands')
+  const parsed = await simpleParser(got.raw)
+  assert.deepEqual(parsed.from?.value, [{ name: 'Shop, Orders', address: ALICE }])
+  assert.deepEqual(parsed.replyTo?.value, [{ name: 'Shop, Orders', address: 'noreply@shop.example' }])
+  assert.equal(parsed.messageId, queued!.message_id)
+  assert.equal(parsed.headers.get('x-order'), '7')
+  assert.ok(got.raw.toString('latin1').endsWith(`\r\n\r\n${body}`), 'the body is untouched')
+})
+
+test('relay: a wrong password or an unknown user gets 535 and nothing is queued', async (t) => {
+  const r = await relayWorld(t)
+  const wrong = await refusal(legacyClient(r.relay.port, { user: USER, pass: 'not-the-password' }).sendMail({ from: ALICE, to: 'bob@fabrikam.com', text: 'x' }))
+  assert.equal(wrong.responseCode, 535)
+  const unknown = await refusal(legacyClient(r.relay.port, { user: 'nobody@contoso.com', pass: PASSWORD }).sendMail({ from: ALICE, to: 'bob@fabrikam.com', text: 'x' }))
+  assert.equal(unknown.responseCode, 535)
+  assert.deepEqual(await r.mails(), [])
+  assert.equal((await r.w.mb.api('GET', '/api/v1/relay-users')).json().items[0].last_used_at, null)
+})
+
+test('relay: no AUTH gets 530 — never an open relay', async (t) => {
+  const r = await relayWorld(t)
+  const e = await refusal(legacyClient(r.relay.port, null).sendMail({ from: ALICE, to: 'bob@fabrikam.com', text: 'x' }))
+  assert.equal(e.responseCode, 530)
+  assert.deepEqual(await r.mails(), [])
+})
+
+test('relay: AUTH before STARTTLS is refused, and MAIL FROM still needs AUTH', async (t) => {
+  const r = await relayWorld(t)
+  const talk = await SmtpTalk.open(r.relay.port)
+  assert.match((await talk.cmd('EHLO printer.local')).text, /STARTTLS/)
+  const auth = await talk.cmd(`AUTH PLAIN ${plainAuth(USER, PASSWORD)}`)
+  assert.equal(auth.code, 538)
+  assert.equal((await talk.cmd(`MAIL FROM:<${ALICE}>`)).code, 530)
+  // After STARTTLS the same login works.
+  await talk.starttls()
+  assert.match((await talk.cmd('EHLO printer.local')).text, /AUTH PLAIN LOGIN/)
+  assert.equal((await talk.cmd(`AUTH PLAIN ${plainAuth(USER, PASSWORD)}`)).code, 235)
+  talk.destroy()
+})
+
+test('relay: MAILBRIDGE_RELAY_INSECURE_LOCALHOST=1 allows AUTH without TLS from 127.0.0.1', async (t) => {
+  const r = await relayWorld(t, { env: { MAILBRIDGE_RELAY_INSECURE_LOCALHOST: '1' } })
+  await legacyClient(r.relay.port, { user: USER, pass: PASSWORD }, { requireTLS: false, ignoreTLS: true }).sendMail({ from: ALICE, to: 'bob@fabrikam.com', subject: 'local', text: 'x' })
+  assert.equal((await r.mails()).length, 1)
+})
+
+test('relay: a sender the relay user may not use is refused, by envelope and by From header', async (t) => {
+  const r = await relayWorld(t, { allowedFrom: ['alice@contoso.com', 'fabrikam.com'] })
+  const envelope = await refusal(legacyClient(r.relay.port).sendMail({ from: 'ceo@contoso.com', to: 'bob@fabrikam.com', text: 'x' }))
+  assert.equal(envelope.responseCode, 550)
+  assert.match(envelope.response!, /5\.7\.1 .*scanner@contoso\.com may not send as ceo@contoso\.com/)
+  const header = await refusal(legacyClient(r.relay.port).sendMail({ envelope: { from: ALICE, to: ['bob@fabrikam.com'] }, from: 'ceo@contoso.com', to: 'bob@fabrikam.com', text: 'x' }))
+  assert.equal(header.responseCode, 550)
+  assert.match(header.response!, /From header/)
+  assert.deepEqual(await r.mails(), [])
+  // Allowed: the exact address and any address of the domain.
+  await legacyClient(r.relay.port).sendMail({ from: ALICE, to: 'bob@fabrikam.com', text: 'x' })
+  await legacyClient(r.relay.port).sendMail({ from: 'sales@fabrikam.com', to: 'bob@fabrikam.com', text: 'x' })
+  assert.equal((await r.mails()).length, 2)
+})
+
+test('relay: a connection killed during DATA leaves no phantom mail', async (t) => {
+  const r = await relayWorld(t)
+  const talk = await SmtpTalk.open(r.relay.port)
+  await talk.cmd('EHLO printer.local')
+  await talk.starttls()
+  await talk.cmd('EHLO printer.local')
+  assert.equal((await talk.cmd(`AUTH PLAIN ${plainAuth(USER, PASSWORD)}`)).code, 235)
+  assert.equal((await talk.cmd(`MAIL FROM:<${ALICE}>`)).code, 250)
+  assert.equal((await talk.cmd('RCPT TO:<bob@fabrikam.com>')).code, 250)
+  assert.equal((await talk.cmd('DATA')).code, 354)
+  talk.write(`From: ${ALICE}\r\nTo: bob@fabrikam.com\r\nSubject: cut off\r\n\r\nhalf a message`)
+  talk.destroy()
+  // Wait until the relay has seen the connection go (its log says so), then look.
+  for (let i = 0; i < 500 && !r.w.mb.logs.some((l) => l.includes('went away during DATA')); i++) await new Promise((res) => setTimeout(res, 10))
+  assert.ok(r.w.mb.logs.some((l) => l.includes('went away during DATA')), 'the relay noticed the cut')
+  assert.deepEqual(await r.mails(), [])
+  await r.drain()
+  assert.equal(r.w.smtp.messages.length, 0)
+})
+
+test('relay: SIZE is announced and enforced (552), and nothing too large is queued', async (t) => {
+  const r = await relayWorld(t, { env: { MAILBRIDGE_MAX_MAIL_BYTES: '20000' } })
+  const talk = await SmtpTalk.open(r.relay.port)
+  await talk.cmd('EHLO printer.local')
+  await talk.starttls()
+  assert.match((await talk.cmd('EHLO printer.local')).text, /^SIZE 20000$/m)
+  await talk.cmd(`AUTH PLAIN ${plainAuth(USER, PASSWORD)}`)
+  assert.equal((await talk.cmd(`MAIL FROM:<${ALICE}> SIZE=30000`)).code, 552, 'a declared size over the limit is refused at once')
+  // A size declared too small (or not at all) is caught at the end of DATA.
+  assert.equal((await talk.cmd(`MAIL FROM:<${ALICE}> SIZE=100`)).code, 250)
+  assert.equal((await talk.cmd('RCPT TO:<bob@fabrikam.com>')).code, 250)
+  assert.equal((await talk.cmd('DATA')).code, 354)
+  const end = await talk.cmd(`Subject: big\r\n\r\n${'x'.repeat(998) + '\r\n'}`.repeat(30) + '.')
+  assert.equal(end.code, 552)
+  talk.destroy()
+  // A client that declares nothing is refused after DATA.
+  const big = await refusal(legacyClient(r.relay.port).sendMail({ from: ALICE, to: 'bob@fabrikam.com', text: 'x'.repeat(30_000) }))
+  assert.equal(big.responseCode, 552)
+  assert.deepEqual(await r.mails(), [])
+})
+
+test('relay: 50 concurrent clients are all queued and all delivered', async (t) => {
+  const r = await relayWorld(t)
+  const results = await Promise.all(
+    Array.from({ length: 50 }, (_, i) => legacyClient(r.relay.port).sendMail({ from: ALICE, to: 'bob@fabrikam.com', subject: `concurrent ${i}`, text: `mail ${i}` })),
+  )
+  assert.equal(results.filter((x) => /^250 /.test(x.response)).length, 50)
+  assert.equal((await r.w.mb.services.mails.list({ limit: 100 })).items.length, 50)
+  await r.drain()
+  const subjects = await Promise.all(r.w.smtp.messages.map(async (m) => (await simpleParser(m.raw)).subject))
+  assert.deepEqual(subjects.sort(), Array.from({ length: 50 }, (_, i) => `concurrent ${i}`).sort())
+  assert.equal((await r.w.mb.services.mails.list({ state: 'sent', limit: 100 })).items.length, 50)
+})
+
+test('relay: implicit TLS on MAILBRIDGE_RELAY_TLS_PORT takes the same logins', async (t) => {
+  const r = await relayWorld(t, { tlsPort: true })
+  await legacyClient(r.relay.tlsPort!, { user: USER, pass: PASSWORD }, { secure: true, requireTLS: false }).sendMail({ from: ALICE, to: 'bob@fabrikam.com', text: 'x' })
+  assert.equal((await r.mails()).length, 1)
+})
+
+test('relay: MAILBRIDGE_RELAY_ALLOW refuses addresses outside the list before the greeting', async (t) => {
+  const r = await relayWorld(t, { env: { MAILBRIDGE_RELAY_ALLOW: '10.0.0.0/8, fd00::/8' } })
+  const e = await refusal(legacyClient(r.relay.port).sendMail({ from: ALICE, to: 'bob@fabrikam.com', text: 'x' }))
+  assert.match(String(e.response ?? (e as Error).message), /554|not in MAILBRIDGE_RELAY_ALLOW/)
+  assert.deepEqual(await r.mails(), [])
+  assert.throws(() => parseAllowList(['10.0.0.0/33']), ConfigError)
+  assert.throws(() => parseAllowList(['printer.local']), /not an IP address or CIDR range/)
+  assert.ok(parseAllowList(['127.0.0.1'])!.check('127.0.0.1', 'ipv4'))
+})
+
+test('relay: without a configured certificate a self-signed one is generated into the data folder and used', async (t) => {
+  const r = await relayWorld(t, { env: { MAILBRIDGE_RELAY_TLS_CERT: '', MAILBRIDGE_RELAY_TLS_KEY: '' } })
+  const cert = readFileSync(join(r.w.mb.dir, 'relay-tls', 'cert.pem'))
+  await legacyClient(r.relay.port, { user: USER, pass: PASSWORD }, { tls: { servername: 'localhost', ca: cert } }).sendMail({ from: ALICE, to: 'bob@fabrikam.com', text: 'x' })
+  assert.equal((await r.mails()).length, 1)
+})
