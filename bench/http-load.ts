@@ -1,5 +1,5 @@
 // A load generator in its own process, so it does not share a core with the SMTP peer it is measured against.
-// argv: url token total concurrency; prints {"latencies":[...], "seconds": n} on stdout.
+// argv: url token total concurrency; prints {"latencies":[...], "seconds": n, "started": epoch ms} on stdout.
 import http from 'node:http'
 import { performance } from 'node:perf_hooks'
 import { ALICE } from '../test/support/world.ts'
@@ -19,7 +19,8 @@ const post = (i: number) =>
     req.on('error', reject)
     req.end(payload)
   })
+const started = Date.now()
 const t0 = performance.now()
 const latencies = await load(total, concurrency, post)
-process.stdout.write(JSON.stringify({ latencies, seconds: (performance.now() - t0) / 1000 }) + '\n')
+process.stdout.write(JSON.stringify({ latencies, seconds: (performance.now() - t0) / 1000, started }) + '\n')
 agent.destroy()
