@@ -37,7 +37,7 @@ await w.mb.close()
 const relayPort = await freePort()
 const tls = new URL('../test/support/tls/', import.meta.url).pathname
 const node = await startNode({
-  MAILBRIDGE_DATABASE_URL: `sqlite:${join(dir, 'mailbridge.db')}`,
+  MAILBRIDGE_DATABASE_URL: w.mb.config.databaseUrl,
   MAILBRIDGE_DATA_DIR: dir,
   MAILBRIDGE_SECRET_KEY: key.toString('base64'),
   MAILBRIDGE_API_TOKEN: API_TOKEN,
@@ -76,6 +76,7 @@ node.child.kill('SIGTERM')
 await node.exited
 await w.smtp.close()
 await w.ms.close()
+await w.mb.dropDatabase()
 rmSync(dir, { recursive: true, force: true })
 
 console.log(`\nbench/relay: ${N} mails per phase (${fresh} for one connection per mail), ${CONCURRENCY} concurrent clients, one Mailbridge process (serve --role all), SMTP peer on loopback (STARTTLS + XOAUTH2), ${new Date().toISOString()}\n`)

@@ -19,13 +19,14 @@ test('serve: MAILBRIDGE_RELAY_PORT starts the relay beside the API; a relayed ma
   const key = randomBytes(32)
   t.after(() => rmSync(dir, { recursive: true, force: true }))
   const w = await startWorld({ dir, key })
+  t.after(() => w.mb.dropDatabase())
   t.after(w.close)
   const server = await w.outgoingServer()
   await w.connect(server.id)
   assert.equal((await w.mb.api('POST', '/api/v1/relay-users', { username: 'erp', password: 'erp-password-123' })).statusCode, 201)
   const relayPort = await freePort()
   const node = await startNode({
-    MAILBRIDGE_DATABASE_URL: `sqlite:${join(dir, 'mailbridge.db')}`,
+    MAILBRIDGE_DATABASE_URL: w.mb.config.databaseUrl,
     MAILBRIDGE_DATA_DIR: dir,
     MAILBRIDGE_SECRET_KEY: key.toString('base64'),
     MAILBRIDGE_API_TOKEN: API_TOKEN,
