@@ -2,14 +2,13 @@
  * bench/relay: the SMTP relay beside the JSON API, in the same run, against the same Mailbridge process and the
  * same SMTP peer (STARTTLS + XOAUTH2 on loopback). Each phase sends N mails and is measured from the client's
  * first request to the last mail arriving at the peer (so process start-up is not counted); accept rate and
- * latency are measured in the client. Clients run in their
- * own processes; the peer and the identity emulator run in this one.
+ * latency are measured in the client. Clients run in their own processes; the peer and the identity emulator
+ * run in this one.
  *   npm run bench:relay -- [mails=2000] [concurrency=20]
  */
 import { execFile } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { API_TOKEN } from '../test/support/harness.ts'
@@ -25,28 +24,19 @@ const run = promisify(execFile)
 const tsx = (script: string, ...args: string[]) =>
   run(process.execPath, ['--import', 'tsx', script, ...args], { maxBuffer: 64 * 1024 * 1024 }).then((r) => JSON.parse(r.stdout) as Accept)
 
-const dir = mkdtempSync(join(tmpdir(), 'mailbridge-bench-relay-'))
-const key = randomBytes(32)
-const w = await startWorld({ dir, key })
+const w = await startWorld({ shared: true })
 const server = await w.outgoingServer()
 await w.connect(server.id)
 await w.mb.api('PATCH', `/api/v1/outgoing-servers/${server.id}`, { max_per_minute: null })
 await w.mb.api('POST', '/api/v1/relay-users', { username: USER, password: PASSWORD })
-await w.mb.close()
 
 const relayPort = await freePort()
 const tls = new URL('../test/support/tls/', import.meta.url).pathname
-const node = await startNode({
-  MAILBRIDGE_DATABASE_URL: w.mb.config.databaseUrl,
-  MAILBRIDGE_DATA_DIR: dir,
-  MAILBRIDGE_SECRET_KEY: key.toString('base64'),
-  MAILBRIDGE_API_TOKEN: API_TOKEN,
-  MAILBRIDGE_ADMIN_PASSWORD: 'bench-password',
-  MAILBRIDGE_QUEUE_POLL_MS: '50',
-  MAILBRIDGE_RELAY_PORT: String(relayPort),
-  MAILBRIDGE_RELAY_TLS_CERT: join(tls, 'cert.pem'),
-  MAILBRIDGE_RELAY_TLS_KEY: join(tls, 'key.pem'),
-}, ['serve', '--role', process.env.BENCH_ROLE ?? 'all'], process.env.BENCH_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROF}`] : [])
+const node = await startNode(
+  w.nodeEnv({ MAILBRIDGE_QUEUE_POLL_MS: '50', MAILBRIDGE_RELAY_PORT: String(relayPort), MAILBRIDGE_RELAY_TLS_CERT: join(tls, 'cert.pem'), MAILBRIDGE_RELAY_TLS_KEY: join(tls, 'key.pem') }),
+  ['serve'],
+  process.env.BENCH_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROF}`] : [],
+)
 
 interface Accept { seconds: number; latencies: number[]; started: number }
 interface Phase { what: string; accept: Accept; endToEnd: number; deliveredAtAccept: number }
@@ -74,10 +64,7 @@ const cpu = (pid: number) => { const f = readFileSync(`/proc/${pid}/stat`, 'utf8
 const mbCpu = cpu(node.child.pid!)
 node.child.kill('SIGTERM')
 await node.exited
-await w.smtp.close()
-await w.ms.close()
-await w.mb.dropDatabase()
-rmSync(dir, { recursive: true, force: true })
+await w.close()
 
 console.log(`\nbench/relay: ${N} mails per phase (${fresh} for one connection per mail), ${CONCURRENCY} concurrent clients, one Mailbridge process (serve --role all), SMTP peer on loopback (STARTTLS + XOAUTH2), ${new Date().toISOString()}\n`)
 console.log(

@@ -1,41 +1,25 @@
 import assert from 'node:assert/strict'
-import { randomBytes } from 'node:crypto'
-import { mkdtempSync, rmSync } from 'node:fs'
 import { connect } from 'node:net'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { test } from 'node:test'
 import { fileURLToPath } from 'node:url'
 import { simpleParser } from 'mailparser'
 import nodemailer from 'nodemailer'
-import { API_TOKEN } from '../support/harness.ts'
 import { freePort, startNode } from '../support/process.ts'
 import { ALICE, startWorld } from '../support/world.ts'
 
 const TLS = fileURLToPath(new URL('../support/tls/', import.meta.url))
 
 test('serve: MAILBRIDGE_RELAY_PORT starts the relay beside the API; a relayed mail is delivered by the queue thread; SIGTERM stops the listener', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'mailbridge-relay-serve-'))
-  const key = randomBytes(32)
-  t.after(() => rmSync(dir, { recursive: true, force: true }))
-  const w = await startWorld({ dir, key })
-  t.after(() => w.mb.dropDatabase())
+  const w = await startWorld({ shared: true })
   t.after(w.close)
   const server = await w.outgoingServer()
   await w.connect(server.id)
   assert.equal((await w.mb.api('POST', '/api/v1/relay-users', { username: 'erp', password: 'erp-password-123' })).statusCode, 201)
   const relayPort = await freePort()
-  const node = await startNode({
-    MAILBRIDGE_DATABASE_URL: w.mb.config.databaseUrl,
-    MAILBRIDGE_DATA_DIR: dir,
-    MAILBRIDGE_SECRET_KEY: key.toString('base64'),
-    MAILBRIDGE_API_TOKEN: API_TOKEN,
-    MAILBRIDGE_ADMIN_PASSWORD: 'relay-serve-password',
-    MAILBRIDGE_RELAY_PORT: String(relayPort),
-    MAILBRIDGE_RELAY_TLS_CERT: join(TLS, 'cert.pem'),
-    MAILBRIDGE_RELAY_TLS_KEY: join(TLS, 'key.pem'),
-    NODE_EXTRA_CA_CERTS: 'test/support/tls/ca.pem',
-  })
+  const node = await startNode(
+    w.nodeEnv({ MAILBRIDGE_RELAY_PORT: String(relayPort), MAILBRIDGE_RELAY_TLS_CERT: join(TLS, 'cert.pem'), MAILBRIDGE_RELAY_TLS_KEY: join(TLS, 'key.pem'), NODE_EXTRA_CA_CERTS: 'test/support/tls/ca.pem' }),
+  )
   t.after(() => node.child.kill('SIGKILL'))
   assert.match(node.output(), new RegExp(`SMTP relay for legacy applications on 127\\.0\\.0\\.1:${relayPort} \\(STARTTLS\\)`))
 
