@@ -71,7 +71,9 @@ function withStatementCache(sqlite: SQLite.Database, max = 500): SQLite.Database
 
 export async function migrate(db: Kysely<DB>, schema?: string): Promise<string[]> {
   // Name the schema: kysely otherwise looks for its migration tables in every schema of the database.
-  const migrator = new Migrator({ db, provider: { getMigrations: async () => migrations }, ...(schema ? { migrationTableSchema: schema } : {}) })
+  // Feature branches land in any order (0007 shipped before 0005): a database that already ran a later migration
+  // must still take an earlier-numbered one that arrived afterwards. Each migration touches only its own tables.
+  const migrator = new Migrator({ db, provider: { getMigrations: async () => migrations }, allowUnorderedMigrations: true, ...(schema ? { migrationTableSchema: schema } : {}) })
   const { error, results } = await migrator.migrateToLatest()
   if (error) throw error
   return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName)
