@@ -33,10 +33,40 @@ button.secondary,.button.secondary{background:#fff;color:var(--brand);border:1px
 .banner{border-radius:6px;padding:.7rem 1rem;margin-bottom:1rem}.banner.ok{background:#dafbe1;border:1px solid var(--ok)}.banner.bad{background:#ffebe9;border:1px solid var(--bad)}.banner.warn{background:#fff8c5;border:1px solid var(--warn)}
 table{border-collapse:collapse;width:100%}th,td{text-align:left;padding:.45rem .5rem;border-bottom:1px solid var(--line);vertical-align:top}th{font-size:.85rem;color:var(--muted)}
 code,.mono{font-family:ui-monospace,SFMono-Regular,Menlo,monospace;font-size:.9em;word-break:break-all}.hint{color:var(--muted);font-size:.9rem;margin:.2rem 0}
+.skip{position:absolute;left:-999px}.skip:focus{left:.5rem;top:.5rem;background:#fff;color:var(--brand);padding:.3rem .6rem;border-radius:4px}
+header nav ul{list-style:none;margin:0;padding:0;display:flex;gap:1.2rem;flex-wrap:wrap}header nav li.group{display:flex;gap:.6rem;align-items:baseline}header nav li.group ul{gap:.8rem}
+header .group-title{font-size:.75rem;text-transform:uppercase;letter-spacing:.05em;opacity:.75}header a[aria-current=page]{text-decoration:underline;text-underline-offset:4px}
+header form.logout{margin-left:auto}button.link{background:none;border:0;color:#fff;padding:0;margin:0;text-decoration:underline;cursor:pointer;font:inherit}
+form.inline{display:inline}form.inline button{margin:0 .3rem 0 0;padding:.25rem .7rem;font-size:.9rem}
+fieldset{border:1px solid var(--line);border-radius:6px;padding:.6rem 1rem 1rem;margin:1rem 0}legend{font-weight:700;padding:0 .3rem}fieldset.choice .check{margin:.3rem 0}fieldset.choice label{margin:0;font-weight:500}
+.check label{margin:0}.field.invalid input,.field.invalid select{border-color:var(--bad)}.error{color:var(--bad);font-weight:600;margin:.2rem 0}
+.tag.set{background:var(--ok)}.tag.warn{background:var(--warn)}.copy{display:flex;gap:.5rem;align-items:center;flex-wrap:wrap}.copy code{background:#f6f8fa;border:1px solid var(--line);border-radius:6px;padding:.35rem .5rem}.copy button{margin:0}
+.actions{display:flex;gap:.4rem;flex-wrap:wrap;align-items:center}.links a{margin-right:1.2rem}.setting{border-top:1px solid var(--line);padding-top:.6rem;margin-top:.8rem}
+.filters{display:flex;gap:.8rem;align-items:end;flex-wrap:wrap}.filters .field{margin:0}.filters button{margin:0}.muted{color:var(--muted)}
+section.card.narrow{max-width:26rem;margin:3rem auto}
+.button.small{padding:.25rem .7rem;font-size:.9rem;margin:0 .3rem 0 0}.skip-label{position:absolute;left:-999px}
+.check .hint{font-weight:400;margin-left:.4rem}span.label{display:block;font-weight:600;margin:.7rem 0 .2rem}
+td .reason{max-width:28rem;white-space:pre-wrap}.pager{margin-top:1rem}
+`
+
+/** Progressive enhancement only: copy buttons and live show/hide; every form works without it. */
+export const SCRIPT = `
+for (const b of document.querySelectorAll('[data-copy]')) {
+  b.hidden = false
+  b.addEventListener('click', async () => {
+    const text = document.getElementById(b.dataset.copy).textContent
+    try { await navigator.clipboard.writeText(text); b.textContent = 'Copied' } catch { b.textContent = 'Select and copy the text' }
+  })
+}
+for (const c of document.querySelectorAll('input[type=checkbox][aria-controls]')) {
+  const target = document.getElementById(c.getAttribute('aria-controls'))
+  const sync = () => { target.hidden = !c.checked }
+  c.addEventListener('change', sync)
+}
 `
 
 export function page(title: string, body: Html, o: { nav?: Html } = {}): string {
   return `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
 <title>${esc(title)} · Mailbridge</title><style>${STYLE}</style></head><body>
-<header>${o.nav ? o.nav.__html : '<span class="brand">Mailbridge</span>'}</header><main>${body.__html}</main></body></html>`
+<header>${o.nav ? o.nav.__html : '<span class="brand">Mailbridge</span>'}</header><main id="main">${body.__html}</main><script>${SCRIPT}</script></body></html>`
 }

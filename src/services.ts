@@ -9,6 +9,7 @@ import { OutgoingServerService } from './outgoing/service.ts'
 import { MailWorker } from './outgoing/worker.ts'
 import { RelayUserService } from './relay/users.ts'
 import { SettingsService } from './settings/service.ts'
+import { AdminSessionService } from './web/admin-sessions.ts'
 import { ApiTokenService } from './web/api-tokens.ts'
 
 /** Every use case, wired once; `serve`, `worker` and the tests build the same graph. */
@@ -25,6 +26,7 @@ export interface Services {
   mails: MailService
   mailWorker: MailWorker
   relayUsers: RelayUserService
+  adminSessions: AdminSessionService
 }
 
 export function createServices(config: Config, database: Database, log: Logger, keys: Buffer[]): Services {
@@ -38,5 +40,6 @@ export function createServices(config: Config, database: Database, log: Logger, 
   const mails = new MailService({ db, settings, servers: outgoingServers, log, maxBytes: config.maxMailBytes })
   const mailWorker = new MailWorker({ database, box, credentials, settings, mails, log: log.child({ part: 'mail-worker' }), queue: config.queue })
   const relayUsers = new RelayUserService(db)
-  return { config, database, log, box, settings, credentials, connect, outgoingServers, apiTokens, mails, mailWorker, relayUsers }
+  const adminSessions = new AdminSessionService({ db, settings, log: log.child({ part: 'admin' }) })
+  return { config, database, log, box, settings, credentials, connect, outgoingServers, apiTokens, mails, mailWorker, relayUsers, adminSessions }
 }

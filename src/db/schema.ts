@@ -14,6 +14,8 @@ export interface DB {
   smtp_slots: { server_id: string; slot: number; holder: string; lease_until: string }
   worker_nodes: { id: string; started_at: string; heartbeat_at: string }
   relay_users: RelayUserRow
+  admin_sessions: AdminSessionRow
+  admin_login_failures: { id: string; client: string; at: string }
 }
 
 export type CredentialRow = Selectable<CredentialTable>
@@ -113,4 +115,16 @@ export interface RelayUserRow {
   /** The client's IP address at its last successful AUTH. */
   last_used_from: string | null
   created_at: string
+}
+
+/** One signed-in admin browser; the cookie holds the token, the table only its SHA-256. */
+export interface AdminSessionRow {
+  id: string
+  token_hash: string
+  username: string
+  /** The synchronizer token every form of this session carries. */
+  csrf_token: string
+  created_at: string
+  last_seen_at: string
+  expires_at: string
 }

@@ -11,11 +11,14 @@ import { relayUserRoutes } from '../relay/routes.ts'
 import type { Services } from '../services.ts'
 import { settingsRoutes } from '../settings/routes.ts'
 import { installErrorHandler } from './errors.ts'
-import { serverPages } from './server-pages.ts'
+import { adminUi, type AdminUiOptions } from './ui/index.ts'
+import { adminSession, sessionOf } from './ui/session.ts'
 
 export interface AppOptions {
   /** A body limit for the JSON API, in bytes (mail with attachments needs room). */
   bodyLimit?: number
+  /** The sandbox pre-fills new Outlook servers with its SMTP peer's host and port. */
+  smtpDefaults?: AdminUiOptions['smtpDefaults']
 }
 
 const bearer = (req: FastifyRequest): string | undefined => {
@@ -63,7 +66,9 @@ export async function buildApp(s: Services, o: AppOptions = {}): Promise<Fastify
     },
     { prefix: '/api/v1' },
   )
-  await app.register(confirmRoutes, { connect: s.connect, sessionOf: () => undefined })
-  await app.register(serverPages, { services: s })
+  // The session hook runs before the OAuth callback too: a Connect started in the UI is bound to its session.
+  await app.register(adminSession, { sessions: s.adminSessions })
+  await app.register(confirmRoutes, { connect: s.connect, sessionOf })
+  await app.register(adminUi, { services: s, smtpDefaults: o.smtpDefaults })
   return app
 }

@@ -2,6 +2,7 @@ import type { Migration } from 'kysely'
 import * as m0001 from './0001-spine.ts'
 import * as m0002 from './0002-mail.ts'
 import * as m0005 from './0005-relay.ts'
+import * as m0006 from './0006-admin-sessions.ts'
 import * as m0007 from './0007-smtp-slots.ts'
 
 /** Every migration, by name; they run in name order (kysely's Migrator sorts them). */
@@ -9,5 +10,6 @@ export const migrations: Record<string, Migration> = {
   '0001-spine': m0001,
   '0002-mail': m0002,
   '0005-relay': m0005,
+  '0006-admin-sessions': m0006,
   '0007-smtp-slots': m0007,
 }

@@ -1,0 +1,62 @@
+import type { FastifyPluginAsync } from 'fastify'
+import { MailbridgeError } from '../../errors.ts'
+import { html, page } from '../../html.ts'
+import type { Services } from '../../services.ts'
+import { authRoutes } from './auth.ts'
+import { banner, formValue, sendPage, seeOther, type Ui } from './kit.ts'
+import { mailQueueMenu, mailQueuePages } from './mail-queue.ts'
+import { outgoingServerMenu, outgoingServerPages } from './outgoing-servers.ts'
+import { parameterMenu, parameterPages } from './parameters.ts'
+import { clearSessionCookie } from './session.ts'
+import { settingsMenu, settingsPages } from './settings.ts'
+
+export interface AdminUiOptions {
+  services: Services
+  smtpDefaults?: Ui['smtpDefaults']
+}
+
+/**
+ * The admin web UI: server-rendered pages that follow the seed guide's "Setup in Odoo" labels. Every page
+ * needs a signed-in admin; every POST needs the session's CSRF token. Incoming Email Servers and Messages
+ * join by adding their module's menu and pages here.
+ */
+export const adminUi: FastifyPluginAsync<AdminUiOptions> = async (app, { services, smtpDefaults }) => {
+  const sessions = services.adminSessions
+  const ui: Ui = { services, smtpDefaults, menu: [...settingsMenu, ...outgoingServerMenu, ...parameterMenu, ...mailQueueMenu] }
+  await app.register(authRoutes, { sessions, baseUrl: services.config.baseUrl })
+
+  await app.register(async (admin) => {
+    admin.addHook('preHandler', async (req, reply) => {
+      if (!req.admin) {
+        const next = req.method === 'GET' ? req.url : '/admin'
+        return reply.redirect(`/admin/login?next=${encodeURIComponent(next)}`, req.method === 'GET' ? 302 : 303)
+      }
+      if (req.method !== 'GET' && req.method !== 'HEAD' && !sessions.checkCsrf(req.admin, formValue(req.body, '_csrf'))) {
+        req.log.warn({ session_id: req.admin.id, url: req.url }, 'admin form refused: missing or wrong CSRF token')
+        const body = html`<section class="card"><h1>Form refused</h1>${banner('bad', 'This form expired or did not come from Mailbridge, so nothing was changed. Reload the page and try again.')}</section>`
+        return sendPage(ui, req, reply, 'Form refused', body, 403)
+      }
+    })
+
+    admin.setErrorHandler(async (e, req, reply) => {
+      const known = e instanceof MailbridgeError && e.status < 500
+      if (!known) req.log.error({ err: e }, 'admin page failed')
+      const status = known ? e.status : (e as { statusCode?: number }).statusCode && (e as { statusCode: number }).statusCode < 500 ? (e as { statusCode: number }).statusCode : 500
+      const message = known ? e.message : status < 500 ? (e as Error).message : 'Something went wrong inside Mailbridge; the details are in its log.'
+      const body = html`<section class="card"><h1>${status === 404 ? 'Not found' : 'That did not work'}</h1>${banner('bad', message)}<p><a href="/admin">Back to Mailbridge</a></p></section>`
+      if (!req.admin) return reply.code(status).type('text/html; charset=utf-8').send(page('Error', body))
+      return sendPage(ui, req, reply, 'Error', body, status)
+    })
+
+    admin.get('/admin', async (_req, reply) => seeOther(reply, '/admin/settings'))
+    admin.post('/admin/logout', async (req, reply) => {
+      await sessions.logout(req.admin!.id)
+      clearSessionCookie(reply, services.config.baseUrl)
+      return seeOther(reply, '/admin/login')
+    })
+    await admin.register(settingsPages, { ui })
+    await admin.register(outgoingServerPages, { ui })
+    await admin.register(parameterPages, { ui })
+    await admin.register(mailQueuePages, { ui })
+  })
+}

@@ -1,0 +1,198 @@
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
+import { html, type Html } from '../../html.ts'
+import { providerFor } from '../../oauth/providers.ts'
+import type { OutgoingServer, OutgoingServerInput } from '../../outgoing/model.ts'
+import type { TestResult } from '../../outgoing/service.ts'
+import { banner, csrfField, field, formError, formValue, postButton, radios, select, sendPage, seeOther, type FormError, type MenuItem, type Ui } from './kit.ts'
+
+export const outgoingServerMenu: MenuItem[] = [{ group: 'Settings', label: 'Outgoing Email Servers', href: '/admin/outgoing-servers' }]
+
+const BASE = '/admin/outgoing-servers'
+const FIELDS = ['name', 'authentication', 'username', 'password', 'host', 'port', 'encryption', 'from_filter', 'sequence', 'max_per_minute'] as const
+type Values = Partial<Record<(typeof FIELDS)[number], string>>
+
+const ENCRYPTIONS: Array<[string, string]> = [
+  ['starttls', 'TLS (STARTTLS)'],
+  ['ssl', 'SSL/TLS'],
+  ['none', 'None'],
+]
+
+/** The token tag: green "Outlook Token Valid", or red with its cause (design.md §2, token health). */
+export const tokenTag = (s: Pick<OutgoingServer, 'authentication' | 'token'>): Html | '' =>
+  providerFor(s.authentication) ? html`<span class="tag ${s.token.valid ? 'ok' : 'bad'}" role="status">${s.token.label}</span>` : ''
+
+const toValues = (s: OutgoingServer): Values => ({
+  name: s.name,
+  authentication: s.authentication,
+  username: s.username,
+  host: s.host,
+  port: String(s.port),
+  encryption: s.encryption,
+  from_filter: s.from_filter ?? '',
+  sequence: String(s.sequence),
+  max_per_minute: s.max_per_minute === null ? '' : String(s.max_per_minute),
+})
+
+/**
+ * Form fields → the API's input. An empty field means "the default" on create (Outlook fills in its host,
+ * port, from_filter and rate) and "none" on update; an empty password keeps the stored one.
+ */
+function toInput(body: unknown, creating: boolean): OutgoingServerInput {
+  const v = (k: (typeof FIELDS)[number]) => formValue(body, k)?.trim()
+  const num = (k: (typeof FIELDS)[number]): number | undefined => {
+    const raw = v(k)
+    return raw ? Number(raw) : undefined
+  }
+  const input: OutgoingServerInput = {}
+  const name = v('name')
+  if (name !== undefined) input.name = name
+  const auth = v('authentication')
+  if (auth) input.authentication = auth as OutgoingServerInput['authentication']
+  const username = v('username')
+  if (username !== undefined) input.username = username
+  const password = formValue(body, 'password')
+  if (password) input.password = password
+  if (v('host')) input.host = v('host')
+  if (num('port') !== undefined) input.port = num('port')
+  if (v('encryption')) input.encryption = v('encryption') as OutgoingServerInput['encryption']
+  const fromFilter = v('from_filter')
+  if (fromFilter) input.from_filter = fromFilter
+  else if (!creating && fromFilter !== undefined) input.from_filter = null
+  if (num('sequence') !== undefined) input.sequence = num('sequence')
+  const rate = v('max_per_minute')
+  if (rate) input.max_per_minute = Number(rate)
+  else if (!creating && rate !== undefined) input.max_per_minute = null
+  return input
+}
+
+/** Numbers the schema would refuse, refused with a message before the service sees NaN. */
+function checkNumbers(input: OutgoingServerInput): FormError | undefined {
+  for (const [k, n, min, max] of [['port', input.port, 1, 65535], ['sequence', input.sequence, 0, 1_000_000], ['max_per_minute', input.max_per_minute, 1, 100_000]] as const) {
+    if (n !== undefined && n !== null && (!Number.isInteger(n) || n < min || n > max)) return { field: k, message: `${k} must be a whole number from ${min} to ${max}.` }
+  }
+  return undefined
+}
+
+/** Outgoing Email Servers: list, form, Connect your Outlook account, Test Connection. */
+export const outgoingServerPages: FastifyPluginAsync<{ ui: Ui }> = async (app, { ui }) => {
+  const servers = ui.services.outgoingServers
+
+  app.get(BASE, async (req, reply) => {
+    const items = await servers.list()
+    const rows = items.map(
+      (s) => html`<tr><td><a href="${BASE}/${s.id}">${s.name}</a></td><td>${s.username}</td><td>${s.host}:${s.port}</td><td>${s.from_filter ?? ''}</td><td>${tokenTag(s)}${s.paused_until && Date.parse(s.paused_until) > Date.now() ? html` <span class="tag warn">paused</span>` : ''}</td></tr>`,
+    )
+    const body = html`<section class="card"><h1>Outgoing Email Servers</h1>
+<p><a class="button" href="${BASE}/new">New</a></p>
+${items.length ? html`<table><thead><tr><th scope="col">Description</th><th scope="col">Username</th><th scope="col">Host</th><th scope="col">from_filter</th><th scope="col">Token</th></tr></thead><tbody>${rows}</tbody></table>` : html`<p class="muted">No outgoing server yet. Click New, pick Outlook, and give the mailbox address as Username.</p>`}
+</section>`
+    return sendPage(ui, req, reply, 'Outgoing Email Servers', body)
+  })
+
+  const form = async (
+    req: FastifyRequest,
+    reply: FastifyReply,
+    o: { server?: OutgoingServer; values: Values; error?: FormError; notice?: Html; status?: number },
+  ) => {
+    const s = o.server
+    const v = o.values
+    const auth = v.authentication ?? 'outlook'
+    const p = providerFor(auth)
+    const connected = s && p && s.token.status !== 'missing'
+    const action = s ? `${BASE}/${s.id}` : BASE
+    const body = html`<h1>${s ? s.name : 'New outgoing server'}</h1>
+${o.notice ?? ''}${o.error ? banner('bad', o.error.message) : ''}
+<section class="card"><form method="post" action="${action}">${csrfField(req.admin!)}
+${field({ name: 'name', label: 'Description', value: v.name, required: true, error: o.error, hint: 'Any name, shown in lists.' })}
+${radios({ name: 'authentication', legend: 'Authentication', value: auth, error: o.error, options: [['outlook', 'Outlook', 'OAuth with Microsoft 365: no password'], ['login', 'Username and password'], ['none', 'None']] })}
+${field({ name: 'username', label: 'Username', type: 'email', value: v.username, error: o.error, autocomplete: 'off', hint: 'For Outlook, the mailbox address, such as alice@contoso.com: the account you will sign in with.' })}
+${s && p ? html`<p>${tokenTag(s)}</p>` : ''}
+${field({ name: 'password', label: 'Password', type: 'password', error: o.error, autocomplete: 'new-password', placeholder: s?.password_set ? 'stored: leave empty to keep it' : '', hint: 'Only for "Username and password"; leave it empty for Outlook.' })}
+${field({ name: 'host', label: 'Host', value: v.host, error: o.error, placeholder: 'smtp.office365.com', hint: 'Left empty, Outlook fills in smtp.office365.com.' })}
+${field({ name: 'port', label: 'Port', type: 'number', value: v.port, error: o.error, min: 1, max: 65535, placeholder: '587' })}
+${select({ name: 'encryption', label: 'Encryption', value: v.encryption ?? 'starttls', options: ENCRYPTIONS, error: o.error, hint: 'Outlook needs TLS (STARTTLS) on port 587.' })}
+${field({ name: 'from_filter', label: 'from_filter', value: v.from_filter, error: o.error, hint: 'Addresses or domains this server sends for, separated by commas. Left empty on a new Outlook server, it is the Username.' })}
+${field({ name: 'sequence', label: 'Sequence', type: 'number', value: v.sequence, error: o.error, min: 0, placeholder: '10', hint: 'Lower first, when several servers could send a mail.' })}
+${field({ name: 'max_per_minute', label: 'Messages per minute at most', type: 'number', value: v.max_per_minute, error: o.error, min: 1, hint: 'Exchange Online allows 30 per mailbox; empty on update means no limit.' })}
+<div class="actions"><button type="submit" name="then" value="save">Save</button>
+${p ? html`<button type="submit" name="then" value="connect" class="secondary">${connected ? `Reconnect your ${p.label} account` : `Connect your ${p.label} account`}</button>` : ''}</div>
+${p ? html`<p class="hint">Connect saves the form, then sends you to Microsoft to sign in as the Username and accept.</p>` : ''}
+</form></section>
+${s ? html`<section class="card"><h2>Check</h2><div class="actions">${postButton(req.admin!, `${BASE}/${s.id}/test`, 'Test Connection', { cls: '' })}${postButton(req.admin!, `${BASE}/${s.id}/delete`, 'Delete', { cls: 'danger' })}</div>
+<p class="hint">Test Connection signs in to ${s.host}:${s.port} and tries MAIL FROM / RCPT TO without sending anything.</p></section>` : ''}`
+    return sendPage(ui, req, reply, s ? s.name : 'New outgoing server', body, o.status ?? (o.error ? 400 : 200))
+  }
+
+  app.get(`${BASE}/new`, async (req, reply) =>
+    form(req, reply, { values: { authentication: 'outlook', encryption: 'starttls', host: ui.smtpDefaults?.host, port: ui.smtpDefaults ? String(ui.smtpDefaults.port) : undefined } }),
+  )
+
+  /** Save, then either show the server or, for "Connect your Outlook account", go to Microsoft. */
+  const saveThen = async (req: FastifyRequest, reply: FastifyReply, saved: OutgoingServer) => {
+    if (formValue(req.body, 'then') !== 'connect') return seeOther(reply, `${BASE}/${saved.id}?saved=1`)
+    try {
+      const url = await servers.connect(saved.id, req.admin!.id)
+      req.log.info({ server_id: saved.id, mailbox: saved.username }, 'sending the admin to the provider to connect')
+      return seeOther(reply, url)
+    } catch (e) {
+      const error = formError(e)
+      const link = /Settings/.test(error.message) ? html` <a href="/admin/settings">Open General Settings</a>` : ''
+      return form(req, reply, { server: saved, values: toValues(saved), notice: banner('bad', html`${error.message}${link}`), status: 409 })
+    }
+  }
+
+  app.post(BASE, async (req, reply) => {
+    const input = toInput(req.body, true)
+    const bad = checkNumbers(input)
+    if (bad) return form(req, reply, { values: req.body as Values, error: bad })
+    let created: OutgoingServer
+    try {
+      created = await servers.create(input)
+    } catch (e) {
+      return form(req, reply, { values: req.body as Values, error: formError(e) })
+    }
+    return saveThen(req, reply, created)
+  })
+
+  app.get<{ Params: { id: string }; Querystring: { saved?: string; connected?: string } }>(`${BASE}/:id`, async (req, reply) => {
+    const s = await servers.get(req.params.id)
+    const notice =
+      req.query.connected === '1'
+        ? s.token.valid
+          ? banner('ok', `Connected: ${s.username} is linked to Mailbridge.`)
+          : banner('bad', `The sign-in came back, but the token is not usable: ${s.token.label}`)
+        : req.query.saved === '1'
+          ? banner('ok', 'Saved.')
+          : undefined
+    return form(req, reply, { server: s, values: toValues(s), notice })
+  })
+
+  app.post<{ Params: { id: string } }>(`${BASE}/:id`, async (req, reply) => {
+    const s = await servers.get(req.params.id)
+    const input = toInput(req.body, false)
+    const bad = checkNumbers(input)
+    if (bad) return form(req, reply, { server: s, values: req.body as Values, error: bad })
+    let saved: OutgoingServer
+    try {
+      saved = await servers.update(s.id, input)
+    } catch (e) {
+      return form(req, reply, { server: s, values: req.body as Values, error: formError(e) })
+    }
+    return saveThen(req, reply, saved)
+  })
+
+  app.post<{ Params: { id: string } }>(`${BASE}/:id/test`, async (req, reply) => {
+    const s = await servers.get(req.params.id)
+    const result: TestResult = await servers.test(s.id)
+    // The test may have changed the token's health (a refused token turns the tag red): read it again.
+    const fresh = await servers.get(s.id)
+    return form(req, reply, { server: fresh, values: toValues(fresh), notice: banner(result.ok ? 'ok' : 'bad', result.message) })
+  })
+
+  app.post<{ Params: { id: string } }>(`${BASE}/:id/delete`, async (req, reply) => {
+    const s = await servers.get(req.params.id)
+    await servers.delete(s.id)
+    req.log.info({ server_id: s.id, mailbox: s.username }, 'outgoing server deleted from the admin UI')
+    return seeOther(reply, BASE)
+  })
+}

@@ -1,0 +1,60 @@
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
+import { html } from '../../html.ts'
+import { providers } from '../../oauth/providers.ts'
+import type { SettingsPatch } from '../../settings/service.ts'
+import { banner, checkbox, csrfField, field, formError, formValue, hasPage, sendPage, seeOther, type FormError, type MenuItem, type Ui } from './kit.ts'
+
+export const settingsMenu: MenuItem[] = [{ group: 'Settings', label: 'General Settings', href: '/admin/settings' }]
+
+/** Settings → General Settings, Discuss section, as the seed guide's "Enter Microsoft Outlook credentials" walks it. */
+export const settingsPages: FastifyPluginAsync<{ ui: Ui }> = async (app, { ui }) => {
+  const { settings, connect } = ui.services
+
+  const render = async (req: FastifyRequest, reply: FastifyReply, o: { error?: FormError; saved?: boolean; values?: Partial<Record<string, string>> } = {}) => {
+    const v = await settings.view()
+    const enabled = o.values ? o.values.external_email_servers === '1' : v.external_email_servers
+    const redirect = connect.redirectUri(providers.outlook)
+    const incoming = hasPage(ui, 'Incoming Email Servers')
+    const body = html`<h1>General Settings</h1>
+${o.saved ? banner('ok', 'Settings saved.') : ''}${o.error ? banner('bad', o.error.message) : ''}
+<form method="post" action="/admin/settings">${csrfField(req.admin!)}
+<section class="card" aria-labelledby="discuss"><h2 id="discuss">Discuss</h2>
+<div class="setting">
+${checkbox({ name: 'external_email_servers', label: 'External Email Servers', checked: enabled, controls: 'outlook-credentials', hint: 'Send and receive mail through your own Microsoft 365 / Outlook mailboxes.' })}
+<p class="links"><a href="/admin/outgoing-servers">Outgoing Email Servers</a>${incoming ? html`<a href="${incoming.href}">Incoming Email Servers</a>` : html`<span class="muted" title="Arrives with incoming mail">Incoming Email Servers (not available yet)</span>`}</p>
+<fieldset id="outlook-credentials"${enabled ? '' : html` hidden`}><legend>Outlook Credentials</legend>
+${field({ name: 'microsoft_outlook_client_id', label: 'Client ID', value: o.values?.microsoft_outlook_client_id ?? v.microsoft_outlook_client_id, error: o.error, placeholder: 'ID of your Outlook app', autocomplete: 'off', hint: 'The Application (client) ID from the app\'s Overview page in Azure.' })}
+${field({ name: 'microsoft_outlook_client_secret', label: 'Client Secret', type: 'password', error: o.error, autocomplete: 'new-password', placeholder: v.microsoft_outlook_client_secret_set ? 'stored: leave empty to keep it' : 'Secret of your Outlook app', hint: html`${v.microsoft_outlook_client_secret_set ? html`<span class="tag set">set</span> ` : html`<span class="tag muted">not set</span> `}The secret's <strong>Value</strong> from Certificates &amp; secrets (not its Secret ID). It is stored encrypted and never shown again.` })}
+${field({ name: 'microsoft_outlook_client_secret_expires_at', label: 'Client Secret expiry date', type: 'date', value: o.values?.microsoft_outlook_client_secret_expires_at ?? v.microsoft_outlook_client_secret_expires_at?.slice(0, 10) ?? '', error: o.error, hint: 'Shown in Azure beside the secret. Mailbridge warns from 30 days before it.' })}
+<div class="field"><span class="label" id="redirect-label">Redirect URI to register in Azure (platform Web)</span>
+<p class="copy"><code id="redirect-uri" aria-labelledby="redirect-label">${redirect}</code><button type="button" class="secondary" data-copy="redirect-uri" hidden>Copy</button></p>
+<p class="hint">It comes from MAILBRIDGE_BASE_URL and must match character for character (else AADSTS50011).</p></div>
+</fieldset>
+</div>
+<button type="submit">Save</button>
+</section></form>`
+    return sendPage(ui, req, reply, 'General Settings', body, o.error ? 400 : 200)
+  }
+
+  app.get<{ Querystring: { saved?: string } }>('/admin/settings', async (req, reply) => render(req, reply, { saved: req.query.saved === '1' }))
+
+  app.post('/admin/settings', async (req, reply) => {
+    const enabled = formValue(req.body, 'external_email_servers') === '1'
+    const patch: SettingsPatch = { external_email_servers: enabled }
+    const id = formValue(req.body, 'microsoft_outlook_client_id')
+    const secret = formValue(req.body, 'microsoft_outlook_client_secret')
+    const expires = formValue(req.body, 'microsoft_outlook_client_secret_expires_at')
+    if (id !== undefined) patch.microsoft_outlook_client_id = id
+    // The secret is never shown back: an empty field means "keep the stored one".
+    if (secret) patch.microsoft_outlook_client_secret = secret
+    if (expires !== undefined) patch.microsoft_outlook_client_secret_expires_at = expires.trim() || null
+    try {
+      await settings.update(patch)
+    } catch (e) {
+      const values = { external_email_servers: enabled ? '1' : '', microsoft_outlook_client_id: id ?? '', microsoft_outlook_client_secret_expires_at: expires ?? '' }
+      return render(req, reply, { error: formError(e), values })
+    }
+    req.log.info({ session_id: req.admin!.id, external_email_servers: enabled, secret_changed: !!secret }, 'settings saved from the admin UI')
+    return seeOther(reply, '/admin/settings?saved=1')
+  })
+}
