@@ -13,6 +13,7 @@ Commands:
   serve [--role all|web|worker]
              start the HTTP API and admin UI (web), the queue and fetchers (worker), or both (all, the default)
   migrate    apply database migrations and exit
+  sandbox    Mailbridge with a Microsoft emulator, an SMTP peer (and Dovecot) on this machine: walk the guide offline
 `
 
 async function serve(role: Role): Promise<void> {
@@ -61,6 +62,11 @@ async function main(argv: string[]): Promise<void> {
       const applied = await migrate(database.db, database.schema)
       process.stdout.write(applied.length ? `applied: ${applied.join(', ')}\n` : 'the database is up to date\n')
       return database.close()
+    }
+    case 'sandbox': {
+      // Imported only here: the sandbox loads the test peers, which `serve` must never need.
+      const { sandbox } = await import('./sandbox.ts')
+      return sandbox()
     }
     default:
       process.stderr.write(USAGE)
