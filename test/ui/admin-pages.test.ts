@@ -122,6 +122,10 @@ test('system parameters: create, edit, refuse a bad endpoint beside its field, d
   assert.equal(await mb.services.settings.parameter('mail.force.smtp.from'), undefined)
   assert.equal((await admin.post('/admin/parameters/mail.force.smtp.from/delete')).statusCode, 404)
   assert.equal((await admin.get('/admin/parameters/nope')).statusCode, 404)
+  const unknown = await admin.get('/admin/no-such-page')
+  assert.equal(unknown.statusCode, 404)
+  assert.match(unknown.body, /The page \/admin\/no-such-page does not exist\./)
+  assert.match(unknown.body, /<nav aria-label="Main">/)
 })
 
 test('outgoing servers: an Outlook server without a Username is refused beside the field; Connect without credentials says where to enter them', async (t) => {

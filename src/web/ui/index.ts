@@ -49,6 +49,10 @@ export const adminUi: FastifyPluginAsync<AdminUiOptions> = async (app, { service
     })
 
     admin.get('/admin', async (_req, reply) => seeOther(reply, '/admin/settings'))
+    // Unknown admin paths get an HTML page with the menu, not the API's JSON 404.
+    admin.get('/admin/*', async (req) => {
+      throw new MailbridgeError('not_found', { what: 'The page', id: req.url.split('?')[0] })
+    })
     admin.post('/admin/logout', async (req, reply) => {
       await sessions.logout(req.admin!.id)
       clearSessionCookie(reply, services.config.baseUrl)

@@ -17,8 +17,8 @@ const isState = (s: unknown): s is MailState => typeof s === 'string' && (STATES
 /** What happened to a mail, in one cell: the failure, the next attempt, or the server's reply. */
 function outcome(m: Mail) {
   if (m.failure_reason) return html`<div class="reason">${m.failure_type ? html`<code>${m.failure_type}</code> ` : ''}${m.failure_reason}</div>`
-  if (m.state === 'outgoing' && m.attempts > 0 && m.next_attempt_at) return html`<span class="muted">next attempt ${m.next_attempt_at.replace('T', ' ').slice(0, 19)} UTC</span>`
-  if (m.smtp_response) return html`<span class="muted">${m.smtp_response}</span>`
+  if (m.state === 'outgoing' && m.attempts > 0 && m.next_attempt_at) return html`<span class="reason muted">next attempt ${m.next_attempt_at.replace('T', ' ').slice(0, 19)} UTC</span>`
+  if (m.smtp_response) return html`<div class="reason muted">${m.smtp_response}</div>`
   return ''
 }
 
@@ -33,9 +33,9 @@ export const mailQueuePages: FastifyPluginAsync<{ ui: Ui }> = async (app, { ui }
     const s = req.admin!
     const back = { state: state ?? '' }
     const rows = page.items.map(
-      (m) => html`<tr><td>${m.created_at.replace('T', ' ').slice(0, 19)}</td><td>${m.from}</td><td>${m.to.join(', ')}</td><td>${m.subject}</td>
+      (m) => html`<tr><td class="nowrap">${m.created_at.replace('T', ' ').slice(0, 19)}</td><td>${m.from}</td><td>${m.to.join(', ')}</td><td>${m.subject}</td>
 <td><span class="tag ${STATE_TAG[m.state]}">${STATE_LABEL[m.state]}</span></td><td>${m.attempts}</td><td>${outcome(m)}</td>
-<td class="actions">${m.state === 'exception' || m.state === 'outgoing' ? postButton(s, `${BASE}/${m.id}/retry`, 'Retry', { hidden: back, aria: `Retry mail ${m.subject}` }) : ''}${m.state === 'exception' || m.state === 'outgoing' ? postButton(s, `${BASE}/${m.id}/cancel`, 'Cancel', { hidden: back, aria: `Cancel mail ${m.subject}` }) : ''}</td></tr>`,
+<td><div class="actions">${m.state === 'exception' || m.state === 'outgoing' ? postButton(s, `${BASE}/${m.id}/retry`, 'Retry', { hidden: back, aria: `Retry mail ${m.subject}` }) : ''}${m.state === 'exception' || m.state === 'outgoing' ? postButton(s, `${BASE}/${m.id}/cancel`, 'Cancel', { hidden: back, aria: `Cancel mail ${m.subject}` }) : ''}</div></td></tr>`,
     )
     const body = html`<h1>Mail queue</h1>${NOTICES[req.query.done ?? ''] ? banner('ok', NOTICES[req.query.done!]!) : ''}
 <section class="card"><form method="get" action="${BASE}" class="filters">

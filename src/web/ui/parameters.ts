@@ -27,7 +27,7 @@ export const parameterPages: FastifyPluginAsync<{ ui: Ui }> = async (app, { ui }
 ${o.notice ? banner('ok', o.notice) : ''}${o.error ? banner('bad', o.error.message) : ''}
 <section class="card">${items.length
       ? html`<table><thead><tr><th scope="col">Key</th><th scope="col">Value</th><th scope="col"><span class="skip-label">Actions</span></th></tr></thead><tbody>${items.map(
-          (p) => html`<tr><td><code>${p.key}</code></td><td class="mono">${p.value}</td><td class="actions"><a class="button secondary small" href="${BASE}/${encodeURIComponent(p.key)}" aria-label="Edit ${p.key}">Edit</a>${postButton(s, `${BASE}/${encodeURIComponent(p.key)}/delete`, 'Delete', { cls: 'danger', aria: `Delete ${p.key}` })}</td></tr>`,
+          (p) => html`<tr><td><code>${p.key}</code></td><td class="mono">${p.value}</td><td><div class="actions"><a class="button secondary small" href="${BASE}/${encodeURIComponent(p.key)}" aria-label="Edit ${p.key}">Edit</a>${postButton(s, `${BASE}/${encodeURIComponent(p.key)}/delete`, 'Delete', { cls: 'danger', aria: `Delete ${p.key}` })}</div></td></tr>`,
         )}</tbody></table>`
       : html`<p class="muted">No parameter is set; Mailbridge uses the defaults below.</p>`}</section>
 <section class="card"><h2>New parameter</h2>
