@@ -57,7 +57,8 @@ export class AdminSessionService {
     if (!passwordOk || username.trim() !== ADMIN_USERNAME) {
       await db.insertInto('admin_login_failures').values({ id: newId(), client, at: now() }).execute()
       await db.deleteFrom('admin_login_failures').where('at', '<', since).execute()
-      this.deps.log.warn({ client, username: username.slice(0, 100) }, 'admin sign-in failed: wrong username or password')
+      // The typed username is not logged: people paste passwords into it.
+      this.deps.log.warn({ client, username_ok: username.trim() === ADMIN_USERNAME }, 'admin sign-in failed: wrong username or password')
       return { ok: false, reason: 'wrong' }
     }
     await db.deleteFrom('admin_login_failures').where('client', '=', client).execute()
