@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict'
 import http from 'node:http'
 import { test } from 'node:test'
-import { startUiWorld } from '../support/ui-world.ts'
+import { ADMIN_PASSWORD, startUiWorld } from '../support/ui-world.ts'
 
-test('browser: a logged-out visit is sent to the sign-in form, and lands where it was going after signing in', async (t) => {
+test('browser: a logged-out visit is sent to the sign-in form, which works from the keyboard and lands where it was going', async (t) => {
   const w = await startUiWorld()
   t.after(w.close)
   const { page, url } = w
@@ -14,9 +14,19 @@ test('browser: a logged-out visit is sent to the sign-in form, and lands where i
   await page.getByRole('button', { name: 'Sign in' }).click()
   await page.getByText('Wrong username or password.').waitFor()
   assert.equal(await page.getByRole('heading', { name: 'System Parameters' }).count(), 0)
-  await page.getByLabel('Password').fill((await import('../support/ui-world.ts')).ADMIN_PASSWORD)
-  await page.getByRole('button', { name: 'Sign in' }).click()
+  // The keyboard alone signs in: Tab reaches Username, then Password; Enter submits.
+  await page.locator('body').focus()
+  await page.keyboard.press('Tab')
+  assert.equal(await page.evaluate(() => document.activeElement?.id), 'f-username')
+  await page.keyboard.press('Tab')
+  assert.equal(await page.evaluate(() => document.activeElement?.id), 'f-password')
+  await page.keyboard.type(ADMIN_PASSWORD)
+  await page.keyboard.press('Enter')
   await page.getByRole('heading', { name: 'System Parameters' }).waitFor()
+  // On admin pages the first Tab stop is the skip link to the content.
+  await page.locator('body').focus()
+  await page.keyboard.press('Tab')
+  assert.equal(await page.evaluate(() => document.activeElement?.textContent), 'Skip to content')
   const cookie = (await w.context.cookies()).find((c) => c.name === 'mb_session')!
   assert.equal(cookie.httpOnly, true)
   assert.equal(cookie.sameSite, 'Lax')
