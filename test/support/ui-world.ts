@@ -44,7 +44,11 @@ export async function startUiWorld(): Promise<UiWorld> {
   const port = await freePort()
   const url = `http://127.0.0.1:${port}`
   const ms = await startIdentityEmulator()
-  const mb = await startMailbridge({ env: { MAILBRIDGE_BASE_URL: url } })
+  // Whatever fails to start, close what did: a listener left open keeps the test file's process alive.
+  const mb = await startMailbridge({ env: { MAILBRIDGE_BASE_URL: url } }).catch(async (e: unknown) => {
+    await ms.close()
+    throw e
+  })
   await mb.app.listen({ host: '127.0.0.1', port })
   const smtp = await startSmtpPeer({ introspectUrl: ms.introspectUrl })
   ms.registerApp({ clientId: CLIENT_ID, clientSecret: CLIENT_SECRET, redirectUris: [`${url}/microsoft_outlook/confirm`], name: 'Mailbridge' })

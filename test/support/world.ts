@@ -35,7 +35,12 @@ export async function startWorld(o: { env?: Record<string, string>; smtp?: Parti
   // A shared world keeps its folder and database when Mailbridge closes, so real processes can take over.
   const dir = o.shared ? mkdtempSync(join(tmpdir(), 'mailbridge-shared-')) : undefined
   const key = randomBytes(32)
-  const mb = await startMailbridge({ env: o.env, dir, key })
+  // A world that fails to start (a database refusing the migration) must not leave the emulator listening, or
+  // the test file's process never exits.
+  const mb = await startMailbridge({ env: o.env, dir, key }).catch(async (e: unknown) => {
+    await ms.close()
+    throw e
+  })
   const smtp = await startSmtpPeer({ introspectUrl: ms.introspectUrl, behaviour: o.smtp })
   ms.registerApp({ clientId: CLIENT_ID, clientSecret: CLIENT_SECRET, redirectUris: [mb.services.connect.redirectUri({ route: 'microsoft_outlook' } as never)], name: 'Mailbridge' })
   for (const u of o.users ?? [ALICE, 'bob@contoso.com']) ms.addUser(u)
