@@ -7,6 +7,7 @@ import { banner, formValue, sendPage, seeOther, type Ui } from './kit.ts'
 import { mailQueueMenu, mailQueuePages } from './mail-queue.ts'
 import { outgoingServerMenu, outgoingServerPages } from './outgoing-servers.ts'
 import { parameterMenu, parameterPages } from './parameters.ts'
+import { relayUserMenu, relayUserPages } from './relay-users.ts'
 import { clearSessionCookie } from './session.ts'
 import { settingsMenu, settingsPages } from './settings.ts'
 
@@ -22,7 +23,7 @@ export interface AdminUiOptions {
  */
 export const adminUi: FastifyPluginAsync<AdminUiOptions> = async (app, { services, smtpDefaults }) => {
   const sessions = services.adminSessions
-  const ui: Ui = { services, smtpDefaults, menu: [...settingsMenu, ...outgoingServerMenu, ...parameterMenu, ...mailQueueMenu] }
+  const ui: Ui = { services, smtpDefaults, menu: [...settingsMenu, ...outgoingServerMenu, ...parameterMenu, ...relayUserMenu, ...mailQueueMenu] }
   await app.register(authRoutes, { sessions, baseUrl: services.config.baseUrl })
 
   await app.register(async (admin) => {
@@ -61,6 +62,7 @@ export const adminUi: FastifyPluginAsync<AdminUiOptions> = async (app, { service
     await admin.register(settingsPages, { ui })
     await admin.register(outgoingServerPages, { ui })
     await admin.register(parameterPages, { ui })
+    await admin.register(relayUserPages, { ui })
     await admin.register(mailQueuePages, { ui })
   })
 }
