@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os'
 import { dirname, resolve } from 'node:path'
 
 /** Everything Mailbridge reads from its environment, validated once at start (design.md §5). */
@@ -22,6 +23,29 @@ export interface Config {
   /** Largest mail the API accepts, decoded (Exchange Online's default limit is 35 MB). */
   maxMailBytes: number
   queue: QueueConfig
+  fetch: FetchConfig
+  webhooks: WebhookConfig
+}
+
+/** How incoming servers are fetched (design.md §2 Fetch). */
+export interface FetchConfig {
+  /** How often the scheduler looks for confirmed servers whose poll interval has passed. */
+  pollMs: number
+  /** Messages per UID FETCH and per transaction. */
+  batchSize: number
+  /** The lease one fetcher holds on a server; renewed after every batch. */
+  leaseMs: number
+  /** mailparser threads beside the main thread (0: parse inline). */
+  parseThreads: number
+}
+
+/** How webhook deliveries are retried: exponential backoff with jitter, then `failed`. */
+export interface WebhookConfig {
+  pollMs: number
+  retryBaseMs: number
+  retryMaxMs: number
+  maxAttempts: number
+  timeoutMs: number
 }
 
 /** How the mail queue retries (design.md §2): exponential backoff with jitter, bounded. */
@@ -117,6 +141,20 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       pauseMs: int(env, 'MAILBRIDGE_SERVER_PAUSE_S', 900, 0, 86_400) * 1000,
       drainMs: int(env, 'MAILBRIDGE_DRAIN_S', 30, 0, 3600) * 1000,
       slotLeaseMs: int(env, 'MAILBRIDGE_SMTP_SLOT_LEASE_S', 30, 1, 3600) * 1000,
+    },
+    fetch: {
+      pollMs: int(env, 'MAILBRIDGE_FETCH_POLL_MS', 5000, 10, 600_000),
+      batchSize: int(env, 'MAILBRIDGE_FETCH_BATCH', 50, 1, 1000),
+      leaseMs: int(env, 'MAILBRIDGE_FETCH_LEASE_S', 300, 1, 86_400) * 1000,
+      // On two cores (one of them busy with TLS and SQLite) a parser thread measured slower than parsing inline (bench/fetch).
+      parseThreads: int(env, 'MAILBRIDGE_PARSE_THREADS', availableParallelism() > 2 ? Math.min(4, availableParallelism() - 1) : 0, 0, 64),
+    },
+    webhooks: {
+      pollMs: int(env, 'MAILBRIDGE_WEBHOOK_POLL_MS', 1000, 10, 600_000),
+      retryBaseMs: int(env, 'MAILBRIDGE_WEBHOOK_RETRY_BASE_S', 10, 0, 86_400) * 1000,
+      retryMaxMs: int(env, 'MAILBRIDGE_WEBHOOK_RETRY_MAX_S', 3600, 0, 7 * 86_400) * 1000,
+      maxAttempts: int(env, 'MAILBRIDGE_WEBHOOK_MAX_ATTEMPTS', 12, 1, 1000),
+      timeoutMs: int(env, 'MAILBRIDGE_WEBHOOK_TIMEOUT_S', 10, 1, 600) * 1000,
     },
   }
 }

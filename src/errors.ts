@@ -25,6 +25,7 @@ export const codes = {
     admin: 'Signed in as {actual}, but this server is for {expected}. Sign in to Microsoft with {expected} and connect again.',
   },
   token_error: { status: 502, admin: '{message}' },
+  fetch_failed: { status: 502, admin: '{message}' },
   internal: { status: 500, admin: 'Something went wrong inside Mailbridge; the details are in its log.' },
 } as const satisfies Record<string, { status: number; admin: string }>
 

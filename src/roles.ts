@@ -14,7 +14,14 @@ export interface Background {
 /** Run the background work on this thread (role `worker`, and tests). */
 export function runInline(s: Services): Background {
   s.mailWorker.start()
-  return { nudge: () => s.mails.events.emit('queued'), stop: () => s.mailWorker.stop() }
+  s.scheduler.start()
+  s.dispatcher.start()
+  return {
+    nudge: () => s.mails.events.emit('queued'),
+    stop: async () => {
+      await Promise.all([s.mailWorker.stop(), s.scheduler.stop(), s.dispatcher.stop()])
+    },
+  }
 }
 
 /**

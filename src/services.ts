@@ -10,6 +10,12 @@ import { MailWorker } from './outgoing/worker.ts'
 import { RelayUserService } from './relay/users.ts'
 import { SettingsService } from './settings/service.ts'
 import { AdminSessionService } from './web/admin-sessions.ts'
+import { Fetcher, IncomingScheduler } from './incoming/fetcher.ts'
+import { MessageService } from './incoming/messages.ts'
+import { ParsePool } from './incoming/parse.ts'
+import { IncomingServerService } from './incoming/service.ts'
+import { WebhookDispatcher } from './webhooks/dispatcher.ts'
+import { WebhookService } from './webhooks/service.ts'
 import { ApiTokenService } from './web/api-tokens.ts'
 
 /** Every use case, wired once; `serve`, `worker` and the tests build the same graph. */
@@ -27,6 +33,12 @@ export interface Services {
   mailWorker: MailWorker
   relayUsers: RelayUserService
   adminSessions: AdminSessionService
+  incomingServers: IncomingServerService
+  fetcher: Fetcher
+  scheduler: IncomingScheduler
+  messages: MessageService
+  webhooks: WebhookService
+  dispatcher: WebhookDispatcher
 }
 
 export function createServices(config: Config, database: Database, log: Logger, keys: Buffer[]): Services {
@@ -38,8 +50,15 @@ export function createServices(config: Config, database: Database, log: Logger, 
   const outgoingServers = new OutgoingServerService({ db, box, credentials, connect, log })
   const apiTokens = new ApiTokenService(db)
   const mails = new MailService({ db, settings, servers: outgoingServers, log, maxBytes: config.maxMailBytes })
-  const mailWorker = new MailWorker({ database, box, credentials, settings, mails, log: log.child({ part: 'mail-worker' }), queue: config.queue })
   const relayUsers = new RelayUserService(db)
   const adminSessions = new AdminSessionService({ db, settings, log: log.child({ part: 'admin' }) })
-  return { config, database, log, box, settings, credentials, connect, outgoingServers, apiTokens, mails, mailWorker, relayUsers, adminSessions }
+  const webhooks = new WebhookService({ db, box, log })
+  const dispatcher = new WebhookDispatcher({ database, box, log: log.child({ part: 'webhooks' }), config: config.webhooks })
+  const mailWorker = new MailWorker({ database, box, credentials, settings, mails, log: log.child({ part: 'mail-worker' }), queue: config.queue, webhooks })
+  const incomingServers = new IncomingServerService({ db, credentials, connect, log })
+  const parser = new ParsePool(config.fetch.parseThreads)
+  const fetcher = new Fetcher({ database, credentials, servers: incomingServers, webhooks, parser, log: log.child({ part: 'fetcher' }), config: config.fetch })
+  const scheduler = new IncomingScheduler({ database, fetcher, log: log.child({ part: 'fetcher' }), config: config.fetch })
+  const messages = new MessageService({ db })
+  return { config, database, log, box, settings, credentials, connect, outgoingServers, apiTokens, mails, mailWorker, relayUsers, adminSessions, incomingServers, fetcher, scheduler, messages, webhooks, dispatcher }
 }

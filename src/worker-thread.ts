@@ -4,10 +4,12 @@ import { boot } from './boot.ts'
 // The background half of a `serve --role all` node (see roles.ts): same config, its own database connection.
 const { services } = await boot()
 services.mailWorker.start()
+services.scheduler.start()
+services.dispatcher.start()
 parentPort!.on('message', async (m: string) => {
   if (m === 'queued') services.mails.events.emit('queued')
   if (m === 'stop') {
-    await services.mailWorker.stop()
+    await Promise.all([services.mailWorker.stop(), services.scheduler.stop(), services.dispatcher.stop()])
     await services.database.close()
     // In a worker thread, exit ends this thread only.
     process.exit(0)

@@ -16,6 +16,13 @@ export interface DB {
   relay_users: RelayUserRow
   admin_sessions: AdminSessionRow
   admin_login_failures: { id: string; client: string; at: string }
+  incoming_servers: IncomingServerRow
+  incoming_sync: IncomingSyncTable
+  messages: MessageRow
+  message_raws: { message_id: string; raw: Buffer }
+  message_attachments: MessageAttachmentRow
+  webhooks: WebhookRow
+  webhook_deliveries: WebhookDeliveryTable
 }
 
 export type CredentialRow = Selectable<CredentialTable>
@@ -128,3 +135,104 @@ export interface AdminSessionRow {
   last_seen_at: string
   expires_at: string
 }
+export type IncomingState = 'draft' | 'confirmed'
+
+export interface IncomingServerRow {
+  id: string
+  name: string
+  authentication: string
+  host: string
+  port: number
+  encryption: string
+  username: string
+  folder: string
+  state: IncomingState
+  poll_interval_s: number
+  /** 0/1: set \Seen after the message is stored. */
+  mark_seen: number
+  lease_owner: string | null
+  lease_until: string | null
+  last_fetch_at: string | null
+  last_error: string | null
+  /** The running fetch's progress ("1200 of 5000 messages"), null when none runs. */
+  sync_progress: string | null
+  created_at: string
+  updated_at: string
+}
+
+export interface IncomingSyncTable {
+  server_id: string
+  folder: string
+  /** UIDVALIDITY as decimal text (up to 2^32-1; text keeps it exact on both dialects). */
+  uidvalidity: string
+  last_uid: number
+  /** Every UID up to this one is stored and flagged \Seen (when mark_seen); the rest up to last_uid is flagged next. */
+  seen_uid: Generated<number>
+  updated_at: string
+}
+
+export interface MessageRow {
+  id: string
+  server_id: string
+  folder: string
+  uidvalidity: string
+  uid: number
+  message_id: string | null
+  thread_id: string
+  in_reply_to: string | null
+  /** JSON array of Message-IDs. */
+  references: string
+  in_reply_to_mail_id: string | null
+  from_addr: string | null
+  /** JSON arrays of "Name <addr>". */
+  to_addrs: string
+  cc_addrs: string
+  subject: string | null
+  date: string | null
+  text_body: string | null
+  html_body: string | null
+  size: number
+  parse_error: string | null
+  received_at: string
+}
+
+export interface MessageAttachmentRow {
+  id: string
+  message_id: string
+  /** Index among the parsed message's attachments (mailparser order). */
+  position: number
+  filename: string | null
+  content_type: string
+  size: number
+}
+
+export interface WebhookRow {
+  id: string
+  url: string
+  /** JSON array of event names. */
+  events: string
+  /** Sealed (crypto/secret-box.ts). */
+  secret: string
+  created_at: string
+  updated_at: string
+}
+
+export type DeliveryState = 'pending' | 'delivered' | 'failed'
+
+export interface WebhookDeliveryTable {
+  id: string
+  webhook_id: string
+  event: string
+  payload: string
+  state: DeliveryState
+  attempts: Generated<number>
+  next_attempt_at: string
+  lease_owner: string | null
+  lease_until: string | null
+  last_status: number | null
+  last_error: string | null
+  delivered_at: string | null
+  created_at: string
+  updated_at: string
+}
+export type WebhookDeliveryRow = Selectable<WebhookDeliveryTable>

@@ -12,6 +12,7 @@ import type { CredentialService } from '../oauth/credentials.ts'
 import { ProviderError } from '../oauth/protocol.ts'
 import { providerFor } from '../oauth/providers.ts'
 import type { SettingsService } from '../settings/service.ts'
+import type { WebhookService } from '../webhooks/service.ts'
 import { isRaw, type StoredContent } from './mail-input.ts'
 import type { MailService } from './mail-service.ts'
 import { rewriteRawHeaders } from './raw-message.ts'
@@ -58,6 +59,8 @@ export class MailWorker {
   #lastSweep = 0
   /** Mailboxes whose token this process saw refused: the next success clears the badge. */
   readonly #useFailed = new Set<string>()
+  /** Mailboxes whose dead token this process already announced (token.invalid): once until it works again. */
+  readonly #announced = new Set<string>()
   #wake?: () => void
   #loop?: Promise<void>
 
@@ -70,6 +73,8 @@ export class MailWorker {
       mails: MailService
       log: Logger
       queue: QueueConfig
+      /** Records mail.sent / mail.failed / token.invalid as durable webhook deliveries. */
+      webhooks?: WebhookService
     },
   ) {
     this.#pool = new TransportPool({ credentials: deps.credentials, box: deps.box })
@@ -263,6 +268,7 @@ export class MailWorker {
           .sendMail(message)
           .finally(() => this.#slotLoad.set(`${server.id}:${slot}`, (this.#slotLoad.get(`${server.id}:${slot}`) ?? 1) - 1))
         await this.#finish(mail, { state: 'sent', smtp_response: info.response, sent_at: now() })
+        this.#announced.delete(server.username.toLowerCase())
         if (p && this.#useFailed.delete(server.username.toLowerCase())) await this.deps.credentials.recordUseSuccess(p, server.username)
         log.debug({ response: info.response }, 'mail sent')
         return
@@ -290,16 +296,26 @@ export class MailWorker {
 
   async #finish(mail: MailRow, set: Partial<Pick<MailRow, 'state' | 'smtp_response' | 'sent_at' | 'failure_type' | 'failure_reason' | 'next_attempt_at'>>, countAttempt = true): Promise<void> {
     const { db } = this.deps.database
-    await db
-      .updateTable('mails')
-      .set((eb) => ({ ...set, lease_owner: null, lease_until: null, updated_at: now(), ...(countAttempt ? { attempts: eb('attempts', '+', 1) } : {}) }))
-      .where('id', '=', mail.id)
-      .where('lease_owner', '=', this.id)
-      .execute()
+    const update = (q: Pick<typeof db, 'updateTable'>) =>
+      q
+        .updateTable('mails')
+        .set((eb) => ({ ...set, lease_owner: null, lease_until: null, updated_at: now(), ...(countAttempt ? { attempts: eb('attempts', '+', 1) } : {}) }))
+        .where('id', '=', mail.id)
+        .where('lease_owner', '=', this.id)
+        .executeTakeFirst()
     if (set.state === 'sent' || set.state === 'exception') {
       const event: MailEvent = { mail_id: mail.id, server_id: mail.server_id, message_id: mail.message_id, state: set.state, failure_type: set.failure_type, failure_reason: set.failure_reason }
-      this.events.emit(set.state === 'sent' ? 'mail.sent' : 'mail.failed', event)
-    }
+      const name = set.state === 'sent' ? 'mail.sent' : 'mail.failed'
+      const { webhooks } = this.deps
+      // The webhook delivery is written in the same transaction as the state it reports: both or neither.
+      if (webhooks) {
+        await db.transaction().execute(async (tx) => {
+          const r = await update(tx)
+          if (r.numUpdatedRows > 0n) await webhooks.enqueue(tx, name, { ...event })
+        })
+      } else await update(db)
+      this.events.emit(name, event)
+    } else await update(db)
   }
 
   async #failed(server: OutgoingServerRow, mail: MailRow, v: Verdict, log: Logger): Promise<void> {
@@ -350,6 +366,12 @@ export class MailWorker {
     const wait = transient ? backoffMs(mail.attempts + 1, this.deps.queue) : Math.max(this.deps.queue.retryBaseMs, 60_000)
     log.warn({ cause: e.message, retry_in_s: Math.round(wait / 1000) }, 'mail waits for a valid token')
     this.events.emit('token.invalid', { server_id: server.id, mailbox: server.username, reason: e.message })
+    // Announced once per mailbox until a mail gets through again, and before this worker moves on.
+    const mailbox = server.username.toLowerCase()
+    if (this.deps.webhooks && !this.#announced.has(mailbox)) {
+      await this.deps.webhooks.enqueue(this.deps.database.db, 'token.invalid', { server_kind: 'outgoing', server_id: server.id, mailbox, reason: e.message })
+      this.#announced.add(mailbox)
+    }
     await this.#finish(mail, { state: 'outgoing', next_attempt_at: isoIn(wait), failure_reason: e.message }, transient)
   }
 

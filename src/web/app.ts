@@ -10,6 +10,8 @@ import { outgoingServerRoutes } from '../outgoing/routes.ts'
 import { relayUserRoutes } from '../relay/routes.ts'
 import type { Services } from '../services.ts'
 import { settingsRoutes } from '../settings/routes.ts'
+import { incomingServerRoutes, messageRoutes } from '../incoming/routes.ts'
+import { webhookRoutes } from '../webhooks/routes.ts'
 import { installErrorHandler } from './errors.ts'
 import { adminUi, type AdminUiOptions } from './ui/index.ts'
 import { adminSession, sessionOf } from './ui/session.ts'
@@ -63,6 +65,9 @@ export async function buildApp(s: Services, o: AppOptions = {}): Promise<Fastify
       await api.register(outgoingServerRoutes, { servers: s.outgoingServers })
       await api.register(mailRoutes, { mails: s.mails, maxBytes: s.config.maxMailBytes })
       await api.register(relayUserRoutes, { relayUsers: s.relayUsers })
+      await api.register(incomingServerRoutes, { servers: s.incomingServers, fetcher: s.fetcher })
+      await api.register(messageRoutes, { messages: s.messages })
+      await api.register(webhookRoutes, { webhooks: s.webhooks })
     },
     { prefix: '/api/v1' },
   )

@@ -1,6 +1,8 @@
 import type { Migration } from 'kysely'
 import * as m0001 from './0001-spine.ts'
 import * as m0002 from './0002-mail.ts'
+import * as m0003 from './0003-incoming.ts'
+import * as m0004 from './0004-webhooks.ts'
 import * as m0005 from './0005-relay.ts'
 import * as m0006 from './0006-admin-sessions.ts'
 import * as m0007 from './0007-smtp-slots.ts'
@@ -9,6 +11,8 @@ import * as m0007 from './0007-smtp-slots.ts'
 export const migrations: Record<string, Migration> = {
   '0001-spine': m0001,
   '0002-mail': m0002,
+  '0003-incoming': m0003,
+  '0004-webhooks': m0004,
   '0005-relay': m0005,
   '0006-admin-sessions': m0006,
   '0007-smtp-slots': m0007,

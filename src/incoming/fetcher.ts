@@ -1,0 +1,423 @@
+import { randomBytes } from 'node:crypto'
+import type { ImapFlow } from 'imapflow'
+import type { FetchConfig } from '../config.ts'
+import type { Secret } from '../crypto/secret.ts'
+import { type Database, isoIn, newId, now, type Tx } from '../db/index.ts'
+import type { IncomingServerRow, MessageRow } from '../db/schema.ts'
+import { MailbridgeError } from '../errors.ts'
+import type { Logger } from '../log.ts'
+import type { CredentialService } from '../oauth/credentials.ts'
+import { ProviderError } from '../oauth/protocol.ts'
+import type { WebhookService } from '../webhooks/service.ts'
+import { ImapError, openSession, toImapError } from './imap.ts'
+import type { FetchResult } from './model.ts'
+import { explainImapFailure, type IncomingServerService } from './service.ts'
+import type { ParsePool, Parsed } from './parse.ts'
+import { linkThread } from './threading.ts'
+
+/** Reconnects one fetch may make (a dropped session, `BYE ... AccessTokenExpired`) before it gives up. */
+const MAX_RECONNECTS = 3
+/** Fetch Now waits this long between looks at another node's lease on the same server. */
+const LEASE_WAIT_STEP_MS = 200
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+
+/** A test seam: awaited after each committed batch (tests cut the session there). */
+export interface FetchHooks {
+  afterBatch?: (batch: { uids: number[]; stored: number }) => Promise<void>
+}
+
+/**
+ * The fetcher: one fetch at a time per server (an in-process queue, and a lease in the database across nodes),
+ * new messages by UID in batches, each batch stored raw and parsed in one transaction with its webhook deliveries
+ * and the folder's new last UID, and only then `\Seen` (design.md §2; Odoo marks first and loses what fails).
+ */
+export class Fetcher {
+  readonly id = `f-${randomBytes(4).toString('hex')}`
+  readonly #running = new Map<string, Promise<unknown>>()
+  #stopping = false
+
+  constructor(
+    private readonly deps: {
+      database: Database
+      credentials: CredentialService
+      servers: IncomingServerService
+      webhooks: WebhookService
+      parser: ParsePool
+      log: Logger
+      config: FetchConfig
+    },
+  ) {}
+
+  /** Shutdown: running fetches end after their current batch (committed batches stay; the rest waits for next time). */
+  stop(): void {
+    this.#stopping = true
+  }
+
+  /** True while this process fetches the server. */
+  busy(serverId: string): boolean {
+    return this.#running.has(serverId)
+  }
+
+  /**
+   * Fetch a server now. A fetch of the same server already running here is waited for first; one running on
+   * another node is waited for through its lease (unless `skipIfBusy`, the scheduler's choice).
+   */
+  async fetch(serverId: string, o: FetchHooks & { skipIfBusy?: boolean } = {}): Promise<FetchResult | null> {
+    const before = this.#running.get(serverId)
+    if (before && o.skipIfBusy) return null
+    const run = (async () => {
+      await before?.catch(() => undefined)
+      return this.#leased(serverId, o)
+    })()
+    this.#running.set(serverId, run)
+    try {
+      return await run
+    } finally {
+      if (this.#running.get(serverId) === run) this.#running.delete(serverId)
+    }
+  }
+
+  async #takeLease(id: string): Promise<boolean> {
+    const at = now()
+    const r = await this.deps.database.db
+      .updateTable('incoming_servers')
+      .set({ lease_owner: this.id, lease_until: isoIn(this.deps.config.leaseMs) })
+      .where('id', '=', id)
+      .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<', at), eb('lease_owner', '=', this.id)]))
+      .executeTakeFirst()
+    return r.numUpdatedRows > 0n
+  }
+
+  async #leased(serverId: string, o: FetchHooks & { skipIfBusy?: boolean }): Promise<FetchResult | null> {
+    await this.deps.servers.row(serverId)
+    while (!(await this.#takeLease(serverId))) {
+      if (o.skipIfBusy) return null
+      await sleep(LEASE_WAIT_STEP_MS)
+    }
+    const { db } = this.deps.database
+    const result: FetchResult = { fetched: 0, stored: 0, duplicates: 0, failed: 0, parse_errors: 0 }
+    let error: string | null = null
+    const row = await this.deps.servers.row(serverId)
+    const log = this.deps.log.child({ server_id: row.id, mailbox: row.username, host: row.host, folder: row.folder })
+    try {
+      await this.#run(row, result, log, o)
+    } catch (e) {
+      error = explainImapFailure(row, e)
+      log.warn({ cause: (e as Error).message, ...result }, 'fetch failed; what was stored stays stored')
+      if (e instanceof ImapError && e.stage === 'auth') await this.deps.credentials.recordUseFailure(this.deps.servers.provider(row), row.username, error)
+      const tokenDead = (e instanceof ImapError && e.stage === 'auth') || e instanceof ProviderError || (e instanceof MailbridgeError && e.code === 'token_error')
+      if (tokenDead) await this.deps.webhooks.enqueue(db, 'token.invalid', { server_kind: 'incoming', server_id: row.id, mailbox: row.username.toLowerCase(), reason: error })
+    } finally {
+      await db
+        .updateTable('incoming_servers')
+        .set({ lease_owner: null, lease_until: null, last_fetch_at: now(), last_error: error, sync_progress: null })
+        .where('id', '=', serverId)
+        .where('lease_owner', '=', this.id)
+        .execute()
+    }
+    result.failed = result.fetched - result.stored - result.duplicates
+    if (error && result.fetched === 0) throw new MailbridgeError('fetch_failed', { message: error })
+    return result
+  }
+
+  async #run(row: IncomingServerRow, result: FetchResult, log: Logger, hooks: FetchHooks): Promise<void> {
+    const p = this.deps.servers.provider(row)
+    let rejected: Secret | undefined
+    let authRetried = false
+    for (let reconnects = 0; ; reconnects++) {
+      const token = await this.deps.credentials.accessToken(p, row.username, { rejected })
+      let client: ImapFlow | undefined
+      try {
+        client = await openSession(row, token)
+        await this.#sync(client, row, result, log, hooks)
+        if (rejected) await this.deps.credentials.recordUseSuccess(p, row.username)
+        return
+      } catch (e) {
+        const err = toImapError(e, 'fetch', client)
+        // A refused login gets one refreshed token (Exchange refuses a token that expired moments ago).
+        if (err.stage === 'auth' && !authRetried) {
+          authRetried = true
+          rejected = token
+          log.info('AUTHENTICATE refused: reconnecting with a refreshed token')
+          continue
+        }
+        // A dropped session (BYE, EOF) comes back with a fresh login; AccessTokenExpired also wants a new token.
+        const dropped = err.stage !== 'auth' && err.stage !== 'tls' && err.stage !== 'select' && (client ? !client.usable : err.stage === 'connect')
+        if (!dropped || reconnects >= MAX_RECONNECTS) throw err
+        if (err.tokenExpired) rejected = token
+        log.warn({ cause: err.message, reconnects: reconnects + 1, new_token: err.tokenExpired }, 'IMAP session lost; reconnecting')
+      } finally {
+        if (client?.usable) await client.logout().catch(() => client?.close())
+        else client?.close()
+      }
+    }
+  }
+
+  /**
+   * SELECT, find the UIDs past the last stored one, and take them in chunks: one streamed UID FETCH per chunk,
+   * cut into batches that are parsed (on the parser threads) and committed while the stream goes on; `\Seen` for
+   * a chunk follows once its batches are committed. UIDs stored but not yet flagged (the session dropped) are
+   * flagged first thing in the next session.
+   */
+  async #sync(client: ImapFlow, row: IncomingServerRow, result: FetchResult, log: Logger, hooks: FetchHooks): Promise<void> {
+    const { db } = this.deps.database
+    const box = await client.mailboxOpen(row.folder).catch((e: unknown) => {
+      throw toImapError(e, 'select', client)
+    })
+    const uidvalidity = String(box.uidValidity)
+    const flag = async (set: string) => {
+      await client.messageFlagsAdd(set, ['\\Seen'], { uid: true }).catch((e: unknown) => {
+        throw toImapError(e, 'fetch', client)
+      })
+    }
+    /** After the flags are set: everything up to `uid` is stored and \Seen. */
+    const flaggedUpTo = (uid: number) =>
+      db.updateTable('incoming_sync').set({ seen_uid: uid }).where('server_id', '=', row.id).where('folder', '=', row.folder).where('uidvalidity', '=', uidvalidity).execute()
+    const sync = await db.selectFrom('incoming_sync').selectAll().where('server_id', '=', row.id).where('folder', '=', row.folder).executeTakeFirst()
+    let lastUid = sync?.last_uid ?? 0
+    if (sync && sync.uidvalidity !== uidvalidity) {
+      // RFC 3501 §2.3.1.1: a new UIDVALIDITY voids every UID we knew. Start over; Message-IDs keep us from storing twice.
+      log.warn({ old: sync.uidvalidity, new: uidvalidity }, 'UIDVALIDITY changed: refetching the folder, deduplicating by Message-ID')
+      lastUid = 0
+      await db.updateTable('incoming_sync').set({ uidvalidity, last_uid: 0, seen_uid: 0, updated_at: now() }).where('server_id', '=', row.id).where('folder', '=', row.folder).execute()
+    }
+    // Stored before a crash or a dropped session, but not yet flagged: flag them first.
+    const seenUid = sync && sync.uidvalidity === uidvalidity ? sync.seen_uid : 0
+    if (row.mark_seen && seenUid < lastUid) {
+      await flag(`${seenUid + 1}:${lastUid}`)
+      await flaggedUpTo(lastUid)
+    }
+    const found = await client.search({ uid: `${lastUid + 1}:*` }, { uid: true })
+    // `n:*` always matches the highest message, even below n (RFC 3501 §6.4.8): keep only the new ones.
+    const uids = (found || []).filter((u) => u > lastUid).sort((a, b) => a - b)
+    if (!uids.length) return
+    const total = uids.length
+    const { batchSize } = this.deps.config
+    log.info({ new_messages: total, last_uid: lastUid, uidvalidity }, 'fetching new messages')
+    let done = 0
+    let lastLogged = Date.now()
+    const progress = async () => {
+      const text = `${done} of ${total} new messages stored`
+      await db.updateTable('incoming_servers').set({ sync_progress: text, lease_until: isoIn(this.deps.config.leaseMs) }).where('id', '=', row.id).where('lease_owner', '=', this.id).execute()
+      if (Date.now() - lastLogged > 2000 || done === total) {
+        lastLogged = Date.now()
+        log.info({ done, total }, text)
+      }
+    }
+    await progress()
+    const chunkSize = batchSize * 10
+    for (let c = 0; c < uids.length; c += chunkSize) {
+      const chunk = uids.slice(c, c + chunkSize)
+      // Batches commit in order, one after another, while the FETCH stream continues. The folder's last UID only
+      // moves past UIDs that are committed, so a server streaming out of UID order cannot make us skip one.
+      let commits: Promise<void> = Promise.resolve()
+      const committed: number[] = []
+      const inChunk = new Set<number>()
+      let safe = 0
+      let upToCommitted = 0
+      const commit = (batch: Array<{ uid: number; source: Buffer }>, final: boolean) => {
+        const parsing = Promise.all(batch.map((m) => this.deps.parser.parse(m.source)))
+        parsing.catch(() => undefined)
+        commits = commits.then(async () => {
+          const parsed = await parsing
+          for (const m of batch) inChunk.add(m.uid)
+          while (safe < chunk.length && inChunk.has(chunk[safe]!)) safe++
+          const upTo = final ? chunk[chunk.length - 1]! : safe > 0 ? chunk[safe - 1]! : lastUid
+          upToCommitted = Math.max(upTo, lastUid)
+          const stored = await this.#store(row, uidvalidity, batch, parsed, upToCommitted, result, log)
+          for (const m of batch) committed.push(m.uid)
+          const before = done
+          done = c + (final ? chunk.length : safe)
+          if (done !== before) await progress()
+          if (batch.length) await hooks.afterBatch?.({ uids: batch.map((m) => m.uid), stored })
+        })
+      }
+      let streamError: unknown
+      try {
+        let batch: Array<{ uid: number; source: Buffer }> = []
+        for await (const m of client.fetch(chunk.join(','), { uid: true, source: true }, { uid: true })) {
+          if (!m.source) continue
+          result.fetched++
+          batch.push({ uid: m.uid, source: m.source })
+          if (batch.length === batchSize) {
+            commit(batch, false)
+            batch = []
+          }
+        }
+        // The stream ended: messages of the chunk it did not return were deleted meanwhile; move past them.
+        commit(batch, true)
+      } catch (e) {
+        streamError = toImapError(e, 'fetch', client)
+      }
+      // Whatever happened to the stream, what was handed over is committed, up to the first batch that fails.
+      const commitError = await commits.then(() => undefined, (e: unknown) => e)
+      // Only now, with them committed, may the mailbox see those messages as read. A crash or a dropped session in
+      // between leaves seen_uid behind last_uid: the next session flags that range first.
+      if (!streamError && row.mark_seen && committed.length) {
+        await flag(committed.join(','))
+        await flaggedUpTo(upToCommitted)
+      }
+      if (commitError || streamError) throw commitError ?? streamError
+      if (this.#stopping) {
+        log.info({ done, total }, 'stopping: the rest is fetched next time')
+        return
+      }
+    }
+  }
+
+  /** One transaction: messages, raw, attachments, threads, webhook deliveries, and the folder's last UID. */
+  async #store(
+    row: IncomingServerRow,
+    uidvalidity: string,
+    fetched: Array<{ uid: number; source: Buffer }>,
+    parsed: Parsed[],
+    lastUid: number,
+    result: FetchResult,
+    log: Logger,
+  ): Promise<number> {
+    const { db } = this.deps.database
+    let stored = 0
+    await db.transaction().execute(async (tx: Tx) => {
+      const at = now()
+      for (const [i, m] of fetched.entries()) {
+        const p = parsed[i]!
+        // Two lookups, each on its own index: an OR across both would scan the table once per message.
+        const same =
+          (await tx
+            .selectFrom('messages')
+            .select('id')
+            .where('server_id', '=', row.id)
+            .where('folder', '=', row.folder)
+            .where('uidvalidity', '=', uidvalidity)
+            .where('uid', '=', m.uid)
+            .executeTakeFirst()) ??
+          (p.row.message_id
+            ? await tx.selectFrom('messages').select('id').where('message_id', '=', p.row.message_id).where('server_id', '=', row.id).executeTakeFirst()
+            : undefined)
+        if (same) {
+          result.duplicates++
+          continue
+        }
+        const id = newId()
+        const link = await linkThread(tx, { messageId: p.row.message_id, inReplyTo: p.row.in_reply_to, references: JSON.parse(p.row.references) as string[] }, `<${id}@mailbridge.thread>`)
+        await tx
+          .insertInto('messages')
+          .values({
+            id,
+            server_id: row.id,
+            folder: row.folder,
+            uidvalidity,
+            uid: m.uid,
+            ...p.row,
+            thread_id: link.threadId,
+            in_reply_to_mail_id: link.inReplyToMailId,
+            size: m.source.length,
+            received_at: at,
+          })
+          .execute()
+        await tx.insertInto('message_raws').values({ message_id: id, raw: m.source }).execute()
+        if (p.attachments.length) {
+          await tx
+            .insertInto('message_attachments')
+            .values(p.attachments.map((a, position) => ({ id: newId(), message_id: id, position, ...a })))
+            .execute()
+        }
+        await this.deps.webhooks.enqueue(tx, 'message.received', {
+          message_id: id,
+          server_id: row.id,
+          mailbox: row.username,
+          folder: row.folder,
+          uid: m.uid,
+          internet_message_id: p.row.message_id,
+          thread_id: link.threadId,
+          in_reply_to_mail_id: link.inReplyToMailId,
+          from: p.row.from_addr,
+          subject: p.row.subject,
+          parse_error: p.row.parse_error,
+        })
+        if (p.row.parse_error) {
+          result.parse_errors++
+          log.warn({ uid: m.uid, message_id: id, cause: p.row.parse_error }, 'message kept raw: it could not be parsed')
+        }
+        stored++
+      }
+      await tx
+        .insertInto('incoming_sync')
+        .values({ server_id: row.id, folder: row.folder, uidvalidity, last_uid: lastUid, updated_at: at })
+        .onConflict((oc) => oc.columns(['server_id', 'folder']).doUpdateSet({ uidvalidity, last_uid: lastUid, updated_at: at }))
+        .execute()
+    })
+    result.stored += stored
+    return stored
+  }
+}
+
+/**
+ * The scheduler: every poll, each confirmed server whose poll interval has passed since its last fetch gets
+ * one, unless a fetch of it runs already (here or, by its lease, on another node).
+ */
+export class IncomingScheduler {
+  readonly #runs = new Set<Promise<unknown>>()
+  #running = false
+  #loop?: Promise<void>
+  #wake?: () => void
+
+  constructor(private readonly deps: { database: Database; fetcher: Fetcher; log: Logger; config: FetchConfig }) {}
+
+  start(): void {
+    if (this.#running) return
+    this.#running = true
+    this.#loop = (async () => {
+      while (this.#running) {
+        try {
+          await this.tick()
+        } catch (e) {
+          this.deps.log.error({ err: e }, 'fetch scheduler pass failed; retrying')
+        }
+        if (!this.#running) break
+        await new Promise<void>((resolve) => {
+          const t = setTimeout(resolve, this.deps.config.pollMs)
+          this.#wake = () => {
+            clearTimeout(t)
+            resolve()
+          }
+        })
+      }
+    })()
+  }
+
+  /** Start the fetches that are due; returns how many were started. */
+  async tick(): Promise<number> {
+    const at = Date.now()
+    const nowIso = now()
+    const servers = await this.deps.database.db
+      .selectFrom('incoming_servers')
+      .select(['id', 'poll_interval_s', 'last_fetch_at', 'lease_until'])
+      .where('state', '=', 'confirmed')
+      .execute()
+    let started = 0
+    for (const s of servers) {
+      if (this.deps.fetcher.busy(s.id)) continue
+      if (s.lease_until && s.lease_until > nowIso) continue
+      if (s.last_fetch_at && Date.parse(s.last_fetch_at) + s.poll_interval_s * 1000 > at) continue
+      started++
+      const run = this.deps.fetcher.fetch(s.id, { skipIfBusy: true }).catch(() => undefined).finally(() => this.#runs.delete(run))
+      this.#runs.add(run)
+    }
+    return started
+  }
+
+  async idle(): Promise<void> {
+    while (this.#runs.size) await Promise.allSettled([...this.#runs])
+  }
+
+  /** Stop starting fetches; the running ones finish their batch (what is committed stays, the rest is refetched). */
+  async stop(): Promise<void> {
+    this.#running = false
+    this.#wake?.()
+    this.deps.fetcher.stop()
+    await this.#loop
+    await this.idle()
+  }
+}
