@@ -4,7 +4,9 @@ import { html, page } from '../../html.ts'
 import type { Services } from '../../services.ts'
 import { authRoutes } from './auth.ts'
 import { banner, formValue, sendPage, seeOther, type Ui } from './kit.ts'
+import { incomingServerMenu, incomingServerPages } from './incoming-servers.ts'
 import { mailQueueMenu, mailQueuePages } from './mail-queue.ts'
+import { messagePages, messagesMenu } from './messages.ts'
 import { outgoingServerMenu, outgoingServerPages } from './outgoing-servers.ts'
 import { parameterMenu, parameterPages } from './parameters.ts'
 import { relayUserMenu, relayUserPages } from './relay-users.ts'
@@ -18,12 +20,11 @@ export interface AdminUiOptions {
 
 /**
  * The admin web UI: server-rendered pages that follow the seed guide's "Setup in Odoo" labels. Every page
- * needs a signed-in admin; every POST needs the session's CSRF token. Incoming Email Servers and Messages
- * join by adding their module's menu and pages here.
+ * needs a signed-in admin; every POST needs the session's CSRF token. Each page module brings its menu entries.
  */
 export const adminUi: FastifyPluginAsync<AdminUiOptions> = async (app, { services, smtpDefaults }) => {
   const sessions = services.adminSessions
-  const ui: Ui = { services, smtpDefaults, menu: [...settingsMenu, ...outgoingServerMenu, ...parameterMenu, ...relayUserMenu, ...mailQueueMenu] }
+  const ui: Ui = { services, smtpDefaults, menu: [...settingsMenu, ...outgoingServerMenu, ...incomingServerMenu, ...parameterMenu, ...relayUserMenu, ...mailQueueMenu, ...messagesMenu] }
   await app.register(authRoutes, { sessions, baseUrl: services.config.baseUrl })
 
   await app.register(async (admin) => {
@@ -64,5 +65,7 @@ export const adminUi: FastifyPluginAsync<AdminUiOptions> = async (app, { service
     await admin.register(parameterPages, { ui })
     await admin.register(relayUserPages, { ui })
     await admin.register(mailQueuePages, { ui })
+    await admin.register(incomingServerPages, { ui })
+    await admin.register(messagePages, { ui })
   })
 }
