@@ -35,6 +35,8 @@ export interface Services {
   adminSessions: AdminSessionService
   incomingServers: IncomingServerService
   fetcher: Fetcher
+  /** mailparser, inline or on worker threads (shared by every Fetcher of this process). */
+  parser: ParsePool
   scheduler: IncomingScheduler
   messages: MessageService
   webhooks: WebhookService
@@ -60,5 +62,5 @@ export function createServices(config: Config, database: Database, log: Logger, 
   const fetcher = new Fetcher({ database, credentials, servers: incomingServers, webhooks, parser, log: log.child({ part: 'fetcher' }), config: config.fetch })
   const scheduler = new IncomingScheduler({ database, fetcher, log: log.child({ part: 'fetcher' }), config: config.fetch })
   const messages = new MessageService({ db })
-  return { config, database, log, box, settings, credentials, connect, outgoingServers, apiTokens, mails, mailWorker, relayUsers, adminSessions, incomingServers, fetcher, scheduler, messages, webhooks, dispatcher }
+  return { config, database, log, box, settings, credentials, connect, outgoingServers, apiTokens, mails, mailWorker, relayUsers, adminSessions, incomingServers, fetcher, scheduler, messages, webhooks, dispatcher, parser }
 }
