@@ -13,6 +13,7 @@ import { settingsRoutes } from '../settings/routes.ts'
 import { incomingServerRoutes, messageRoutes } from '../incoming/routes.ts'
 import { webhookRoutes } from '../webhooks/routes.ts'
 import { installErrorHandler } from './errors.ts'
+import { metricsRoutes } from './metrics.ts'
 import { adminUi, type AdminUiOptions } from './ui/index.ts'
 import { adminSession, sessionOf } from './ui/session.ts'
 
@@ -52,6 +53,7 @@ export async function buildApp(s: Services, o: AppOptions = {}): Promise<Fastify
     await s.settings.parameter('healthz.probe')
     return { status: 'ok' }
   })
+  await app.register(metricsRoutes, { services: s })
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger())
 
   const redirectUris = Object.fromEntries(Object.values(providers).map((p) => [p.id, s.connect.redirectUri(p)]))

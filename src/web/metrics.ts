@@ -1,0 +1,54 @@
+import type { FastifyPluginAsync } from 'fastify'
+import { Gauge, Registry } from 'prom-client'
+import { providerFor } from '../oauth/providers.ts'
+import type { Services } from '../services.ts'
+
+/**
+ * GET /metrics (Prometheus text). Gauges are read from the database at scrape time, so every node reports the
+ * same cluster-wide figures and nothing is lost when a node restarts.
+ */
+export const metricsRoutes: FastifyPluginAsync<{ services: Services }> = async (app, { services }) => {
+  const { db } = services.database
+  const registry = new Registry()
+  const count = async (table: 'mails' | 'webhook_deliveries', gauge: Gauge) => {
+    gauge.reset()
+    const rows = await db.selectFrom(table).select(['state', (eb) => eb.fn.countAll<number>().as('n')]).groupBy('state').execute()
+    for (const r of rows) gauge.set({ state: r.state }, Number(r.n))
+  }
+  new Gauge({ name: 'mailbridge_mails', help: 'Mails in the queue by state', labelNames: ['state'], registers: [registry], async collect() { await count('mails', this) } })
+  new Gauge({
+    name: 'mailbridge_mails_due',
+    help: 'Outgoing mails whose next attempt is due now (queue depth)',
+    registers: [registry],
+    async collect() {
+      const r = await db.selectFrom('mails').select((eb) => eb.fn.countAll<number>().as('n')).where('state', '=', 'outgoing').where('next_attempt_at', '<=', new Date().toISOString()).executeTakeFirstOrThrow()
+      this.set(Number(r.n))
+    },
+  })
+  new Gauge({ name: 'mailbridge_webhook_deliveries', help: 'Webhook deliveries by state', labelNames: ['state'], registers: [registry], async collect() { await count('webhook_deliveries', this) } })
+  new Gauge({ name: 'mailbridge_messages', help: 'Incoming messages stored', registers: [registry], async collect() {
+    const r = await db.selectFrom('messages').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()
+    this.set(Number(r.n))
+  } })
+  new Gauge({
+    name: 'mailbridge_outgoing_server_token_valid',
+    help: '1 when the outgoing server\'s OAuth token is valid (the green tag), 0 otherwise',
+    labelNames: ['server_id', 'mailbox'],
+    registers: [registry],
+    async collect() {
+      this.reset()
+      for (const s of await services.outgoingServers.list()) if (providerFor(s.authentication)) this.set({ server_id: s.id, mailbox: s.username }, s.token.valid ? 1 : 0)
+    },
+  })
+  new Gauge({
+    name: 'mailbridge_client_secret_expires_in_days',
+    help: 'Days until the Outlook client secret expires (AADSTS7000222 after that), when its date was entered',
+    registers: [registry],
+    async collect() {
+      this.reset()
+      const at = (await services.settings.view()).microsoft_outlook_client_secret_expires_at
+      if (at) this.set((Date.parse(at) - Date.now()) / 86_400_000)
+    },
+  })
+  app.get('/metrics', { schema: { hide: true } }, async (_req, reply) => reply.type(registry.contentType).send(await registry.metrics()))
+}
