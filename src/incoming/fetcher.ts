@@ -14,6 +14,7 @@ import type { FetchResult } from './model.ts'
 import { explainImapFailure, type IncomingServerService } from './service.ts'
 import type { ParsePool, Parsed } from './parse.ts'
 import { linkThread } from './threading.ts'
+import { PollLoop } from '../poll-loop.ts'
 
 /** Reconnects one fetch may make (a dropped session, `BYE ... AccessTokenExpired`) before it gives up. */
 const MAX_RECONNECTS = 3
@@ -359,32 +360,14 @@ export class Fetcher {
  */
 export class IncomingScheduler {
   readonly #runs = new Set<Promise<unknown>>()
-  #running = false
-  #loop?: Promise<void>
-  #wake?: () => void
+  readonly #poll: PollLoop
 
-  constructor(private readonly deps: { database: Database; fetcher: Fetcher; log: Logger; config: FetchConfig }) {}
+  constructor(private readonly deps: { database: Database; fetcher: Fetcher; log: Logger; config: FetchConfig }) {
+    this.#poll = new PollLoop({ pass: () => this.tick(), pollMs: deps.config.pollMs, log: deps.log, what: 'fetch scheduler' })
+  }
 
   start(): void {
-    if (this.#running) return
-    this.#running = true
-    this.#loop = (async () => {
-      while (this.#running) {
-        try {
-          await this.tick()
-        } catch (e) {
-          this.deps.log.error({ err: e }, 'fetch scheduler pass failed; retrying')
-        }
-        if (!this.#running) break
-        await new Promise<void>((resolve) => {
-          const t = setTimeout(resolve, this.deps.config.pollMs)
-          this.#wake = () => {
-            clearTimeout(t)
-            resolve()
-          }
-        })
-      }
-    })()
+    this.#poll.start()
   }
 
   /** Start the fetches that are due; returns how many were started. */
@@ -414,10 +397,8 @@ export class IncomingScheduler {
 
   /** Stop starting fetches; the running ones finish their batch (what is committed stays, the rest is refetched). */
   async stop(): Promise<void> {
-    this.#running = false
-    this.#wake?.()
     this.deps.fetcher.stop()
-    await this.#loop
+    await this.#poll.stop()
     await this.idle()
   }
 }

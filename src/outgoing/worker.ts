@@ -11,6 +11,7 @@ import { parseMailbox, toNodemailer, type Mailbox } from '../mail-address.ts'
 import type { CredentialService } from '../oauth/credentials.ts'
 import { ProviderError } from '../oauth/protocol.ts'
 import { providerFor } from '../oauth/providers.ts'
+import { PollLoop } from '../poll-loop.ts'
 import type { SettingsService } from '../settings/service.ts'
 import type { WebhookService } from '../webhooks/service.ts'
 import { isRaw, type StoredContent } from './mail-input.ts'
@@ -55,14 +56,12 @@ export class MailWorker {
   readonly #slotLoad = new Map<string, number>()
   /** When this node last had mail for a server. */
   readonly #busyAt = new Map<string, number>()
-  #running = false
   #lastSweep = 0
   /** Mailboxes whose token this process saw refused: the next success clears the badge. */
   readonly #useFailed = new Set<string>()
   /** Mailboxes whose dead token this process already announced (token.invalid): once until it works again. */
   readonly #announced = new Set<string>()
-  #wake?: () => void
-  #loop?: Promise<void>
+  readonly #poll: PollLoop
 
   constructor(
     private readonly deps: {
@@ -79,32 +78,12 @@ export class MailWorker {
   ) {
     this.#pool = new TransportPool({ credentials: deps.credentials, box: deps.box })
     this.#slots = new SmtpSlots(deps.database.db, this.id, deps.queue.slotLeaseMs)
-    deps.mails.events.on('queued', () => this.#wake?.())
+    this.#poll = new PollLoop({ pass: () => this.tick(), pollMs: deps.queue.pollMs, log: deps.log, what: 'mail worker' })
+    deps.mails.events.on('queued', () => this.#poll.wake())
   }
 
   start(): void {
-    if (this.#running) return
-    this.#running = true
-    this.#loop = this.#run()
-  }
-
-  async #run(): Promise<void> {
-    while (this.#running) {
-      try {
-        await this.tick()
-      } catch (e) {
-        this.deps.log.error({ err: e }, 'mail worker pass failed; retrying')
-      }
-      if (!this.#running) break
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, this.deps.queue.pollMs)
-        this.#wake = () => {
-          clearTimeout(t)
-          this.#wake = undefined
-          resolve()
-        }
-      })
-    }
+    this.#poll.start()
   }
 
   /** One pass: give back expired leases, then claim and start sending for every server with room. */
@@ -147,7 +126,7 @@ export class MailWorker {
           this.#inflight.set(server.id, left)
           this.#sends.delete(send)
           // Refill in batches, not one claim per finished mail.
-          if (left <= (this.#slots.count(server.id) * IN_FLIGHT_PER_CONNECTION) / 2) this.#wake?.()
+          if (left <= (this.#slots.count(server.id) * IN_FLIGHT_PER_CONNECTION) / 2) this.#poll.wake()
         })
         this.#sends.add(send)
       }
@@ -380,10 +359,8 @@ export class MailWorker {
    * to the queue. Delivery is at least once: a mail cut off mid-DATA may go out twice, never zero times.
    */
   async stop(): Promise<void> {
-    if (!this.#loop && this.#sends.size === 0) return
-    this.#running = false
-    this.#wake?.()
-    await this.#loop
+    if (!this.#poll.started && this.#sends.size === 0) return
+    await this.#poll.stop()
     const drained = await Promise.race([this.idle().then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), this.deps.queue.drainMs).unref())])
     if (!drained) {
       await this.deps.database.db

@@ -6,6 +6,7 @@ import type { WebhookDeliveryRow } from '../db/schema.ts'
 import type { Logger } from '../log.ts'
 import { backoffMs } from '../outgoing/worker.ts'
 import { SIGNATURE_HEADER, sign } from './signer.ts'
+import { PollLoop } from '../poll-loop.ts'
 
 /** Deliveries in flight at once, across all webhooks of this node. */
 const IN_FLIGHT = 16
@@ -17,32 +18,14 @@ const IN_FLIGHT = 16
 export class WebhookDispatcher {
   readonly id = `d-${randomBytes(4).toString('hex')}`
   readonly #sends = new Set<Promise<void>>()
-  #running = false
-  #loop?: Promise<void>
-  #wake?: () => void
+  readonly #poll: PollLoop
 
-  constructor(private readonly deps: { database: Database; box: SecretBox; log: Logger; config: WebhookConfig }) {}
+  constructor(private readonly deps: { database: Database; box: SecretBox; log: Logger; config: WebhookConfig }) {
+    this.#poll = new PollLoop({ pass: () => this.tick(), pollMs: deps.config.pollMs, log: deps.log, what: 'webhook dispatcher' })
+  }
 
   start(): void {
-    if (this.#running) return
-    this.#running = true
-    this.#loop = (async () => {
-      while (this.#running) {
-        try {
-          await this.tick()
-        } catch (e) {
-          this.deps.log.error({ err: e }, 'webhook dispatcher pass failed; retrying')
-        }
-        if (!this.#running) break
-        await new Promise<void>((resolve) => {
-          const t = setTimeout(resolve, this.deps.config.pollMs)
-          this.#wake = () => {
-            clearTimeout(t)
-            resolve()
-          }
-        })
-      }
-    })()
+    this.#poll.start()
   }
 
   /** One pass: claim what is due and start sending it. Returns how many were started. */
@@ -133,9 +116,7 @@ export class WebhookDispatcher {
 
   /** Stop claiming and let deliveries in flight finish (each is bounded by the request timeout). */
   async stop(): Promise<void> {
-    this.#running = false
-    this.#wake?.()
-    await this.#loop
+    await this.#poll.stop()
     await this.idle()
   }
 }
