@@ -294,7 +294,9 @@ export class Fetcher {
             .where('uid', '=', m.uid)
             .executeTakeFirst()) ??
           (p.row.message_id
-            ? await tx.selectFrom('messages').select('id').where('message_id', '=', p.row.message_id).where('server_id', '=', row.id).executeTakeFirst()
+            ? // By Message-ID alone, the server compared here: with both in the WHERE, SQLite (no ANALYZE) walks the
+              // server's index instead, every message of the mailbox for every new one.
+              (await tx.selectFrom('messages').select(['id', 'server_id']).where('message_id', '=', p.row.message_id).execute()).find((x) => x.server_id === row.id)
             : undefined)
         if (same) {
           result.duplicates++
