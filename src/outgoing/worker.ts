@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto'
 import type { QueueConfig } from '../config.ts'
 import type { SecretBox } from '../crypto/secret-box.ts'
 import type { Secret } from '../crypto/secret.ts'
+import { GroupCommit } from '../db/group-commit.ts'
 import { type Database, isoIn, now } from '../db/index.ts'
 import type { MailRow, OutgoingServerRow } from '../db/schema.ts'
 import { MailbridgeError } from '../errors.ts'
@@ -23,6 +24,12 @@ import { classify, TransportPool, type Verdict } from './transport.ts'
 
 /** Mails handed to a server's pool per connection this node holds: enough to keep each one busy. */
 const IN_FLIGHT_PER_CONNECTION = 8
+
+interface Outcome {
+  mail: MailRow
+  set: Partial<Pick<MailRow, 'state' | 'smtp_response' | 'sent_at' | 'failure_type' | 'failure_reason' | 'next_attempt_at'>>
+  countAttempt: boolean
+}
 
 export interface MailEvent {
   mail_id: string
@@ -273,29 +280,36 @@ export class MailWorker {
     }
   }
 
-  async #finish(mail: MailRow, set: Partial<Pick<MailRow, 'state' | 'smtp_response' | 'sent_at' | 'failure_type' | 'failure_reason' | 'next_attempt_at'>>, countAttempt = true): Promise<void> {
-    const { db } = this.deps.database
-    const update = (q: Pick<typeof db, 'updateTable'>) =>
-      q
-        .updateTable('mails')
-        .set((eb) => ({ ...set, lease_owner: null, lease_until: null, updated_at: now(), ...(countAttempt ? { attempts: eb('attempts', '+', 1) } : {}) }))
-        .where('id', '=', mail.id)
-        .where('lease_owner', '=', this.id)
-        .executeTakeFirst()
-    if (set.state === 'sent' || set.state === 'exception') {
-      const event: MailEvent = { mail_id: mail.id, server_id: mail.server_id, message_id: mail.message_id, state: set.state, failure_type: set.failure_type, failure_reason: set.failure_reason }
-      const name = set.state === 'sent' ? 'mail.sent' : 'mail.failed'
-      const { webhooks } = this.deps
-      // The webhook delivery is written in the same transaction as the state it reports: both or neither.
-      if (webhooks) {
-        await db.transaction().execute(async (tx) => {
-          const r = await update(tx)
-          if (r.numUpdatedRows > 0n) await webhooks.enqueue(tx, name, { ...event })
-        })
-      } else await update(db)
-      this.events.emit(name, event)
-    } else await update(db)
+  #finish(mail: MailRow, set: Outcome['set'], countAttempt = true): Promise<void> {
+    return this.#outcomes.add({ mail, set, countAttempt })
   }
+
+  /**
+   * Outcomes are committed together (db/group-commit.ts): a pool finishing mails back to back costs one
+   * transaction per group, not one per mail. Each webhook delivery is written in the transaction of the state it
+   * reports: both or neither. A crash before the commit sends those mails again (at least once, never zero).
+   */
+  readonly #outcomes = new GroupCommit<Outcome, void>(async (items) => {
+    const { webhooks } = this.deps
+    const reported: Array<[string, MailEvent]> = []
+    await this.deps.database.db.transaction().execute(async (tx) => {
+      for (const { mail, set, countAttempt } of items) {
+        const r = await tx
+          .updateTable('mails')
+          .set((eb) => ({ ...set, lease_owner: null, lease_until: null, updated_at: now(), ...(countAttempt ? { attempts: eb('attempts', '+', 1) } : {}) }))
+          .where('id', '=', mail.id)
+          .where('lease_owner', '=', this.id)
+          .executeTakeFirst()
+        if (set.state !== 'sent' && set.state !== 'exception') continue
+        const event: MailEvent = { mail_id: mail.id, server_id: mail.server_id, message_id: mail.message_id, state: set.state, failure_type: set.failure_type, failure_reason: set.failure_reason }
+        const name = set.state === 'sent' ? 'mail.sent' : 'mail.failed'
+        if (webhooks && r.numUpdatedRows > 0n) await webhooks.enqueue(tx, name, { ...event })
+        reported.push([name, event])
+      }
+    })
+    for (const [name, event] of reported) this.events.emit(name, event)
+    return items.map(() => undefined)
+  })
 
   async #failed(server: OutgoingServerRow, mail: MailRow, v: Verdict, log: Logger): Promise<void> {
     const attempts = mail.attempts + 1
