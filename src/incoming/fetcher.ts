@@ -14,6 +14,7 @@ import type { FetchResult } from './model.ts'
 import { explainImapFailure, type IncomingServerService } from './service.ts'
 import type { ParsePool, Parsed } from './parse.ts'
 import { linkThread } from './threading.ts'
+import { fetches, messagesFetched } from '../metrics.ts'
 import { PollLoop } from '../poll-loop.ts'
 
 /** Reconnects one fetch may make (a dropped session, `BYE ... AccessTokenExpired`) before it gives up. */
@@ -118,6 +119,9 @@ export class Fetcher {
         .execute()
     }
     result.failed = result.fetched - result.stored - result.duplicates
+    fetches.inc({ result: error ? 'failed' : 'ok' })
+    messagesFetched.inc({ outcome: 'stored' }, result.stored)
+    messagesFetched.inc({ outcome: 'duplicate' }, result.duplicates)
     if (error && result.fetched === 0) throw new MailbridgeError('fetch_failed', { message: error })
     return result
   }

@@ -12,6 +12,7 @@ import { parseMailbox, toNodemailer, type Mailbox } from '../mail-address.ts'
 import type { CredentialService } from '../oauth/credentials.ts'
 import { ProviderError } from '../oauth/protocol.ts'
 import { providerFor } from '../oauth/providers.ts'
+import { queueSeconds, sendSeconds } from '../metrics.ts'
 import { PollLoop } from '../poll-loop.ts'
 import type { SettingsService } from '../settings/service.ts'
 import type { WebhookService } from '../webhooks/service.ts'
@@ -245,14 +246,18 @@ export class MailWorker {
     let poolReplaced = 0
     let authRetried = false
     for (;;) {
+      let sending: number | undefined
       try {
         const slot = this.#pickSlot(server.id)
         if (slot === undefined) return this.#finish(mail, { state: 'outgoing', next_attempt_at: now() }, false)
         this.#slotLoad.set(`${server.id}:${slot}`, (this.#slotLoad.get(`${server.id}:${slot}`) ?? 0) + 1)
+        sending = performance.now()
         const info = await this.#pool
           .get(server, slot)
           .sendMail(message)
           .finally(() => this.#slotLoad.set(`${server.id}:${slot}`, (this.#slotLoad.get(`${server.id}:${slot}`) ?? 1) - 1))
+        sendSeconds.observe({ outcome: 'sent' }, (performance.now() - sending) / 1000)
+        queueSeconds.observe((Date.now() - Date.parse(mail.created_at)) / 1000)
         await this.#finish(mail, { state: 'sent', smtp_response: info.response, sent_at: now() })
         this.#announced.delete(server.username.toLowerCase())
         if (p && this.#useFailed.delete(server.username.toLowerCase())) await this.deps.credentials.recordUseSuccess(p, server.username)
@@ -263,6 +268,7 @@ export class MailWorker {
         // The pool was replaced (this node's share of connection slots changed) before the mail got a connection.
         if ((e as Error).message === 'Connection pool was closed' && poolReplaced++ < 3) continue
         const verdict = classify(e, where)
+        if (sending !== undefined) sendSeconds.observe({ outcome: verdict.kind === 'transient' ? 'deferred' : 'failed' }, (performance.now() - sending) / 1000)
         // Exchange answers a stale token with 535 at once (no 334 challenge, so nodemailer does not renew):
         // refresh once, unless another mail already did, and try again on a new connection.
         if (verdict.kind === 'auth' && p && !authRetried) {

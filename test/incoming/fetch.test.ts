@@ -81,6 +81,14 @@ test('fetch: seeded messages are stored raw and parsed (on a parser thread), mar
     `--b1\r\nContent-Type: application/pdf\r\nContent-Disposition: attachment; filename="invoice.pdf"\r\nContent-Transfer-Encoding: base64\r\n\r\n${Buffer.from('%PDF-1.4 fake').toString('base64')}\r\n--b1--\r\n`
   await room.dovecot.seed(ALICE, withFile)
 
+  // This process's counters (other tests in the file may have fetched too).
+  const counted = async () => {
+    const m = (await room.mb.app.inject('/metrics')).body
+    const n = (re: RegExp) => Number(re.exec(m)?.[1] ?? 0)
+    return { ok: n(/^mailbridge_fetches_total\{result="ok"\} (\d+)$/m), stored: n(/^mailbridge_messages_fetched_total\{outcome="stored"\} (\d+)$/m), duplicate: n(/^mailbridge_messages_fetched_total\{outcome="duplicate"\} (\d+)$/m) }
+  }
+  const diff = (a: Record<string, number>, b: Record<string, number>) => Object.fromEntries(Object.keys(a).map((k) => [k, b[k]! - a[k]!]))
+  const before = await counted()
   const res = await room.mb.api('POST', `/api/v1/incoming-servers/${server.id}/fetch`)
   assert.equal(res.statusCode, 200, res.body)
   assert.deepEqual(res.json(), { fetched: 121, stored: 121, duplicates: 0, failed: 0, parse_errors: 0 })
@@ -113,6 +121,8 @@ test('fetch: seeded messages are stored raw and parsed (on a parser thread), mar
   // Forget where we stood: every message comes again, and every one is recognised.
   await room.mb.services.database.db.deleteFrom('incoming_sync').execute()
   assert.deepEqual((await room.mb.api('POST', `/api/v1/incoming-servers/${server.id}/fetch`)).json(), { fetched: 121, stored: 0, duplicates: 121, failed: 0, parse_errors: 0 })
+  // Three fetches on this node, every message counted by what became of it.
+  assert.deepEqual(diff(before, await counted()), { ok: 3, stored: 121, duplicate: 121 })
   // The same Message-ID under a new UID (a copy) is a duplicate too.
   await room.dovecot.seed(ALICE, raws[7]!)
   assert.deepEqual((await room.mb.api('POST', `/api/v1/incoming-servers/${server.id}/fetch`)).json(), { fetched: 1, stored: 0, duplicates: 1, failed: 0, parse_errors: 0 })
