@@ -202,15 +202,14 @@ export class Fetcher {
     log.info({ new_messages: total, last_uid: lastUid, uidvalidity }, 'fetching new messages')
     let done = 0
     let lastLogged = Date.now()
-    const progress = async () => {
-      const text = `${done} of ${total} new messages stored`
-      await db.updateTable('incoming_servers').set({ sync_progress: text, lease_until: isoIn(this.deps.config.leaseMs) }).where('id', '=', row.id).where('lease_owner', '=', this.id).execute()
+    const progressText = () => `${done} of ${total} new messages stored`
+    const logProgress = () => {
       if (Date.now() - lastLogged > 2000 || done === total) {
         lastLogged = Date.now()
-        log.info({ done, total }, text)
+        log.info({ done, total }, progressText())
       }
     }
-    await progress()
+    await this.#progress(db, row.id, progressText())
     const chunkSize = batchSize * 10
     for (let c = 0; c < uids.length; c += chunkSize) {
       const chunk = uids.slice(c, c + chunkSize)
@@ -230,11 +229,11 @@ export class Fetcher {
           while (safe < chunk.length && inChunk.has(chunk[safe]!)) safe++
           const upTo = final ? chunk[chunk.length - 1]! : safe > 0 ? chunk[safe - 1]! : lastUid
           upToCommitted = Math.max(upTo, lastUid)
-          const stored = await this.#store(row, uidvalidity, batch, parsed, upToCommitted, result, log)
-          for (const m of batch) committed.push(m.uid)
           const before = done
           done = c + (final ? chunk.length : safe)
-          if (done !== before) await progress()
+          const stored = await this.#store(row, uidvalidity, batch, parsed, upToCommitted, done !== before ? progressText() : null, result, log)
+          for (const m of batch) committed.push(m.uid)
+          if (done !== before) logProgress()
           if (batch.length) await hooks.afterBatch?.({ uids: batch.map((m) => m.uid), stored })
         })
       }
@@ -271,13 +270,19 @@ export class Fetcher {
     }
   }
 
-  /** One transaction: messages, raw, attachments, threads, webhook deliveries, and the folder's last UID. */
+  /** The server's status line ("n of m new messages stored"), and a longer lease: this fetch is alive. */
+  #progress(db: Pick<Tx, 'updateTable'>, serverId: string, text: string) {
+    return db.updateTable('incoming_servers').set({ sync_progress: text, lease_until: isoIn(this.deps.config.leaseMs) }).where('id', '=', serverId).where('lease_owner', '=', this.id).execute()
+  }
+
+  /** One transaction: messages, raw, attachments, threads, webhook deliveries, the folder's last UID, the progress. */
   async #store(
     row: IncomingServerRow,
     uidvalidity: string,
     fetched: Array<{ uid: number; source: Buffer }>,
     parsed: Parsed[],
     lastUid: number,
+    progress: string | null,
     result: FetchResult,
     log: Logger,
   ): Promise<number> {
@@ -354,6 +359,7 @@ export class Fetcher {
         .values({ server_id: row.id, folder: row.folder, uidvalidity, last_uid: lastUid, updated_at: at })
         .onConflict((oc) => oc.columns(['server_id', 'folder']).doUpdateSet({ uidvalidity, last_uid: lastUid, updated_at: at }))
         .execute()
+      if (progress) await this.#progress(tx, row.id, progress)
     })
     result.stored += stored
     return stored
