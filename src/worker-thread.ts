@@ -2,8 +2,9 @@ import { parentPort } from 'node:worker_threads'
 import { boot } from './boot.ts'
 import { counters } from './metrics.ts'
 
-// The background half of a `serve --role all` node (see roles.ts): same config, its own database connection.
-const { services } = await boot()
+// The background half of a `serve --role all` node (see roles.ts): same config, its own database connection,
+// whose writes are all redone if a power loss undoes them (db/index.ts).
+const { services } = await boot(undefined, undefined, { redoable: true })
 services.mailWorker.start()
 services.scheduler.start()
 services.dispatcher.start()
