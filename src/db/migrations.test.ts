@@ -28,3 +28,27 @@ test('migrate: a database that already ran a later-numbered migration still take
   assert.deepEqual(await migrate(database.db, database.schema), [middle])
   assert.deepEqual(await migrate(database.db, database.schema), [], 'and nothing twice')
 })
+
+test('0010-message-seq: messages stored before it get seq in id order, and the counter starts after them', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'mailbridge-migrations-'))
+  const testDb = await createTestDatabase(dir)
+  const database = openDatabase(testDb.url)
+  t.after(async () => {
+    await database.close()
+    await testDb.drop()
+    rmSync(dir, { recursive: true, force: true })
+  })
+  const before = Object.fromEntries(Object.entries(migrations).filter(([name]) => name < '0010-message-seq'))
+  const old = new Migrator({ db: database.db, provider: { getMigrations: async () => before }, ...(database.schema ? { migrationTableSchema: database.schema } : {}) })
+  assert.equal((await old.migrateToLatest()).error, undefined)
+  const { db } = database
+  const at = new Date().toISOString()
+  await db.insertInto('incoming_servers' as never).values({ id: 's1', name: 'Inbox', authentication: 'outlook', host: 'h', port: 993, encryption: 'ssl', username: 'a@b.c', folder: 'INBOX', state: 'confirmed', poll_interval_s: 60, mark_seen: 1, created_at: at, updated_at: at } as never).execute()
+  for (const id of ['m3', 'm1', 'm2']) {
+    await db.insertInto('messages' as never).values({ id, server_id: 's1', folder: 'INBOX', uidvalidity: '1', uid: Number(id[1]), thread_id: `<${id}>`, references: '[]', to_addrs: '[]', cc_addrs: '[]', size: 1, received_at: at } as never).execute()
+  }
+  await migrate(db, database.schema)
+  const rows = await db.selectFrom('messages').select(['id', 'seq']).orderBy('id').execute()
+  assert.deepEqual(rows.map((r) => [r.id, Number(r.seq)]), [['m1', 1], ['m2', 2], ['m3', 3]])
+  assert.equal(Number((await db.selectFrom('counters').select('value').where('name', '=', 'messages').executeTakeFirstOrThrow()).value), 3)
+})

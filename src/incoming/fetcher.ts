@@ -290,6 +290,10 @@ export class Fetcher {
     let stored = 0
     await db.transaction().execute(async (tx: Tx) => {
       const at = now()
+      // First, the counter row: its lock, held to commit, makes message stores (any server, any node) commit one
+      // after another, so seq follows commit order and a reader's "after my cursor" can never skip a message.
+      const counter = await tx.updateTable('counters').set((eb) => ({ value: eb('value', '+', 0) })).where('name', '=', 'messages').returning('value').executeTakeFirstOrThrow()
+      const seq = Number(counter.value)
       for (const [i, m] of fetched.entries()) {
         const p = parsed[i]!
         // Two lookups, each on its own index: an OR across both would scan the table once per message.
@@ -326,6 +330,7 @@ export class Fetcher {
             in_reply_to_mail_id: link.inReplyToMailId,
             size: m.source.length,
             received_at: at,
+            seq: seq + stored + 1,
           })
           .execute()
         await tx.insertInto('message_raws').values({ message_id: id, raw: m.source }).execute()
@@ -360,6 +365,7 @@ export class Fetcher {
         .onConflict((oc) => oc.columns(['server_id', 'folder']).doUpdateSet({ uidvalidity, last_uid: lastUid, updated_at: at }))
         .execute()
       if (progress) await this.#progress(tx, row.id, progress)
+      if (stored) await tx.updateTable('counters').set({ value: seq + stored }).where('name', '=', 'messages').execute()
     })
     result.stored += stored
     return stored

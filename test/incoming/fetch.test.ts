@@ -158,6 +158,31 @@ test('fetch: \\Seen is set only after the store; a batch that cannot be stored s
   assert.equal((await room.dovecot.flags(ALICE)).filter((f) => f.flags.includes('\\Seen')).length, 30)
 })
 
+test('messages: the cursor follows commit order, so a message committed after a later-numbered one is not skipped; an unknown cursor is refused', { skip }, async (t) => {
+  const room = await startMailroom()
+  t.after(room.close)
+  const server = await room.confirmedServer()
+  const { db } = room.mb.services.database
+  await room.dovecot.seedMany(ALICE, [1, 2, 3].map((i) => rfc822({ subject: `first ${i}`, messageId: `<first-${i}@x>` })))
+  await room.mb.api('POST', `/api/v1/incoming-servers/${server.id}/fetch`)
+  const page = (await room.mb.api('GET', `/api/v1/messages?server_id=${server.id}`)).json()
+  assert.deepEqual(page.items.map((m: { subject: string }) => m.subject), ['first 1', 'first 2', 'first 3'])
+  const cursor = page.items[2].id as string
+  // Another node whose clock runs behind commits later with ids below the cursor: its ids sort first, its seq after.
+  await room.dovecot.seed(ALICE, rfc822({ subject: 'late', messageId: '<late@x>' }))
+  await room.mb.api('POST', `/api/v1/incoming-servers/${server.id}/fetch`)
+  await db.updateTable('messages').set({ id: '0000000000late' }).where('message_id', '=', '<late@x>').execute()
+  const next = (await room.mb.api('GET', `/api/v1/messages?server_id=${server.id}&cursor=${cursor}`)).json()
+  assert.deepEqual(next.items.map((m: { subject: string }) => m.subject), ['late'])
+  const counter = await db.selectFrom('counters').select('value').where('name', '=', 'messages').executeTakeFirstOrThrow()
+  const seqs = (await db.selectFrom('messages').select('seq').orderBy('seq').execute()).map((r) => Number(r.seq))
+  assert.deepEqual(seqs, [1, 2, 3, 4], 'one seq per stored message, gapless, in commit order')
+  assert.equal(Number(counter.value), 4)
+  const unknown = await room.mb.api('GET', '/api/v1/messages?cursor=01JNOTAMESSAGE000000000000')
+  assert.equal(unknown.statusCode, 400, unknown.body)
+  assert.equal(unknown.json().error.field, 'cursor')
+})
+
 test('fetch: with mark_seen false the flags are left alone', { skip }, async (t) => {
   const room = await startMailroom()
   t.after(room.close)
