@@ -2,13 +2,14 @@ import assert from 'node:assert/strict'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { test } from 'node:test'
+import { test, type TestContext } from 'node:test'
 import { Migrator } from 'kysely'
 import { createTestDatabase } from '../../test/support/harness.ts'
 import { migrate, openDatabase } from './index.ts'
 import { migrations } from './migrations/index.ts'
 
-test('migrate: a database that already ran a later-numbered migration still takes an earlier one that landed after it', async (t) => {
+/** An empty database (SQLite file or PostgreSQL schema), removed after the test. */
+async function freshDatabase(t: TestContext) {
   const dir = mkdtempSync(join(tmpdir(), 'mailbridge-migrations-'))
   const testDb = await createTestDatabase(dir)
   const database = openDatabase(testDb.url)
@@ -17,6 +18,11 @@ test('migrate: a database that already ran a later-numbered migration still take
     await testDb.drop()
     rmSync(dir, { recursive: true, force: true })
   })
+  return database
+}
+
+test('migrate: a database that already ran a later-numbered migration still takes an earlier one that landed after it', async (t) => {
+  const database = await freshDatabase(t)
   const names = Object.keys(migrations).sort()
   assert.ok(names.length >= 3, 'needs a migration in the middle to leave out')
   const middle = names[names.length - 2]!
@@ -30,14 +36,7 @@ test('migrate: a database that already ran a later-numbered migration still take
 })
 
 test('0010-message-seq: messages stored before it get seq in id order, and the counter starts after them', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'mailbridge-migrations-'))
-  const testDb = await createTestDatabase(dir)
-  const database = openDatabase(testDb.url)
-  t.after(async () => {
-    await database.close()
-    await testDb.drop()
-    rmSync(dir, { recursive: true, force: true })
-  })
+  const database = await freshDatabase(t)
   const before = Object.fromEntries(Object.entries(migrations).filter(([name]) => name < '0010-message-seq'))
   const old = new Migrator({ db: database.db, provider: { getMigrations: async () => before }, ...(database.schema ? { migrationTableSchema: database.schema } : {}) })
   assert.equal((await old.migrateToLatest()).error, undefined)
