@@ -1,6 +1,7 @@
 import formbody from '@fastify/formbody'
 import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
+import { TypeBoxValidatorCompiler } from '@fastify/type-provider-typebox'
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify'
 import { MailbridgeError } from '../errors.ts'
 import { confirmRoutes } from '../oauth/routes.ts'
@@ -27,6 +28,19 @@ export interface AppOptions {
 const bearer = (req: FastifyRequest): string | undefined => {
   const h = req.headers.authorization
   return h?.startsWith('Bearer ') ? h.slice(7).trim() : undefined
+}
+
+/** JSON.parse, telling the client where its JSON breaks; prototype keys are refused as fastify's parser does. */
+function parseJson(_req: FastifyRequest, body: string | Buffer, done: (e: Error | null, v?: unknown) => void): void {
+  if (body.length === 0) return done(new MailbridgeError('bad_request', { message: 'The JSON body is empty: send an object, or no Content-Type header.' }))
+  try {
+    done(null, JSON.parse(body.toString(), (k, v) => {
+      if (k === '__proto__' || (k === 'constructor' && v && typeof v === 'object' && 'prototype' in v)) throw new SyntaxError(`the key "${k}" is not allowed`)
+      return v
+    }))
+  } catch (e) {
+    done(new MailbridgeError('bad_request', { message: `The body is not valid JSON: ${(e as Error).message}.` }))
+  }
 }
 
 /** Assemble the HTTP app from feature plugins; `listen` is main.ts's job, tests use `inject`. */
@@ -63,6 +77,11 @@ export async function buildApp(s: Services, o: AppOptions = {}): Promise<Fastify
         const token = bearer(req)
         if (!token || !(await s.apiTokens.verify(token))) throw new MailbridgeError('unauthorized')
       })
+      // The API takes JSON only, typed as its schemas say: a number where a string belongs (or null where a
+      // boolean does) is refused, not coerced into "42" or false. Only query strings and path ids are converted.
+      api.removeContentTypeParser(['text/plain', 'application/x-www-form-urlencoded', 'application/json'])
+      api.addContentTypeParser('application/json', { parseAs: 'string' }, parseJson)
+      api.setValidatorCompiler(TypeBoxValidatorCompiler)
       await api.register(settingsRoutes, { settings: s.settings, redirectUris })
       await api.register(outgoingServerRoutes, { servers: s.outgoingServers })
       await api.register(mailRoutes, { mails: s.mails, maxBytes: s.config.maxMailBytes })

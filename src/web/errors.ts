@@ -7,18 +7,43 @@ export interface ErrorBody {
 
 const envelope = (code: string, message: string, field?: string): ErrorBody => ({ error: { code, message, ...(field ? { field } : {}) } })
 
-/** `body/port must be integer` → field `port`, message `port must be integer`. */
+interface SchemaError {
+  keyword: string
+  instancePath?: string
+  schemaPath?: string
+  message?: string
+  params?: { additionalProperty?: string; missingProperty?: string; requiredProperties?: string[]; allowedValue?: unknown; type?: string }
+}
+
+const fieldOf = (path: string | undefined): string | undefined => path?.replace(/^\//, '').replace(/\//g, '.') || undefined
+
+/**
+ * `body/port must be integer` → field `port`, message `port must be integer`. Reads ajv's errors (pages) and
+ * TypeBox's (the API), which list every branch of a union: those are folded into one "must be a or b".
+ */
 function fromValidation(e: FastifyError): ErrorBody {
-  const v = e.validation?.[0]
+  const errors = (e.validation ?? []) as SchemaError[]
   const context = e.validationContext ?? 'body'
-  let field = v?.instancePath?.replace(/^\//, '').replace(/\//g, '.') || undefined
-  const params = v?.params as { additionalProperty?: string; missingProperty?: string } | undefined
-  if (params?.additionalProperty) field = [field, params.additionalProperty].filter(Boolean).join('.')
-  if (params?.missingProperty) field = [field, params.missingProperty].filter(Boolean).join('.')
+  const v = errors[0]
+  let field = fieldOf(v?.instancePath)
+  const join = (...parts: Array<string | undefined>) => parts.filter(Boolean).join('.')
   let message: string
-  if (v?.keyword === 'additionalProperties') message = `${field} is not a known field of the ${context}; remove it`
-  else if (v?.keyword === 'required') message = `${field} is required in the ${context}`
-  else message = `${field ?? context} ${v?.message ?? 'is invalid'}`
+  const unknown = v?.params?.additionalProperty ?? (v?.keyword === 'boolean' && v.schemaPath?.endsWith('/additionalProperties') ? '' : undefined)
+  const missing = v?.params?.missingProperty ?? v?.params?.requiredProperties?.[0]
+  if (unknown !== undefined) {
+    field = unknown ? join(field, unknown) : field
+    message = `${field} is not a known field of the ${context}; remove it`
+  } else if (missing !== undefined) {
+    field = join(field, missing)
+    message = `${field} is required in the ${context}`
+  } else {
+    // A union's branches fail one by one, then the union itself: say what the branches allow.
+    const siblings = errors.filter((x) => x.instancePath === v?.instancePath && x.keyword !== 'anyOf')
+    const union = errors.some((x) => x.instancePath === v?.instancePath && x.keyword === 'anyOf')
+    const allowed = siblings.map((x) => (x.keyword === 'const' ? JSON.stringify(x.params?.allowedValue) : x.keyword === 'type' ? x.params?.type : undefined))
+    const what = union && allowed.every(Boolean) ? `must be ${siblings[0]!.keyword === 'const' ? 'one of ' : ''}${allowed.join(siblings[0]!.keyword === 'const' ? ', ' : ' or ')}` : (v?.message ?? 'is invalid')
+    message = `${field ?? context} ${what}`
+  }
   return envelope('validation', message, field ?? context)
 }
 

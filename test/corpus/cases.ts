@@ -1,0 +1,166 @@
+/**
+ * The bad-input corpus: cases generated from the live OpenAPI document (every body field, every path id, every
+ * paging parameter) plus hand-written families (header injection, addresses, base64, sizes, attachment names,
+ * settings and webhooks rules). Each case says what a helpful answer must name: the field or the cause.
+ */
+
+export interface Case {
+  name: string
+  method: string
+  /** The path (with query); a function when the case needs something made first (a fresh OAuth state). */
+  path: string | (() => Promise<string>)
+  /** A raw body: a string is sent as is, anything else as JSON. */
+  body?: unknown
+  contentType?: string
+  /** Replaces the API token; null sends no Authorization header. */
+  authorization?: string | null
+  /** An exact status when one is specified by the contract; otherwise any 4xx. */
+  status?: number
+  /** What the message must name: the field or the cause. */
+  cause: RegExp
+  /** The OAuth callback answers a browser: an HTML page. */
+  html?: boolean
+}
+
+export interface Fixtures {
+  outgoingId: string
+  incomingId: string
+  webhookId: string
+  relayUserId: string
+  mailId: string
+  /** A sent-out-of-reach mail: cancelled, so retry and cancel are refused. */
+  cancelledMailId: string
+  maxMailBytes: number
+  /** Start Connect and return a fresh, unused state. */
+  freshState(): Promise<string>
+  /** A state that was already used by a successful callback. */
+  usedState: string
+  /** A state whose 10 minutes are over. */
+  expiredState: string
+  /** The query of Microsoft's real "No" answer on the consent page (error=access_denied with its description). */
+  refusedQuery: string
+}
+
+type Schema = {
+  type?: string | string[]
+  properties?: Record<string, Schema>
+  items?: Schema
+  anyOf?: Schema[]
+  maxLength?: number
+  minLength?: number
+  minimum?: number
+  maximum?: number
+  maxItems?: number
+  enum?: unknown[]
+  const?: unknown
+  patternProperties?: Record<string, Schema>
+}
+interface Operation {
+  parameters?: Array<{ in: string; name: string; schema: Schema }>
+  requestBody?: { content: Record<string, { schema: Schema }> }
+}
+export interface OpenApi {
+  paths: Record<string, Record<string, Operation>>
+}
+
+/** A valid body per JSON endpoint, so that a case breaks exactly one thing. */
+const validBodies: Record<string, Record<string, unknown>> = {
+  'POST /api/v1/mail': { to: ['bob@fabrikam.com'], subject: 'Hello', text: 'Hi Bob' },
+  'PATCH /api/v1/settings': { external_email_servers: true },
+  'PUT /api/v1/parameters/{key}': { value: 'corpus' },
+  'POST /api/v1/outgoing-servers': { name: 'Corpus', authentication: 'none', host: 'smtp.example.com', port: 25, encryption: 'none' },
+  'PATCH /api/v1/outgoing-servers/{id}': { name: 'Outlook' },
+  'POST /api/v1/incoming-servers': { name: 'Corpus', username: 'alice@contoso.com' },
+  'PATCH /api/v1/incoming-servers/{id}': { name: 'Inbox' },
+  'POST /api/v1/webhooks': { url: 'https://app.example.com/hook', events: ['mail.sent'] },
+  'PATCH /api/v1/webhooks/{id}': { url: 'https://app.example.com/hook' },
+  'POST /api/v1/relay-users': { username: 'corpus', password: 'corpus-password-1' },
+}
+
+const kinds = (s: Schema): string[] => {
+  if (s.anyOf) return s.anyOf.flatMap(kinds)
+  if (s.const !== undefined) return [typeof s.const]
+  if (s.enum) return [...new Set(s.enum.map((v) => typeof v))]
+  return Array.isArray(s.type) ? s.type : s.type ? [s.type] : []
+}
+
+/** Values of a JSON type other than the ones the schema allows (no coercion is expected: a JSON API is typed). */
+function wrongValues(s: Schema): unknown[] {
+  const allowed = new Set(kinds(s).map((k) => (k === 'integer' ? 'number' : k)))
+  const candidates: Array<[string, unknown]> = [
+    ['string', 'not-a-number'],
+    ['number', 42],
+    ['number', 1.5],
+    ['boolean', true],
+    ['object', { nested: 1 }],
+    ['array', ['x']],
+    ['null', null],
+  ]
+  const out = candidates.filter(([k]) => !allowed.has(k)).map(([, v]) => v)
+  // 1.5 is wrong for an integer even though it is a number.
+  if (kinds(s).includes('integer') && !kinds(s).includes('number')) out.push(1.5)
+  return [...new Set(out)]
+}
+
+const fill = (path: string, f: Fixtures): string =>
+  path.replace('{id}', path.includes('/mail/') ? f.mailId : path.includes('outgoing') ? f.outgoingId : path.includes('incoming') ? f.incomingId : path.includes('webhooks') ? f.webhookId : f.relayUserId).replace('{key}', 'corpus.key')
+
+const esc = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
+
+/** Every body field of every JSON endpoint: wrong types, too long, out of range, null where null is not allowed. */
+function bodyFieldCases(api: OpenApi, f: Fixtures): Case[] {
+  const cases: Case[] = []
+  for (const [key, base] of Object.entries(validBodies)) {
+    const [method, path] = key.split(' ') as [string, string]
+    const op = api.paths[path]?.[method.toLowerCase()]
+    const schema = op?.requestBody?.content['application/json']?.schema
+    if (!schema?.properties) throw new Error(`the OpenAPI document has no JSON body for ${key}`)
+    for (const [field, fs] of Object.entries(schema.properties)) {
+      const at = (value: unknown, why: string, status?: number): Case => ({
+        name: `${key}: ${field} ${why}`,
+        method,
+        path: fill(path, f),
+        body: { ...base, [field]: value },
+        cause: new RegExp(`\\b${esc(field)}\\b`),
+        status,
+      })
+      for (const v of wrongValues(fs)) cases.push(at(v, `is ${JSON.stringify(v)}`, 400))
+      const str = fs.anyOf?.find((s) => s.type === 'string') ?? (fs.type === 'string' ? fs : undefined)
+      if (str?.maxLength !== undefined) cases.push(at('x'.repeat(str.maxLength + 1), `is ${str.maxLength + 1} characters`, 400))
+      if (str?.minLength) cases.push(at('', 'is empty', 400))
+      const int = fs.anyOf?.find((s) => s.type === 'integer') ?? (fs.type === 'integer' ? fs : undefined)
+      if (int?.minimum !== undefined) cases.push(at(int.minimum - 1, `is below ${int.minimum}`, 400))
+      if (int?.maximum !== undefined) cases.push(at(int.maximum + 1, `is above ${int.maximum}`, 400))
+      if (fs.type === 'array' && fs.maxItems !== undefined) cases.push(at(Array.from({ length: fs.maxItems + 1 }, (_, i) => `r${i}@fabrikam.com`), `has ${fs.maxItems + 1} items`, 400))
+    }
+  }
+  return cases
+}
+
+/** Whole bodies that are not what a JSON endpoint takes. */
+function bodyShapeCases(f: Fixtures): Case[] {
+  const cases: Case[] = []
+  for (const [key, base] of Object.entries(validBodies)) {
+    const [method, p] = key.split(' ') as [string, string]
+    const path = fill(p, f)
+    const json = JSON.stringify(base)
+    const malformed = [json.slice(0, -1), `${json.slice(0, -1)},}`, `{'to': 'x'}`, '{"a":}', 'NaN', `\u0000${json}`]
+    for (const body of malformed) cases.push({ name: `${key}: malformed JSON ${JSON.stringify(body.slice(0, 20))}`, method, path, body, cause: /JSON/, status: 400 })
+    for (const body of ['[]', '"text"', '42', 'null', 'true']) cases.push({ name: `${key}: a JSON ${body} instead of an object`, method, path, body, cause: /body/, status: 400 })
+    cases.push({ name: `${key}: an unknown field`, method, path, body: { ...base, unexpected_field: 1 }, cause: /unexpected_field/, status: 400 })
+    cases.push({ name: `${key}: a __proto__ key`, method, path, body: `{"__proto__": {"admin": true}, ${json.slice(1)}`, cause: /__proto__/, status: 400 })
+    cases.push({ name: `${key}: a constructor.prototype key`, method, path, body: `{"constructor": {"prototype": {"admin": true}}, ${json.slice(1)}`, cause: /constructor/, status: 400 })
+    cases.push({ name: `${key}: text/plain`, method, path, body: json, contentType: 'text/plain', cause: /Content-Type: application\/json/, status: 415 })
+    cases.push({ name: `${key}: a form instead of JSON`, method, path, body: new URLSearchParams(Object.entries(base).map(([k, v]) => [k, String(v)])).toString(), contentType: 'application/x-www-form-urlencoded', cause: /Content-Type: application\/json/, status: 415 })
+    cases.push({ name: `${key}: no API token`, method, path, body: base, authorization: null, cause: /Authorization: Bearer/, status: 401 })
+    cases.push({ name: `${key}: a wrong API token`, method, path, body: base, authorization: 'Bearer wrong-token', cause: /Authorization: Bearer/, status: 401 })
+  }
+  // Larger than any route takes: refused before it is read into memory.
+  cases.push({ name: 'PATCH /api/v1/settings: a 2 MB body', method: 'PATCH', path: '/api/v1/settings', body: { microsoft_outlook_client_id: 'x'.repeat(2 * 1024 * 1024) }, cause: /too large/, status: 413 })
+  cases.push({ name: 'POST /api/v1/mail: a body over the mail route\'s limit', method: 'POST', path: '/api/v1/mail', body: { ...validBodies['POST /api/v1/mail'], text: 'x'.repeat(Math.ceil(f.maxMailBytes * 1.37) + 1024 * 1024 + 1) }, cause: /too large/, status: 413 })
+  return cases
+}
+
+export function generateCases(api: OpenApi, f: Fixtures): Case[] {
+  return [...bodyFieldCases(api, f), ...bodyShapeCases(f)]
+}
