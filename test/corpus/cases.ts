@@ -161,6 +161,98 @@ function bodyShapeCases(f: Fixtures): Case[] {
   return cases
 }
 
+/** Every route with an id in its path: ids that are too long, unknown, traversal, NUL, SQL, badly encoded. */
+function pathIdCases(api: OpenApi, f: Fixtures): Case[] {
+  const cases: Case[] = []
+  const ids: Array<[string, string, RegExp, number?]> = [
+    ['65 characters', 'a'.repeat(65), /must not have more than 64 characters/i, 400],
+    ['unknown', 'nonexistent0000', /nonexistent0000 does not exist/, 404],
+    ['a traversal', '..%2F..%2Fetc%2Fpasswd', /\.\.\/\.\.\/etc\/passwd does not exist/, 404],
+    ['a NUL', 'ab%00cd', /NUL/, 400],
+    ['SQL', "1'%20OR%20'1'%3D'1", /1' OR '1'='1 does not exist/, 404],
+  ]
+  for (const [path, ops] of Object.entries(api.paths)) {
+    if (!path.startsWith('/api/v1/') || !path.includes('{')) continue
+    for (const method of Object.keys(ops)) {
+      const M = method.toUpperCase()
+      const base = validBodies[`${M} ${path}`]
+      for (const [what, id, cause, status] of ids) {
+        // The attachment route has two ids: break each in turn.
+        const variants = path.includes('{attachment_id}') ? [path.replace('{id}', id).replace('{attachment_id}', 'att0000'), path.replace('{id}', 'msg0000').replace('{attachment_id}', id)] : [path.replace(/\{\w+\}/, id)]
+        for (const p of variants) {
+          const keyPath = path.includes('{key}')
+          // A parameter key is a free-form name (letters, dots…): its "unknown" and "SQL" cases are 404 for GET/DELETE and 400 for PUT.
+          let c = cause
+          let s = status
+          if (path.includes('{attachment_id}') && status === 404) c = /(Message|Attachment) .* does not exist/
+          // (An unknown key is a new parameter for PUT: not bad input.)
+          if (keyPath && M === 'PUT' && what === 'unknown') continue
+          if (keyPath && (what === 'unknown' || what === 'SQL' || what === 'a traversal')) {
+            if (M === 'PUT') [c, s] = [/parameter key/, 400]
+            else c = /Parameter .* does not exist/
+          }
+          if (keyPath && what === '65 characters') continue // keys may be 200 characters long
+          cases.push({ name: `${M} ${path}: ${what} id`, method: M, path: p, body: base, cause: c, status: s })
+        }
+      }
+    }
+  }
+  return cases
+}
+
+const MAIL = validBodies['POST /api/v1/mail']!
+const mail = (name: string, patch: Record<string, unknown>, cause: RegExp, status = 400): Case => ({ name: `POST /api/v1/mail: ${name}`, method: 'POST', path: '/api/v1/mail', body: { ...MAIL, ...patch }, cause, status })
+const attachment = (a: Record<string, unknown>) => ({ attachments: [{ filename: 'report.pdf', content_type: 'application/pdf', content_base64: 'JVBERi0xLjQ=', ...a }] })
+
+/** Header injection, addresses (unicode and IDN that are not addresses), base64, attachment names and sizes. */
+function mailCases(f: Fixtures): Case[] {
+  const cases: Case[] = []
+  const injections = ['\r\nBcc: eve@evil.example', '\nBcc: eve@evil.example', '\rBcc: eve@evil.example', '\u0000', '\r\n\r\n<html>body</html>']
+  for (const inj of injections) {
+    const tag = JSON.stringify(inj).slice(1, 12)
+    cases.push(mail(`CR/LF/NUL in the subject (${tag})`, { subject: `Hello${inj}` }, /subject/))
+    cases.push(mail(`CR/LF/NUL in a header value (${tag})`, { headers: { 'X-Order': `42${inj}` } }, /X-Order/))
+    for (const field of ['from', 'reply_to']) {
+      cases.push(mail(`CR/LF/NUL in ${field}'s display name (${tag})`, { [field]: `Alice${inj} <alice@contoso.com>` }, new RegExp(field)))
+      cases.push(mail(`CR/LF/NUL after ${field}'s address (${tag})`, { [field]: `alice@contoso.com${inj}` }, new RegExp(field)))
+    }
+    for (const field of ['to', 'cc', 'bcc']) cases.push(mail(`CR/LF/NUL in ${field} (${tag})`, { to: [], [field]: [`Bob${inj} <bob@fabrikam.com>`] }, new RegExp(`${field}\\[0\\]`)))
+  }
+  const headerNames = ['X Order', 'X-Order:', 'X-Order\r\nBcc', 'Bcc', 'From', 'Content-Type', 'Message-ID', 'X-Ördér', '']
+  for (const h of headerNames) cases.push(mail(`header name ${JSON.stringify(h)}`, { headers: { [h]: 'v' } }, /header|headers|set by Mailbridge/))
+  const addresses = [
+    'bob', 'bob@', '@fabrikam.com', 'bob@@fabrikam.com', 'bob@fabrikam', 'bob@fabrikam.123', 'bob..x@fabrikam.com', '.bob@fabrikam.com',
+    'bob@-fabrikam.com', 'bob@fabrikam-.com', `bob@${'a'.repeat(64)}.com`, `${'b'.repeat(65)}@fabrikam.com`, `b@${'a.'.repeat(130)}com`,
+    'bob@fabrikam.com, eve@evil.example', 'Bob <bob@fabrikam.com> <eve@evil.example>', 'undisclosed-recipients:;', '"unterminated <bob@fabrikam.com>',
+    'Smith, Bob <bob@fabrikam.com>', 'bob@[127.0.0.1]', '"bob smith"@fabrikam.com', 'bob(comment)@fabrikam.com',
+    // Unicode that is not an address: fullwidth @, zero-width space, right-to-left override, combining marks, emoji domain.
+    'bob＠fabrikam.com', 'bob@fabri\u200bkam.com', 'bob\u202e@fabrikam.com', 'bob@fabrikam.com\u202e', 'bob@💥.com', 'bob@fabrikam.c\u0301om', 'bob@xn--.com',
+    'bob@fabri\u2028kam.com', '\u00a0bob@fabrikam.com\u00a0x',
+  ]
+  for (const a of addresses) {
+    cases.push(mail(`to ${JSON.stringify(a)}`, { to: [a] }, /to\[0\]/))
+    cases.push(mail(`from ${JSON.stringify(a)}`, { from: a }, /\bfrom\b/))
+  }
+  cases.push(mail('no recipient at all', { to: [] }, /recipient/))
+  cases.push(mail('an unknown server_id', { server_id: 'nonexistent0000' }, /server_id|nonexistent0000/))
+  const b64 = ['abc', 'ab=c', '!!!!', 'YQ===', 'YQ', '=YQ=', 'Y Q = =x', '€€€€', 'data:application/pdf;base64,JVBERi0=']
+  for (const v of b64) cases.push(mail(`content_base64 ${JSON.stringify(v)}`, attachment({ content_base64: v }), /content_base64/))
+  const names = ['../../etc/passwd', '..\\..\\windows\\win.ini', '/etc/passwd', 'C:\\boot.ini', '..', '.', 'dir/report.pdf', 'report\u0000.pdf.exe', 'report\r\n.pdf', 'report\u007f.pdf', '']
+  for (const n of names) cases.push(mail(`attachment filename ${JSON.stringify(n)}`, attachment({ filename: n }), /filename/))
+  for (const t of ['pdf', 'application/', 'text/html\r\nBcc: eve@evil.example', 'application/pdf; name="x\r\n"', 'a'.repeat(300)]) {
+    cases.push(mail(`attachment content_type ${JSON.stringify(t.slice(0, 30))}`, attachment({ content_type: t }), /content_type/))
+  }
+  cases.push(mail('an attachment without content_base64', { attachments: [{ filename: 'a.pdf', content_type: 'application/pdf' }] }, /content_base64/))
+  cases.push(mail('an attachment with an unknown field', attachment({ path: '/etc/passwd' }), /path/))
+  cases.push(mail('an attachment given as a string', { attachments: ['/etc/passwd'] }, /attachments/))
+  const big = Buffer.alloc(f.maxMailBytes + 1, 7).toString('base64')
+  cases.push(mail('an attachment one byte over the limit', attachment({ content_base64: big }), /limit/, 413))
+  cases.push(mail('text over the limit', { text: 'x'.repeat(f.maxMailBytes + 1) }, /limit/, 413))
+  cases.push(mail('html over the limit', { html: '<p>' + 'x'.repeat(f.maxMailBytes) + '</p>' }, /limit/, 413))
+  cases.push(mail('many attachments that add up over the limit', { attachments: Array.from({ length: 5 }, (_, i) => ({ filename: `part${i}.bin`, content_type: 'application/octet-stream', content_base64: Buffer.alloc(Math.ceil(f.maxMailBytes / 4), i).toString('base64') })) }, /limit/, 413))
+  return cases
+}
+
 export function generateCases(api: OpenApi, f: Fixtures): Case[] {
-  return [...bodyFieldCases(api, f), ...bodyShapeCases(f)]
+  return [...bodyFieldCases(api, f), ...bodyShapeCases(f), ...pathIdCases(api, f), ...mailCases(f)]
 }
