@@ -13,7 +13,7 @@ import type { Services } from '../services.ts'
 import { settingsRoutes } from '../settings/routes.ts'
 import { incomingServerRoutes, messageRoutes } from '../incoming/routes.ts'
 import { webhookRoutes } from '../webhooks/routes.ts'
-import { installErrorHandler } from './errors.ts'
+import { frameworkErrors, installErrorHandler } from './errors.ts'
 import { refuseNul } from './input-checks.ts'
 import { metricsRoutes } from './metrics.ts'
 import { adminUi, type AdminUiOptions } from './ui/index.ts'
@@ -50,6 +50,9 @@ export async function buildApp(s: Services, o: AppOptions = {}): Promise<Fastify
     loggerInstance: s.log.child({ part: 'http' }) as FastifyBaseLogger,
     bodyLimit: o.bodyLimit ?? 1024 * 1024,
     trustProxy: false,
+    // A parameter key may be 200 characters long: let it reach its schema, which says so.
+    routerOptions: { maxParamLength: 256 },
+    frameworkErrors,
     ajv: { customOptions: { removeAdditional: false, allErrors: false, coerceTypes: 'array' } },
   })
   installErrorHandler(app)

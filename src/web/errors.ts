@@ -1,4 +1,4 @@
-import type { FastifyError, FastifyInstance } from 'fastify'
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { MailbridgeError } from '../errors.ts'
 
 export interface ErrorBody {
@@ -45,6 +45,13 @@ function fromValidation(e: FastifyError): ErrorBody {
     message = `${field ?? context} ${what}`
   }
   return envelope('validation', message, field ?? context)
+}
+
+/** The router's own refusals (a badly encoded path, a path segment too long), in the same envelope. */
+export function frameworkErrors(e: FastifyError, _req: FastifyRequest, reply: FastifyReply): void {
+  const message =
+    e.code === 'FST_ERR_MAX_PARAM_LENGTH' ? 'A part of the path is too long; ids are at most 64 characters.' : 'The path is not valid percent-encoded UTF-8; encode it with encodeURIComponent.'
+  void reply.code(e.statusCode ?? 400).send(envelope('bad_request', message))
 }
 
 /** One handler writes the JSON envelope (design.md §6); a 5xx shows a generic message and logs the detail. */

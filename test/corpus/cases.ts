@@ -170,6 +170,7 @@ function pathIdCases(api: OpenApi, f: Fixtures): Case[] {
     ['a traversal', '..%2F..%2Fetc%2Fpasswd', /\.\.\/\.\.\/etc\/passwd does not exist/, 404],
     ['a NUL', 'ab%00cd', /NUL/, 400],
     ['SQL', "1'%20OR%20'1'%3D'1", /1' OR '1'='1 does not exist/, 404],
+    ['bad percent-encoding', '%E0%A4%A', /percent-encoded/, 400],
   ]
   for (const [path, ops] of Object.entries(api.paths)) {
     if (!path.startsWith('/api/v1/') || !path.includes('{')) continue
@@ -197,6 +198,8 @@ function pathIdCases(api: OpenApi, f: Fixtures): Case[] {
       }
     }
   }
+  cases.push({ name: 'PUT /api/v1/parameters/{key}: a 201-character key', method: 'PUT', path: `/api/v1/parameters/${'k'.repeat(201)}`, body: { value: 'x' }, cause: /key must not have more than 200 characters/i, status: 400 })
+  cases.push({ name: 'GET /api/v1/mail/{id}: a 300-character id', method: 'GET', path: `/api/v1/mail/${'m'.repeat(300)}`, cause: /too long/, status: 414 })
   return cases
 }
 
