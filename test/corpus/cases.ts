@@ -203,6 +203,32 @@ function pathIdCases(api: OpenApi, f: Fixtures): Case[] {
   return cases
 }
 
+/** Lists that page: limits and cursors that make no sense, filters that do not exist, unknown parameters. */
+function pagingCases(api: OpenApi, f: Fixtures): Case[] {
+  const cases: Case[] = []
+  for (const [path, ops] of Object.entries(api.paths)) {
+    const query = ops.get?.parameters?.filter((p) => p.in === 'query') ?? []
+    if (!query.some((p) => p.name === 'limit')) continue
+    const url = fill(path, f)
+    const bad: Array<[string, RegExp]> = [
+      ['limit=0', /limit must be >= 1/],
+      ['limit=-5', /limit must be >= 1/],
+      ['limit=501', /limit must be <= 500/],
+      ['limit=abc', /limit must be integer/],
+      ['limit=1&limit=2', /limit must be integer/],
+      [`cursor=${'c'.repeat(65)}`, /cursor must match pattern/],
+      ['cursor=not-an-id', /cursor must match pattern/],
+      ['cursor=ab%00cd', /cursor (must match pattern|contains a NUL)/],
+      ['cursor=%ZZ', /cursor must match pattern/],
+      ['unexpected=1', /unexpected is not a known field of the querystring/],
+    ]
+    if (query.some((p) => p.name === 'state')) bad.push(['state=bogus', /state must be one of "outgoing"/])
+    if (query.some((p) => p.name === 'server_id')) bad.push([`server_id=${'s'.repeat(65)}`, /server_id must not have more than 64 characters/i])
+    for (const [q, cause] of bad) cases.push({ name: `GET ${path}?${q}`, method: 'GET', path: `${url}?${q}`, cause, status: 400 })
+  }
+  return cases
+}
+
 const MAIL = validBodies['POST /api/v1/mail']!
 const mail = (name: string, patch: Record<string, unknown>, cause: RegExp, status = 400): Case => ({ name: `POST /api/v1/mail: ${name}`, method: 'POST', path: '/api/v1/mail', body: { ...MAIL, ...patch }, cause, status })
 const attachment = (a: Record<string, unknown>) => ({ attachments: [{ filename: 'report.pdf', content_type: 'application/pdf', content_base64: 'JVBERi0xLjQ=', ...a }] })
@@ -257,5 +283,5 @@ function mailCases(f: Fixtures): Case[] {
 }
 
 export function generateCases(api: OpenApi, f: Fixtures): Case[] {
-  return [...bodyFieldCases(api, f), ...bodyShapeCases(f), ...pathIdCases(api, f), ...mailCases(f)]
+  return [...bodyFieldCases(api, f), ...bodyShapeCases(f), ...pathIdCases(api, f), ...pagingCases(api, f), ...mailCases(f)]
 }
