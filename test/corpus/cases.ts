@@ -282,6 +282,44 @@ function mailCases(f: Fixtures): Case[] {
   return cases
 }
 
+/** The OAuth callback: forged, expired, replayed and oversized states, codes missing or doubled, Microsoft's refusals. */
+function confirmCases(f: Fixtures): Case[] {
+  const page = (name: string, path: string | (() => Promise<string>), cause: RegExp, status = 400): Case => ({ name: `confirm: ${name}`, method: 'GET', path, cause, status, html: true })
+  const withState = (q: string) => async () => `/microsoft_outlook/confirm?state=${encodeURIComponent(await f.freshState())}&${q}`
+  const forged = 'Zm9yZ2VkLXN0YXRlLXRoYXQtd2FzLW5ldmVyLWlzc3VlZA'
+  const unknown = /unknown or was forged/
+  return [
+    page('no query at all', '/microsoft_outlook/confirm', unknown),
+    page('a code but no state', '/microsoft_outlook/confirm?code=M.C507_BAY.2.U.abc', unknown),
+    page('a forged state', `/microsoft_outlook/confirm?state=${forged}&code=abc`, unknown),
+    page('an empty state', '/microsoft_outlook/confirm?state=&code=abc', unknown),
+    page('a 300-character state', `/microsoft_outlook/confirm?state=${'s'.repeat(300)}&code=abc`, unknown),
+    page('a 9000-character state', `/microsoft_outlook/confirm?state=${'s'.repeat(9000)}&code=abc`, unknown),
+    page('a state with a NUL', '/microsoft_outlook/confirm?state=ab%00cd&code=abc', unknown),
+    page('two states', `/microsoft_outlook/confirm?state=${forged}&state=${forged}&code=abc`, unknown),
+    page('a badly encoded state', '/microsoft_outlook/confirm?state=%E0%A4%A&code=abc', unknown),
+    page('an expired state', `/microsoft_outlook/confirm?state=${encodeURIComponent(f.expiredState)}&code=abc`, /expired/),
+    page('a replayed state', `/microsoft_outlook/confirm?state=${encodeURIComponent(f.usedState)}&code=abc`, /already used/),
+    page('a replayed state with Microsoft\'s error', `/microsoft_outlook/confirm?state=${encodeURIComponent(f.usedState)}&error=access_denied`, /already used/),
+    page('a fresh state without a code', withState(''), /no code/),
+    page('a fresh state with an empty code', withState('code='), /no code/),
+    page('a fresh state with two codes', withState('code=abc&code=def'), /code/),
+    page('a fresh state with a 5000-character code', withState(`code=${'c'.repeat(5000)}`), /code/),
+    page('a fresh state with a 9000-character code', withState(`code=${'c'.repeat(9000)}`), /code/),
+    page('a fresh state with a forged code', withState('code=M.C507_BAY.2.U.forged-code'), /Microsoft refused the sign-in: .*AADSTS/),
+    page('Microsoft\'s own "No" on the consent page', async () => `/microsoft_outlook/confirm?${await f.refusedQuery}`, /Microsoft refused the sign-in: .*AADSTS65004/),
+    page('error=access_denied without a description', withState('error=access_denied'), /Microsoft refused the sign-in: access_denied/),
+    page('AADSTS50011 redirect mismatch', withState(`error=invalid_request&error_description=${encodeURIComponent('AADSTS50011: The redirect URI specified in the request does not match the redirect URIs configured for the application.')}`), /AADSTS50011/),
+    page('AADSTS65001 consent required', withState(`error=consent_required&error_description=${encodeURIComponent('AADSTS65001: The user or administrator has not consented to use the application.')}`), /AADSTS65001/),
+    page('AADSTS700016 unknown app', withState(`error=unauthorized_client&error_description=${encodeURIComponent('AADSTS700016: Application with identifier was not found in the directory.')}`), /AADSTS700016/),
+    page('an error with both a code and an error', withState('code=abc&error=access_denied'), /Microsoft refused the sign-in/),
+    page('an error_description with markup', withState(`error=access_denied&error_description=${encodeURIComponent('<script>alert(1)</script>AADSTS65004')}`), /&lt;script&gt;alert\(1\)&lt;\/script&gt;AADSTS65004/),
+    page('an error_description with CR/LF', withState(`error=access_denied&error_description=${encodeURIComponent('AADSTS65004: declined\r\nSet-Cookie: x=1')}`), /AADSTS65004: declined/),
+    page('a 9000-character error_description', withState(`error=access_denied&error_description=${'d'.repeat(9000)}`), /error_description|Microsoft refused/),
+    page('an unknown parameter beside a forged state', `/microsoft_outlook/confirm?state=${forged}&code=abc&admin=1`, unknown),
+  ]
+}
+
 export function generateCases(api: OpenApi, f: Fixtures): Case[] {
-  return [...bodyFieldCases(api, f), ...bodyShapeCases(f), ...pathIdCases(api, f), ...pagingCases(api, f), ...mailCases(f)]
+  return [...bodyFieldCases(api, f), ...bodyShapeCases(f), ...pathIdCases(api, f), ...pagingCases(api, f), ...mailCases(f), ...confirmCases(f)]
 }
