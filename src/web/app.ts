@@ -14,7 +14,7 @@ import { settingsRoutes } from '../settings/routes.ts'
 import { incomingServerRoutes, messageRoutes } from '../incoming/routes.ts'
 import { webhookRoutes } from '../webhooks/routes.ts'
 import { frameworkErrors, installErrorHandler } from './errors.ts'
-import { refuseNul } from './input-checks.ts'
+import { refuseNul, refuseUnexpectedBody } from './input-checks.ts'
 import { metricsRoutes } from './metrics.ts'
 import { adminUi, type AdminUiOptions } from './ui/index.ts'
 import { adminSession, sessionOf } from './ui/session.ts'
@@ -87,6 +87,7 @@ export async function buildApp(s: Services, o: AppOptions = {}): Promise<Fastify
       api.addContentTypeParser('application/json', { parseAs: 'string' }, parseJson)
       api.setValidatorCompiler(TypeBoxValidatorCompiler)
       api.addHook('preValidation', refuseNul)
+      api.addHook('preValidation', refuseUnexpectedBody)
       await api.register(settingsRoutes, { settings: s.settings, redirectUris })
       await api.register(outgoingServerRoutes, { servers: s.outgoingServers })
       await api.register(mailRoutes, { mails: s.mails, maxBytes: s.config.maxMailBytes })

@@ -199,7 +199,6 @@ function pathIdCases(api: OpenApi, f: Fixtures): Case[] {
     }
   }
   cases.push({ name: 'PUT /api/v1/parameters/{key}: a 201-character key', method: 'PUT', path: `/api/v1/parameters/${'k'.repeat(201)}`, body: { value: 'x' }, cause: /key must not have more than 200 characters/i, status: 400 })
-  cases.push({ name: 'GET /api/v1/mail/{id}: a 300-character id', method: 'GET', path: `/api/v1/mail/${'m'.repeat(300)}`, cause: /too long/, status: 414 })
   return cases
 }
 
@@ -282,6 +281,52 @@ function mailCases(f: Fixtures): Case[] {
   return cases
 }
 
+/** Settings, parameters, servers, webhooks and relay users: values of the right type that are still wrong. */
+function ruleCases(f: Fixtures): Case[] {
+  const c = (method: string, path: string, body: unknown, cause: RegExp, status = 400, name?: string): Case => ({ name: `${method} ${path}: ${name ?? JSON.stringify(body).slice(0, 70)}`, method, path, body, cause, status })
+  return [
+    c('PATCH', '/api/v1/settings', { microsoft_outlook_client_id: 'not a guid!' }, /Client ID/),
+    c('PATCH', '/api/v1/settings', { microsoft_outlook_client_secret: 'secret\r\nvalue' }, /Client Secret/),
+    c('PATCH', '/api/v1/settings', { microsoft_outlook_client_secret_expires_at: 'next tuesday' }, /expiry/),
+    c('PUT', '/api/v1/parameters/microsoft_outlook.endpoint', { value: 'not a url' }, /microsoft_outlook\.endpoint/),
+    c('PUT', '/api/v1/parameters/microsoft_outlook.endpoint', { value: 'http://login.microsoftonline.com/common/oauth2/v2.0/' }, /https/),
+    c('PUT', '/api/v1/parameters/microsoft_outlook.endpoint', { value: 'javascript:alert(1)' }, /https/),
+    c('PUT', '/api/v1/parameters/mail.force.smtp.from', { value: 'Alice <alice@contoso.com>\r\nBcc: eve@evil.example' }, /mail\.force\.smtp\.from/),
+    c('PUT', '/api/v1/parameters/bad key!', { value: 'x' }, /parameter key/),
+    c('PUT', '/api/v1/parameters/..%2F..%2Fetc', { value: 'x' }, /parameter key/),
+    c('POST', '/api/v1/outgoing-servers', { name: 'X', authentication: 'outlook', username: 'alice@contoso.com', password: 'hunter2' }, /password/),
+    c('POST', '/api/v1/outgoing-servers', { name: 'X', authentication: 'outlook', username: 'alice@contoso.com', encryption: 'ssl' }, /starttls/),
+    c('POST', '/api/v1/outgoing-servers', { name: 'X', authentication: 'outlook', username: 'not-an-address' }, /Username/),
+    c('POST', '/api/v1/outgoing-servers', { name: 'X', authentication: 'outlook' }, /Username/),
+    c('POST', '/api/v1/outgoing-servers', { name: 'X', authentication: 'login', host: 'smtp.example.com', username: 'u' }, /password/),
+    c('POST', '/api/v1/outgoing-servers', { name: '   ', authentication: 'none', host: 'smtp.example.com' }, /Description|name/),
+    c('POST', '/api/v1/outgoing-servers', { name: 'X', authentication: 'none', host: '   ' }, /host/),
+    c('POST', '/api/v1/outgoing-servers', { name: 'X', authentication: 'none', host: 'h', from_filter: 'contoso.com, not an address' }, /from_filter/),
+    c('POST', '/api/v1/outgoing-servers', { name: 'X', host: 'h' }, /authentication/),
+    c('POST', '/api/v1/incoming-servers', { name: 'X', username: 'not-an-address' }, /Username|username/),
+    c('POST', '/api/v1/incoming-servers', { name: 'X' }, /Username|username/),
+    c('POST', '/api/v1/webhooks', { url: 'not a url', events: ['mail.sent'] }, /url/),
+    c('POST', '/api/v1/webhooks', { url: 'ftp://app.example.com/hook', events: ['mail.sent'] }, /https/),
+    c('POST', '/api/v1/webhooks', { url: 'javascript:alert(1)', events: ['mail.sent'] }, /https/),
+    c('POST', '/api/v1/webhooks', { url: 'https://app.example.com/hook', events: [] }, /events/),
+    c('POST', '/api/v1/webhooks', { url: 'https://app.example.com/hook', events: ['mail.sent', 'mail.sent'] }, /events/),
+    c('POST', '/api/v1/webhooks', { url: 'https://app.example.com/hook', events: ['mail.bogus'] }, /events/),
+    c('POST', '/api/v1/webhooks', { url: 'https://app.example.com/hook' }, /event/),
+    c('POST', '/api/v1/webhooks', { events: ['mail.sent'] }, /url/),
+    c('POST', '/api/v1/webhooks', { url: 'https://app.example.com/hook', events: ['mail.sent'], secret: 'short' }, /secret/),
+    c('POST', '/api/v1/relay-users', { username: 'crm', password: 'short' }, /password|characters/),
+    c('POST', '/api/v1/relay-users', { username: 'c r m', password: 'long-enough-password' }, /username|Username/),
+    c('POST', '/api/v1/relay-users', { username: 'crm\u0000', password: 'long-enough-password' }, /username|Username/),
+    c('POST', '/api/v1/relay-users', { username: 'crm', password: 'long-enough-password', allowed_from: ['not an address'] }, /allowed_from|not an address/),
+    c('POST', '/api/v1/relay-users', { password: 'long-enough-password' }, /username/),
+    c('POST', `/api/v1/mail/${f.cancelledMailId}/retry`, undefined, /cannot be retried/, 409, 'a cancelled mail'),
+    c('POST', `/api/v1/mail/${f.cancelledMailId}/cancel`, undefined, /cannot be cancelled/, 409, 'a cancelled mail'),
+    c('POST', `/api/v1/outgoing-servers/${f.outgoingId}/connect`, { login_hint: 'eve@evil.example' }, /takes no body; remove "login_hint"/, 400, 'a body on an action that takes none'),
+    c('POST', `/api/v1/mail/${f.mailId}/retry`, { force: true }, /takes no body; remove "force"/, 400, 'a body on an action that takes none'),
+    c('DELETE', `/api/v1/webhooks/${f.webhookId}`, '[1]', /takes no body/, 400, 'a body on a DELETE'),
+  ]
+}
+
 /** The OAuth callback: forged, expired, replayed and oversized states, codes missing or doubled, Microsoft's refusals. */
 function confirmCases(f: Fixtures): Case[] {
   const page = (name: string, path: string | (() => Promise<string>), cause: RegExp, status = 400): Case => ({ name: `confirm: ${name}`, method: 'GET', path, cause, status, html: true })
@@ -321,5 +366,5 @@ function confirmCases(f: Fixtures): Case[] {
 }
 
 export function generateCases(api: OpenApi, f: Fixtures): Case[] {
-  return [...bodyFieldCases(api, f), ...bodyShapeCases(f), ...pathIdCases(api, f), ...pagingCases(api, f), ...mailCases(f), ...confirmCases(f)]
+  return [...bodyFieldCases(api, f), ...bodyShapeCases(f), ...pathIdCases(api, f), ...pagingCases(api, f), ...mailCases(f), ...ruleCases(f), ...confirmCases(f)]
 }
