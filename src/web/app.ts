@@ -13,7 +13,7 @@ import type { Services } from '../services.ts'
 import { settingsRoutes } from '../settings/routes.ts'
 import { incomingServerRoutes, messageRoutes } from '../incoming/routes.ts'
 import { webhookRoutes } from '../webhooks/routes.ts'
-import { frameworkErrors, installErrorHandler } from './errors.ts'
+import { EMPTY_JSON_BODY, frameworkErrors, installErrorHandler } from './errors.ts'
 import { refuseNul, refuseUnexpectedBody } from './input-checks.ts'
 import { metricsRoutes } from './metrics.ts'
 import { adminUi, type AdminUiOptions } from './ui/index.ts'
@@ -33,7 +33,7 @@ const bearer = (req: FastifyRequest): string | undefined => {
 
 /** JSON.parse, telling the client where its JSON breaks; prototype keys are refused as fastify's parser does. */
 function parseJson(_req: FastifyRequest, body: string | Buffer, done: (e: Error | null, v?: unknown) => void): void {
-  if (body.length === 0) return done(new MailbridgeError('bad_request', { message: 'The JSON body is empty: send an object, or no Content-Type header.' }))
+  if (body.length === 0) return done(new MailbridgeError('bad_request', { message: EMPTY_JSON_BODY }))
   try {
     done(null, JSON.parse(body.toString(), (k, v) => {
       if (k === '__proto__' || (k === 'constructor' && v && typeof v === 'object' && 'prototype' in v)) throw new SyntaxError(`the key "${k}" is not allowed`)

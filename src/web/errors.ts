@@ -5,6 +5,8 @@ export interface ErrorBody {
   error: { code: string; message: string; field?: string }
 }
 
+export const EMPTY_JSON_BODY = 'The JSON body is empty: send an object, or no Content-Type header.'
+
 const envelope = (code: string, message: string, field?: string): ErrorBody => ({ error: { code, message, ...(field ? { field } : {}) } })
 
 interface SchemaError {
@@ -50,7 +52,7 @@ function fromValidation(e: FastifyError): ErrorBody {
 /** The router's own refusals (a badly encoded path, a path segment too long), in the same envelope. */
 export function frameworkErrors(e: FastifyError, _req: FastifyRequest, reply: FastifyReply): void {
   const message =
-    e.code === 'FST_ERR_MAX_PARAM_LENGTH' ? 'A part of the path is too long; ids are at most 64 characters.' : 'The path is not valid percent-encoded UTF-8; encode it with encodeURIComponent.'
+    e.code === 'FST_ERR_MAX_PARAM_LENGTH' ? 'A part of the path is over 256 characters; ids are at most 64, parameter keys 200.' : 'The path is not valid percent-encoded UTF-8; encode it with encodeURIComponent.'
   void reply.code(e.statusCode ?? 400).send(envelope('bad_request', message))
 }
 
@@ -69,7 +71,7 @@ export function installErrorHandler(app: FastifyInstance): void {
       const byCode: Record<string, [string, string]> = {
         FST_ERR_CTP_BODY_TOO_LARGE: ['too_large', 'The request body is too large.'],
         FST_ERR_CTP_INVALID_MEDIA_TYPE: ['unsupported_media_type', 'Send JSON with Content-Type: application/json.'],
-        FST_ERR_CTP_EMPTY_JSON_BODY: ['bad_request', 'The JSON body is empty: send an object, or no Content-Type header.'],
+        FST_ERR_CTP_EMPTY_JSON_BODY: ['bad_request', EMPTY_JSON_BODY],
         FST_ERR_CTP_INVALID_JSON_BODY: ['bad_request', 'The body is not valid JSON.'],
       }
       const [code, message] = byCode[fe.code] ?? ['bad_request', fe.message]

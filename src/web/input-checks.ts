@@ -1,10 +1,8 @@
 import type { FastifyRequest } from 'fastify'
 import { invalid } from '../errors.ts'
 
-/**
- * Checks every API request passes before its schema: what no schema says, once for all routes
- * (web/app.ts registers them as preValidation hooks).
- */
+// Checks every API request passes before its schema: what no schema says, once for all routes
+// (web/app.ts registers them as preValidation hooks).
 
 /** No string the API takes may hold a NUL: no mail header, address, name or id has one, and PostgreSQL refuses it. */
 export async function refuseNul(req: FastifyRequest): Promise<void> {

@@ -199,6 +199,7 @@ function pathIdCases(api: OpenApi, f: Fixtures): Case[] {
     }
   }
   cases.push({ name: 'PUT /api/v1/parameters/{key}: a 201-character key', method: 'PUT', path: `/api/v1/parameters/${'k'.repeat(201)}`, body: { value: 'x' }, cause: /key must not have more than 200 characters/i, status: 400 })
+  cases.push({ name: 'GET /api/v1/mail/{id}: a 300-character id', method: 'GET', path: `/api/v1/mail/${'m'.repeat(300)}`, cause: /over 256 characters/, status: 414 })
   return cases
 }
 
