@@ -353,7 +353,7 @@ function confirmCases(f: Fixtures): Case[] {
     page('a fresh state with a 5000-character code', withState(`code=${'c'.repeat(5000)}`), /code/),
     page('a fresh state with a 9000-character code', withState(`code=${'c'.repeat(9000)}`), /code/),
     page('a fresh state with a forged code', withState('code=M.C507_BAY.2.U.forged-code'), /Microsoft refused the sign-in: .*AADSTS/),
-    page('Microsoft\'s own "No" on the consent page', async () => `/microsoft_outlook/confirm?${await f.refusedQuery}`, /Microsoft refused the sign-in: .*AADSTS65004/),
+    page('Microsoft\'s own "No" on the consent page', `/microsoft_outlook/confirm?${f.refusedQuery}`, /Microsoft refused the sign-in: .*AADSTS65004/),
     page('error=access_denied without a description', withState('error=access_denied'), /Microsoft refused the sign-in: access_denied/),
     page('AADSTS50011 redirect mismatch', withState(`error=invalid_request&error_description=${encodeURIComponent('AADSTS50011: The redirect URI specified in the request does not match the redirect URIs configured for the application.')}`), /AADSTS50011/),
     page('AADSTS65001 consent required', withState(`error=consent_required&error_description=${encodeURIComponent('AADSTS65001: The user or administrator has not consented to use the application.')}`), /AADSTS65001/),
