@@ -65,7 +65,7 @@ export const messageRoutes: FastifyPluginAsync<{ messages: MessageService }> = a
     {
       schema: {
         tags,
-        summary: 'Fetched messages, oldest first; pass the last id as cursor to get only newer ones',
+        summary: 'Fetched messages in the order they were stored; pass the last id as cursor to get only what was stored since',
         querystring: ListQuery,
         response: { 200: Type.Object({ items: Type.Array(Message), next_cursor: Type.Union([Type.String(), Type.Null()]) }) },
       },
