@@ -14,6 +14,7 @@ import { incomingServerRoutes, messageRoutes } from '../incoming/routes.ts'
 import { webhookRoutes } from '../webhooks/routes.ts'
 import { installErrorHandler } from './errors.ts'
 import { metricsRoutes } from './metrics.ts'
+import { docsCsp, registerSecurityHeaders } from './security-headers.ts'
 import { adminUi, type AdminUiOptions } from './ui/index.ts'
 import { adminSession, sessionOf } from './ui/session.ts'
 
@@ -38,6 +39,7 @@ export async function buildApp(s: Services, o: AppOptions = {}): Promise<Fastify
     ajv: { customOptions: { removeAdditional: false, allErrors: false, coerceTypes: 'array' } },
   })
   installErrorHandler(app)
+  await registerSecurityHeaders(app, s.config.baseUrl)
   await app.register(formbody)
   await app.register(swagger, {
     openapi: {
@@ -47,7 +49,7 @@ export async function buildApp(s: Services, o: AppOptions = {}): Promise<Fastify
       security: [{ bearer: [] }],
     },
   })
-  await app.register(swaggerUi, { routePrefix: '/docs' })
+  await app.register(swaggerUi, { routePrefix: '/docs', staticCSP: true, transformStaticCSP: docsCsp(s.config.baseUrl) })
 
   app.get('/healthz', { schema: { hide: true } }, async () => {
     await s.settings.parameter('healthz.probe')
