@@ -25,3 +25,9 @@ test('keyring: secret.key is generated once with mode 0600, holds one key per li
   writeFileSync(join(dir, KEY_FILE), `${next.toString('base64')}\n${first.keys[0]!.toString('base64')}\n`)
   assert.deepEqual(loadOrCreateKeys(dir), { keys: [next, first.keys[0]], created: false })
 })
+
+test('config: an admin password under 12 characters, or an API token under 16 that would never be accepted, stops the start with a clear message', () => {
+  assert.throws(() => loadConfig({ MAILBRIDGE_ADMIN_PASSWORD: 'short-pass1' }), /at least 12 characters/)
+  assert.equal(loadConfig({ MAILBRIDGE_ADMIN_PASSWORD: 'long-enough-12' }).adminPassword, 'long-enough-12')
+  assert.throws(() => loadConfig({ MAILBRIDGE_API_TOKEN: 'too-short-token' }), /16 to 200 characters/)
+})

@@ -34,6 +34,11 @@ export async function registerSecurityHeaders(app: FastifyInstance, baseUrl: URL
     referrerPolicy: { policy: 'no-referrer' },
     strictTransportSecurity: https ? { maxAge: 31_536_000, includeSubDomains: false } : false,
   })
+  // API answers and admin pages name mailboxes, tokens' health and mail: no browser or proxy keeps a copy
+  // (ASVS V8.2.1). Routes that may be cached (Swagger UI's static files) set their own header.
+  app.addHook('onRequest', async (_req, reply) => {
+    reply.header('cache-control', 'no-store')
+  })
 }
 
 /**

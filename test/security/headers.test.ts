@@ -9,6 +9,7 @@ const everywhere = (h: Record<string, unknown>, where: string) => {
   assert.equal(h['referrer-policy'], 'no-referrer', where)
   assert.match(String(h['content-security-policy']), /frame-ancestors 'none'/, where)
   assert.equal(h['x-powered-by'], undefined, where)
+  if (where !== '/docs') assert.equal(h['cache-control'], 'no-store', where)
 }
 
 test('headers: UI pages, the API, errors and /docs carry CSP, frame-ancestors, nosniff and no-referrer; no HSTS over http', async (t) => {
