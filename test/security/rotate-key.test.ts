@@ -88,10 +88,12 @@ async function sendWithRefresh(w: World, node: Node, serverId: string, subject: 
   await w.mb.services.database.db.updateTable('credentials').set({ access_expires_at: soon() }).execute()
   const { status, json } = await call(node, 'POST', '/api/v1/mail', { to: ['bob@fabrikam.com'], subject, text: 'x', server_id: serverId })
   assert.equal(status, 202, JSON.stringify(json))
+  const deadline = Date.now() + 30_000
   for (;;) {
     const mail = (await call(node, 'GET', `/api/v1/mail/${json.id}`)).json
     if (mail.state === 'sent') return
     assert.ok(mail.state === 'outgoing' || mail.state === 'sending', `${subject}: ${mail.state} ${mail.failure_reason}`)
+    assert.ok(Date.now() < deadline, `${subject}: still ${mail.state} after 30 s (${mail.failure_reason})`)
     await new Promise((r) => setTimeout(r, 20))
   }
 }
@@ -132,11 +134,13 @@ test('rotate-key: secrets under key A are re-sealed under B while a node keeps s
   })()
   const rotation = await rotateKey(w.nodeEnv({ MAILBRIDGE_SECRET_KEY: ring }), ['--batch', '3'])
   rotating = false
+  const refreshesDuring = w.ms.tokenRequests.filter((r) => r.grant_type === 'refresh_token').length - refreshesBefore
+  t.diagnostic(`from the start of traffic to rotate-key's exit: ${sent} mails sent, ${refreshesDuring} tokens refreshed`)
   await traffic
   assert.equal(rotation.code, 0, rotation.out)
   assert.match(rotation.out, /oauth_states\.code_verifier: 3 re-sealed/, 'progress is printed per batch')
   assert.match(rotation.out, /\n0 values still under old keys\n/)
-  assert.ok(w.ms.tokenRequests.filter((r) => r.grant_type === 'refresh_token').length > refreshesBefore, 'tokens were refreshed meanwhile')
+  assert.ok(refreshesDuring > 0, 'tokens were refreshed meanwhile')
 
   // Every sealed value anywhere in the database is under B, and only in the columns rotate-key knows.
   const known = new Set(SEALED_COLUMNS.map((c) => `${c.table}.${c.column}`))
@@ -172,9 +176,10 @@ test('rotate-key: secrets under key A are re-sealed under B while a node keeps s
   assert.equal(boxB.open(secret.value, 'settings.microsoft_outlook_client_secret').reveal(), CLIENT_SECRET)
   const password = await db.selectFrom('outgoing_servers').select('password').where('id', '=', login.json().id).executeTakeFirstOrThrow()
   assert.equal(boxB.open(password.password!, 'outgoing_servers.password').reveal(), RELAY_LOGIN_PASSWORD)
-  for (;;) {
+  for (const deadline = Date.now() + 30_000; ; ) {
     const delivered = await db.selectFrom('webhook_deliveries').select('state').where('state', '=', 'delivered').execute()
     if (delivered.length === sent) break
+    assert.ok(Date.now() < deadline, `${delivered.length} of ${sent} webhook deliveries after 30 s`)
     await new Promise((r) => setTimeout(r, 50))
   }
   assert.equal(receiver.requests.length, sent)
