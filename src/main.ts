@@ -70,7 +70,9 @@ async function rotateKey(batchSize: number): Promise<number> {
     }
     out(`${report.remainingTotal} values still under old keys`)
     if (report.remainingTotal > 0) {
-      out('Some values are still under old keys: make sure every node runs with the new key first, then run rotate-key again.')
+      const unreadable = Object.values(report.columns).reduce((n, r) => n + r.unreadable, 0)
+      if (unreadable) out(`${unreadable} values are under a key this keyring lacks: list the old key after the new one (MAILBRIDGE_SECRET_KEY=new,old).`)
+      if (report.remainingTotal > unreadable) out('Nodes still seal with an old key: give every node the new key first, then run rotate-key again.')
       return 1
     }
     return 0
