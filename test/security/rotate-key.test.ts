@@ -5,7 +5,7 @@ import http from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { test } from 'node:test'
 import { fileURLToPath } from 'node:url'
-import { countUnderOldKeys, readBatch, resealBatch } from '../../src/crypto/rotate.ts'
+import { countUnderOldKeys, readBatch, resealBatch, rotateKeys } from '../../src/crypto/rotate.ts'
 import { SEALED_COLUMNS } from '../../src/crypto/sealed-columns.ts'
 import { keyId, SecretBox } from '../../src/crypto/secret-box.ts'
 import { Secret } from '../../src/crypto/secret.ts'
@@ -45,6 +45,24 @@ test('rotate-key: a refresh that lands between the read and the write of a batch
   assert.equal(boxB.open(row.refresh_token!, 'credentials.refresh_token').reveal(), w.ms.latestRefreshToken(ALICE), 'the rotated refresh token survived')
   // And without the compare-and-set the stale batch would have won: writing it plainly is what the CAS refuses.
   assert.notEqual(boxB.open(batch[0]!.sealed, 'credentials.refresh_token').reveal(), w.ms.latestRefreshToken(ALICE))
+})
+
+test('rotate-key: without the old key nothing is touched and everything is counted as left; with it, everything moves, and a second run does nothing', async (t) => {
+  const w = await startWorld()
+  t.after(w.close)
+  await w.connect((await w.outgoingServer()).id)
+  const db = w.mb.services.database.db
+  const keyB = randomBytes(32)
+  const before = await db.selectFrom('credentials').select(['refresh_token', 'access_token']).executeTakeFirstOrThrow()
+  const blind = await rotateKeys(db, new SecretBox([keyB]), { batchSize: 1 })
+  assert.equal(blind.columns['credentials.refresh_token']!.unreadable, 1)
+  assert.equal(blind.remainingTotal, 4, 'client secret, refresh and access token, the used state')
+  assert.deepEqual(await db.selectFrom('credentials').select(['refresh_token', 'access_token']).executeTakeFirstOrThrow(), before, 'nothing was touched')
+  const done = await rotateKeys(db, new SecretBox([keyB, w.mb.key]), { batchSize: 1 })
+  assert.equal(done.remainingTotal, 0)
+  assert.equal(Object.values(done.columns).reduce((n, c) => n + c.resealed, 0), 4)
+  const again = await rotateKeys(db, new SecretBox([keyB, w.mb.key]))
+  assert.equal(Object.values(again.columns).reduce((n, c) => n + c.resealed, 0), 0, 'idempotent')
 })
 
 /** `mailbridge rotate-key` as a real process: exit code and output. */
