@@ -1,6 +1,6 @@
 import { loadConfig, type Config } from './config.ts'
 import { hashPassword, randomToken, verifyPassword } from './crypto/passwords.ts'
-import { loadOrCreateKey } from './crypto/key-file.ts'
+import { loadOrCreateKeys } from './crypto/key-file.ts'
 import { migrate, openDatabase } from './db/index.ts'
 import { createLogger, type Logger } from './log.ts'
 import { createServices, type Services } from './services.ts'
@@ -16,9 +16,9 @@ export async function boot(config: Config = loadConfig(), log: Logger = createLo
   const database = openDatabase(config.databaseUrl, o)
   const applied = await migrate(database.db, database.schema)
   if (applied.length) log.info({ applied }, 'database migrated')
-  const { key, created } = loadOrCreateKey(config.dataDir, config.secretKey)
+  const { keys, created } = loadOrCreateKeys(config.dataDir, config.secretKeys)
   if (created) log.info({ dir: config.dataDir }, 'generated a new secret key (secret.key): back it up with the database')
-  const services = createServices(config, database, log, [key])
+  const services = createServices(config, database, log, keys)
   const firstStart: Booted['firstStart'] = {}
 
   const stored = await services.settings.get('admin_password_hash')

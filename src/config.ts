@@ -10,8 +10,11 @@ export interface Config {
   databaseUrl: string
   /** Where the generated secret key (and the SQLite file, by default) live. */
   dataDir: string
-  /** 32 bytes, from MAILBRIDGE_SECRET_KEY; undefined means "load or generate it in dataDir". */
-  secretKey?: Buffer
+  /**
+   * The keyring from MAILBRIDGE_SECRET_KEY: the first key seals, every key opens (key rotation, crypto/rotate.ts).
+   * Undefined means "load or generate `secret.key` in dataDir".
+   */
+  secretKeys?: Buffer[]
   adminPassword?: string
   apiToken?: string
   relayPort?: number
@@ -97,6 +100,16 @@ export function parseSecretKey(raw: string, name = 'MAILBRIDGE_SECRET_KEY'): Buf
   return key
 }
 
+/**
+ * A keyring: keys separated by commas or line breaks, the one that seals first. One key is a keyring of one.
+ * A key appears once however often it is listed (an operator may leave the current key among the old ones).
+ */
+export function parseSecretKeys(raw: string, name = 'MAILBRIDGE_SECRET_KEY'): Buffer[] {
+  const keys = raw.split(/[\s,]+/).filter(Boolean).map((k) => parseSecretKey(k, name))
+  if (keys.length === 0) throw new ConfigError(`${name} holds no key (try: openssl rand -base64 32)`)
+  return keys.filter((k, i) => keys.findIndex((o) => o.equals(k)) === i)
+}
+
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const port = int(env, 'MAILBRIDGE_PORT', 8080)
   let baseUrl: URL
@@ -110,13 +123,19 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (!/^(sqlite:|postgres(ql)?:\/\/)/.test(databaseUrl)) throw new ConfigError('MAILBRIDGE_DATABASE_URL must be sqlite:<path> or postgres://…')
   const dataDir = resolve(env.MAILBRIDGE_DATA_DIR || (databaseUrl.startsWith('sqlite:') && databaseUrl !== 'sqlite::memory:' ? dirname(databaseUrl.slice('sqlite:'.length)) : './data'))
   const relay = env.MAILBRIDGE_RELAY_PORT
+  // ASVS V2.1.1: a password a person sets has at least 12 characters. API tokens shorter than 16 are refused by
+  // web/api-tokens.ts, so such a MAILBRIDGE_API_TOKEN would never work: say so at start instead.
+  if (env.MAILBRIDGE_ADMIN_PASSWORD && env.MAILBRIDGE_ADMIN_PASSWORD.length < 12) throw new ConfigError('MAILBRIDGE_ADMIN_PASSWORD must have at least 12 characters')
+  if (env.MAILBRIDGE_API_TOKEN && (env.MAILBRIDGE_API_TOKEN.length < 16 || env.MAILBRIDGE_API_TOKEN.length > 200)) {
+    throw new ConfigError('MAILBRIDGE_API_TOKEN must have 16 to 200 characters (try: openssl rand -base64 32)')
+  }
   return {
     port,
     host: env.MAILBRIDGE_HOST || '127.0.0.1',
     baseUrl,
     databaseUrl,
     dataDir,
-    secretKey: env.MAILBRIDGE_SECRET_KEY ? parseSecretKey(env.MAILBRIDGE_SECRET_KEY) : undefined,
+    secretKeys: env.MAILBRIDGE_SECRET_KEY ? parseSecretKeys(env.MAILBRIDGE_SECRET_KEY) : undefined,
     adminPassword: env.MAILBRIDGE_ADMIN_PASSWORD || undefined,
     apiToken: env.MAILBRIDGE_API_TOKEN || undefined,
     relayPort: relay ? int(env, 'MAILBRIDGE_RELAY_PORT', 0, 1) : undefined,

@@ -19,7 +19,37 @@ export const redactPaths = [
   'req.headers.authorization', 'req.headers.cookie', 'res.headers["set-cookie"]', 'req.query.code', 'req.query.state',
 ]
 
+const secretParams = new Set(SECRET_FIELDS.map((f) => f.toLowerCase()))
+
+/**
+ * A URL for the log, with the values of secret-named query parameters masked: the OAuth callback arrives as
+ * `/microsoft_outlook/confirm?code=…&state=…`, and fastify logs every request's URL.
+ */
+export function maskUrl(url: string): string {
+  const q = url.indexOf('?')
+  if (q < 0) return url
+  const params = url
+    .slice(q + 1)
+    .split('&')
+    .map((kv) => {
+      const name = kv.split('=')[0]!
+      return secretParams.has(decodeURIComponent(name).toLowerCase()) ? `${name}=[redacted]` : kv
+    })
+  return `${url.slice(0, q)}?${params.join('&')}`
+}
+
+interface LoggedRequest {
+  method: string
+  url: string
+  host?: string
+  ip?: string
+  socket?: { remotePort?: number }
+}
+
+/** fastify's request serializer, with the URL masked (pino's redact paths cannot reach inside a string). */
+const req = (r: LoggedRequest) => ({ method: r.method, url: maskUrl(r.url), host: r.host, remoteAddress: r.ip, remotePort: r.socket?.remotePort })
+
 export function createLogger(level = 'info', destination?: pino.DestinationStream): Logger {
-  const options = { level, redact: { paths: redactPaths, censor: '[redacted]' }, base: { svc: 'mailbridge' } }
+  const options = { level, redact: { paths: redactPaths, censor: '[redacted]' }, base: { svc: 'mailbridge' }, serializers: { req } }
   return destination ? pino(options, destination) : pino(options)
 }

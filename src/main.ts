@@ -1,6 +1,9 @@
 import { parseArgs } from 'node:util'
 import { boot } from './boot.ts'
 import { ConfigError, loadConfig } from './config.ts'
+import { loadOrCreateKeys } from './crypto/key-file.ts'
+import { rotateKeys } from './crypto/rotate.ts'
+import { keyId, SecretBox } from './crypto/secret-box.ts'
 import { migrate, openDatabase } from './db/index.ts'
 import { providers } from './oauth/providers.ts'
 import { startRelay } from './relay/server.ts'
@@ -13,6 +16,9 @@ Commands:
   serve [--role all|web|worker]
              start the HTTP API and admin UI (web), the queue and fetchers (worker), or both (all, the default)
   migrate    apply database migrations and exit
+  rotate-key [--batch 500]
+             re-seal every stored secret under the first key of MAILBRIDGE_SECRET_KEY (or of data/secret.key),
+             while nodes keep running; prints progress and the count of values still under old keys
   sandbox    Mailbridge with a Microsoft emulator, an SMTP peer (and Dovecot) on this machine: walk the guide offline
 `
 
@@ -48,8 +54,35 @@ async function serve(role: Role): Promise<void> {
   process.on('SIGINT', () => void stop('SIGINT'))
 }
 
+/** `mailbridge rotate-key`: see crypto/rotate.ts and the README's "Secrets at rest and key rotation". */
+async function rotateKey(batchSize: number): Promise<number> {
+  const config = loadConfig()
+  const { keys } = loadOrCreateKeys(config.dataDir, config.secretKeys, { create: false })
+  const box = new SecretBox(keys)
+  const database = openDatabase(config.databaseUrl)
+  try {
+    await migrate(database.db, database.schema)
+    const out = (line: string) => process.stdout.write(line + '\n')
+    out(`re-sealing every secret under key ${box.currentKeyId} (the keyring holds ${keys.map(keyId).join(', ')})`)
+    const report = await rotateKeys(database.db, box, { batchSize, progress: out })
+    for (const [column, r] of Object.entries(report.columns)) {
+      out(`${column}: ${r.resealed} re-sealed, ${r.changed} changed meanwhile, ${r.unreadable} under an unknown key, ${report.remaining[column]} still under old keys`)
+    }
+    out(`${report.remainingTotal} values still under old keys`)
+    if (report.remainingTotal > 0) {
+      const unreadable = Object.values(report.columns).reduce((n, r) => n + r.unreadable, 0)
+      if (unreadable) out(`${unreadable} values are under a key this keyring lacks: list the old key after the new one (MAILBRIDGE_SECRET_KEY=new,old).`)
+      if (report.remainingTotal > unreadable) out('Nodes still seal with an old key: give every node the new key first, then run rotate-key again.')
+      return 1
+    }
+    return 0
+  } finally {
+    await database.close()
+  }
+}
+
 async function main(argv: string[]): Promise<void> {
-  const { positionals, values } = parseArgs({ args: argv, allowPositionals: true, strict: false, options: { role: { type: 'string', default: 'all' } } })
+  const { positionals, values } = parseArgs({ args: argv, allowPositionals: true, strict: false, options: { role: { type: 'string', default: 'all' }, batch: { type: 'string' } } })
   const command = positionals[0] ?? 'serve'
   switch (command) {
     case 'serve': {
@@ -62,6 +95,12 @@ async function main(argv: string[]): Promise<void> {
       const applied = await migrate(database.db, database.schema)
       process.stdout.write(applied.length ? `applied: ${applied.join(', ')}\n` : 'the database is up to date\n')
       return database.close()
+    }
+    case 'rotate-key': {
+      const batch = Number(values.batch ?? 500)
+      if (!Number.isInteger(batch) || batch < 1 || batch > 10_000) throw new ConfigError(`--batch must be an integer from 1 to 10000, got "${values.batch}"`)
+      process.exitCode = await rotateKey(batch)
+      return
     }
     case 'sandbox': {
       // Imported only here: the sandbox loads the test peers, which `serve` must never need.

@@ -1,21 +1,23 @@
 import { randomBytes } from 'node:crypto'
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { parseSecretKey } from '../config.ts'
+import { ConfigError, parseSecretKeys } from '../config.ts'
 
 export const KEY_FILE = 'secret.key'
 
 /**
- * The key for secrets at rest: MAILBRIDGE_SECRET_KEY when set, else `<dataDir>/secret.key`, generated with
- * mode 0600 on first start. Losing this file makes every stored secret unreadable: back it up with the database.
+ * The keyring for secrets at rest: MAILBRIDGE_SECRET_KEY when set, else `<dataDir>/secret.key` (one key per
+ * line, the one that seals first), generated with one key and mode 0600 on first start unless `create` is
+ * false. Losing these keys makes every stored secret unreadable: back them up with the database.
  */
-export function loadOrCreateKey(dataDir: string, fromEnv?: Buffer): { key: Buffer; created: boolean } {
-  if (fromEnv) return { key: fromEnv, created: false }
+export function loadOrCreateKeys(dataDir: string, fromEnv?: Buffer[], o: { create?: boolean } = {}): { keys: Buffer[]; created: boolean } {
+  if (fromEnv) return { keys: fromEnv, created: false }
   const path = join(dataDir, KEY_FILE)
-  if (existsSync(path)) return { key: parseSecretKey(readFileSync(path, 'utf8'), path), created: false }
+  if (existsSync(path)) return { keys: parseSecretKeys(readFileSync(path, 'utf8'), path), created: false }
+  if (o.create === false) throw new ConfigError(`no key: set MAILBRIDGE_SECRET_KEY or put ${path} in place`)
   mkdirSync(dataDir, { recursive: true })
   const key = randomBytes(32)
   writeFileSync(path, key.toString('base64') + '\n', { mode: 0o600, flag: 'wx' })
   chmodSync(path, 0o600)
-  return { key, created: true }
+  return { keys: [key], created: true }
 }

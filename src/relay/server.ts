@@ -109,8 +109,18 @@ export async function startRelay(deps: RelayDeps, o: { port?: number; tlsPort?: 
         return cb(reply(538, '5.7.11 Encryption required: issue STARTTLS first'))
       }
       const password = new Secret(auth.password ?? '')
-      relayUsers.authenticate(auth.username ?? '', password, session.remoteAddress).then(
-        (user) => {
+      const check = async () => {
+        const retryAfterS = await relayUsers.retryAfter(session.remoteAddress)
+        if (retryAfterS !== undefined) return { retryAfterS }
+        return { user: await relayUsers.authenticate(auth.username ?? '', password, session.remoteAddress) }
+      }
+      check().then(
+        ({ user, retryAfterS }) => {
+          if (retryAfterS !== undefined) {
+            slog.warn({ relay_user: auth.username }, 'relay AUTH refused: too many failed attempts from this address')
+            // 454: a temporary refusal (RFC 4954 §6), so a well-behaved client waits instead of giving up for good.
+            return cb(reply(454, `4.7.0 Too many failed AUTH attempts from ${session.remoteAddress}: try again in ${Math.ceil(retryAfterS / 60)} minutes`))
+          }
           if (!user) {
             slog.warn({ relay_user: auth.username }, 'relay AUTH refused: unknown user or wrong password')
             return cb(reply(535, '5.7.8 Authentication credentials invalid'))

@@ -5,6 +5,7 @@ import type { Secret } from '../crypto/secret.ts'
 import { type DB, newId, now } from '../db/index.ts'
 import type { RelayUserRow } from '../db/schema.ts'
 import { MailbridgeError, invalid, notFound } from '../errors.ts'
+import { LoginThrottle } from '../login-throttle.ts'
 import { domainOf, isEmailAddress } from '../mail-address.ts'
 
 export const RelayUser = Type.Object(
@@ -52,12 +53,26 @@ export function senderAllowed(user: Pick<RelayUser, 'allowed_from'>, address: st
   return user.allowed_from.some((p) => (p.includes('@') ? p.toLowerCase() === a : p.toLowerCase() === domainOf(a)))
 }
 
+/** Failed AUTHs allowed per client address in the window: a device with a wrong password retries for ever. */
+export const AUTH_FAILURES_ALLOWED = 10
+const AUTH_FAILURE_WINDOW_MS = 15 * 60_000
+
 /** A hash of a password nobody has: unknown usernames cost as much as wrong passwords, so timing tells nothing. */
 let decoy: Promise<string> | undefined
 
 /** Relay users: the logins legacy applications use on the SMTP relay (passwords hashed with scrypt). */
 export class RelayUserService {
-  constructor(private readonly db: Kysely<DB>) {}
+  /** Failed AUTHs per client address, apart from the admin sign-in's (ASVS V2.2.1). */
+  readonly #throttle: LoginThrottle
+
+  constructor(private readonly db: Kysely<DB>) {
+    this.#throttle = new LoginThrottle(db, { allowed: AUTH_FAILURES_ALLOWED, windowMs: AUTH_FAILURE_WINDOW_MS, scope: 'smtp' })
+  }
+
+  /** Seconds until a client that failed AUTH too often may try again; undefined when it may try now. */
+  retryAfter(remoteAddress: string): Promise<number | undefined> {
+    return this.#throttle.retryAfter(remoteAddress)
+  }
 
   async list(): Promise<RelayUser[]> {
     return (await this.db.selectFrom('relay_users').selectAll().orderBy('username').execute()).map(toApi)
@@ -98,7 +113,11 @@ export class RelayUserService {
     const row = await this.db.selectFrom('relay_users').selectAll().where('username', '=', username).executeTakeFirst()
     decoy ??= hashPassword('decoy password that matches nothing')
     const ok = await verifyPassword(password.reveal(), row?.password_hash ?? (await decoy))
-    if (!row || !ok) return undefined
+    if (!row || !ok) {
+      await this.#throttle.failed(remoteAddress)
+      return undefined
+    }
+    await this.#throttle.succeeded(remoteAddress)
     const at = now()
     await this.db.updateTable('relay_users').set({ last_used_at: at, last_used_from: remoteAddress }).where('id', '=', row.id).execute()
     return toApi({ ...row, last_used_at: at, last_used_from: remoteAddress })

@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events'
 import type { Kysely } from 'kysely'
 import type { SecretBox } from '../crypto/secret-box.ts'
+import { SECRET_SETTINGS } from '../crypto/sealed-columns.ts'
 import { Secret } from '../crypto/secret.ts'
 import type { DB } from '../db/index.ts'
 import { now } from '../db/index.ts'
@@ -47,7 +48,7 @@ export interface SettingsPatch {
   microsoft_outlook_client_secret_expires_at?: string | null
 }
 
-const SECRET_KEYS = new Set(['microsoft_outlook_client_secret'])
+const SECRET_KEYS = new Set<string>(SECRET_SETTINGS)
 
 /** Settings (the admin page) and parameters (key → value), both small key-value tables. */
 export class SettingsService {

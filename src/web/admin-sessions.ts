@@ -4,6 +4,7 @@ import { hashToken, randomToken, verifyPassword } from '../crypto/passwords.ts'
 import { type DB, isoIn, newId, now } from '../db/index.ts'
 import type { AdminSessionRow } from '../db/schema.ts'
 import type { Logger } from '../log.ts'
+import { LoginThrottle } from '../login-throttle.ts'
 import type { SettingsService } from '../settings/service.ts'
 
 export const ADMIN_USERNAME = 'admin'
@@ -34,34 +35,29 @@ const same = (a: string, b: string): boolean => {
  * @see https://cheatsheetseries.owasp.org/cheatsheets/Session_Management_Cheat_Sheet.html
  */
 export class AdminSessionService {
-  constructor(private readonly deps: { db: Kysely<DB>; settings: SettingsService; log: Logger }) {}
+  constructor(private readonly deps: { db: Kysely<DB>; settings: SettingsService; log: Logger }) {
+    this.#throttle = new LoginThrottle(deps.db, { allowed: LOGIN_FAILURES_ALLOWED, windowMs: FAILURE_WINDOW_MS })
+  }
+
+  readonly #throttle: LoginThrottle
 
   async login(username: string, password: string, client: string): Promise<LoginResult> {
     const { db } = this.deps
-    const since = isoIn(-FAILURE_WINDOW_MS)
-    const failures = await db
-      .selectFrom('admin_login_failures')
-      .select(['at'])
-      .where('client', '=', client)
-      .where('at', '>', since)
-      .orderBy('at')
-      .execute()
-    if (failures.length >= LOGIN_FAILURES_ALLOWED) {
-      const retryAfterS = Math.max(1, Math.ceil((Date.parse(failures[0]!.at) + FAILURE_WINDOW_MS - Date.now()) / 1000))
-      this.deps.log.warn({ client, failures: failures.length }, 'admin sign-in refused: too many failed attempts')
+    const retryAfterS = await this.#throttle.retryAfter(client)
+    if (retryAfterS !== undefined) {
+      this.deps.log.warn({ client }, 'admin sign-in refused: too many failed attempts')
       return { ok: false, reason: 'limited', retryAfterS }
     }
     const stored = await this.deps.settings.get('admin_password_hash')
     // Verify even for a wrong username, so the answer takes as long either way.
     const passwordOk = stored ? await verifyPassword(password, stored) : false
     if (!passwordOk || username.trim() !== ADMIN_USERNAME) {
-      await db.insertInto('admin_login_failures').values({ id: newId(), client, at: now() }).execute()
-      await db.deleteFrom('admin_login_failures').where('at', '<', since).execute()
+      await this.#throttle.failed(client)
       // The typed username is not logged: people paste passwords into it.
       this.deps.log.warn({ client, username_ok: username.trim() === ADMIN_USERNAME }, 'admin sign-in failed: wrong username or password')
       return { ok: false, reason: 'wrong' }
     }
-    await db.deleteFrom('admin_login_failures').where('client', '=', client).execute()
+    await this.#throttle.succeeded(client)
     const token = randomToken(32)
     const at = now()
     const row: AdminSessionRow = {

@@ -16,6 +16,7 @@ import { webhookRoutes } from '../webhooks/routes.ts'
 import { EMPTY_JSON_BODY, frameworkErrors, installErrorHandler } from './errors.ts'
 import { refuseNul, refuseUnexpectedBody } from './input-checks.ts'
 import { metricsRoutes } from './metrics.ts'
+import { docsCsp, registerSecurityHeaders } from './security-headers.ts'
 import { adminUi, type AdminUiOptions } from './ui/index.ts'
 import { adminSession, sessionOf } from './ui/session.ts'
 
@@ -56,6 +57,7 @@ export async function buildApp(s: Services, o: AppOptions = {}): Promise<Fastify
     ajv: { customOptions: { removeAdditional: false, allErrors: false, coerceTypes: 'array' } },
   })
   installErrorHandler(app)
+  await registerSecurityHeaders(app, s.config.baseUrl)
   await app.register(formbody)
   await app.register(swagger, {
     openapi: {
@@ -65,7 +67,7 @@ export async function buildApp(s: Services, o: AppOptions = {}): Promise<Fastify
       security: [{ bearer: [] }],
     },
   })
-  await app.register(swaggerUi, { routePrefix: '/docs' })
+  await app.register(swaggerUi, { routePrefix: '/docs', staticCSP: true, transformStaticCSP: docsCsp(s.config.baseUrl) })
 
   app.get('/healthz', { schema: { hide: true } }, async () => {
     await s.settings.parameter('healthz.probe')

@@ -40,7 +40,10 @@ export class WebhookService {
     return u.toString()
   }
 
-  /** Create: the answer carries the signing secret, once; later reads show only `secret_set`. */
+  /**
+   * Create: the answer carries a generated signing secret, once; later reads show only `secret_set`. A secret the
+   * caller chose is never echoed back (ASVS V8.3: secrets do not travel where they are not needed).
+   */
   async create(input: WebhookInput): Promise<Webhook> {
     if (!input.url) throw invalid('url', 'Give the url the events are POSTed to.')
     if (!input.events?.length) throw invalid('events', 'Choose at least one event: message.received, mail.sent, mail.failed, token.invalid.')
@@ -56,7 +59,7 @@ export class WebhookService {
     }
     await this.deps.db.insertInto('webhooks').values(row).execute()
     this.deps.log.info({ webhook_id: row.id, url: row.url, events: input.events }, 'webhook created')
-    return { ...webhookToApi(row), secret: secret.reveal() }
+    return input.secret === undefined ? { ...webhookToApi(row), secret: secret.reveal() } : webhookToApi(row)
   }
 
   async update(id: string, input: WebhookInput): Promise<Webhook> {

@@ -60,6 +60,8 @@ export interface Emulator {
   setTokenEndpoint(b: { down?: boolean; delayMs?: number; status503?: boolean }): void
   tokenRequests: TokenRequestRecord[]
   latestRefreshToken(email: string): string | undefined
+  /** Every code, refresh and access token issued and every PKCE verifier received: for "never leaked" checks. */
+  issuedSecrets(): string[]
   close(): Promise<void>
 }
 
@@ -131,6 +133,7 @@ export async function startIdentityEmulator(opts: EmulatorOptions = {}): Promise
   const refreshTokens = new Map<string, RefreshGrant>()
   const accessTokens = new Map<string, AccessGrant>()
   const consents = new Map<string, Set<string>>() // `${clientId} ${email}` → consented scopes
+  const verifiersSeen: string[] = []
   const tokenRequests: TokenRequestRecord[] = []
   let tokenEndpoint: { down?: boolean; delayMs?: number; status503?: boolean } = {}
   let url = ''
@@ -456,6 +459,7 @@ ${hidden}
     // code_verifier is "Required if PKCE was used"; a mismatch is AADSTS501481 (ERRORS).
     if (grant.challenge) {
       const verifier = form.get('code_verifier') ?? ''
+      if (verifier) verifiersSeen.push(verifier)
       const computed = grant.method === 'S256' ? createHash('sha256').update(verifier).digest('base64url') : verifier
       if (!verifier || !safeEqual(computed, grant.challenge)) {
         return new AadError('invalid_grant', 501481, "The Code_Verifier does not match the code_challenge supplied in the authorization request.")
@@ -760,6 +764,7 @@ ${hidden}
       for (const rt of refreshTokens.values()) if (rt.user.email.toLowerCase() === l) best = rt // Map keeps insertion order
       return best?.token
     },
+    issuedSecrets: () => [...codes.keys(), ...refreshTokens.keys(), ...accessTokens.keys(), ...verifiersSeen],
     async close() {
       await Promise.all([main, side].map((s) => new Promise<void>((r) => { s.close(() => r()); s.closeAllConnections() })))
     },
