@@ -50,8 +50,11 @@ export function parseMailbox(value: string): Mailbox | undefined {
  */
 export const looksEncoded = (text: string): boolean => /=\?[^?\s]+\?[BbQq]\?[^?\s]*\?=/.test(text)
 
-/** Nodemailer's address object: it encodes non-ASCII names (RFC 2047) and quotes as needed; lookalikes are encoded here. */
-export const toNodemailer = (m: Mailbox): { name: string; address: string } => ({ name: looksEncoded(m.name) ? encodeWord(m.name, 'Q', 52) : m.name, address: m.address })
+/** Header text for nodemailer, which encodes non-ASCII (RFC 2047) but passes lookalikes on as they are: encoded here. */
+export const literalHeaderText = (text: string): string => (looksEncoded(text) ? encodeWord(text, 'Q', 52) : text)
+
+/** Nodemailer's address object: it encodes non-ASCII names (RFC 2047) and quotes as needed. */
+export const toNodemailer = (m: Mailbox): { name: string; address: string } => ({ name: literalHeaderText(m.name), address: m.address })
 
 export function formatMailbox(m: Mailbox): string {
   if (!m.name) return m.address

@@ -8,7 +8,7 @@ import { type Database, isoIn, now } from '../db/index.ts'
 import type { MailRow, OutgoingServerRow } from '../db/schema.ts'
 import { MailbridgeError } from '../errors.ts'
 import type { Logger } from '../log.ts'
-import { parseMailbox, toNodemailer, type Mailbox } from '../mail-address.ts'
+import { literalHeaderText, parseMailbox, toNodemailer, type Mailbox } from '../mail-address.ts'
 import type { CredentialService } from '../oauth/credentials.ts'
 import { ProviderError } from '../oauth/protocol.ts'
 import { providerFor } from '../oauth/providers.ts'
@@ -222,7 +222,7 @@ export class MailWorker {
       to: to.map(toNodemailer),
       cc: cc.map(toNodemailer),
       bcc: bcc.map(toNodemailer),
-      subject: mail.subject,
+      subject: literalHeaderText(mail.subject),
       text: content.text,
       html: content.html,
       headers: content.headers,
