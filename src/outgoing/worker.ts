@@ -342,7 +342,10 @@ export class MailWorker {
       log.warn({ cause: e.message }, 'mail failed: the token stayed invalid too long')
       return this.#finish(mail, { state: 'exception', failure_type: 'mail_smtp', failure_reason: `The token of ${server.username} stayed invalid for ${Math.round(waited / 60_000)} minutes: ${e.message}` }, false)
     }
-    const wait = transient ? backoffMs(mail.attempts + 1, this.deps.queue) : Math.max(this.deps.queue.retryBaseMs, 60_000)
+    // An unreachable token endpoint is not the mail's fault: it spends no attempt (a 4xx after the outage still has
+    // the whole budget), and the mail waits as long again as it has waited, so a long outage thins its own retries.
+    const { retryBaseMs, retryMaxMs } = this.deps.queue
+    const wait = transient ? backoffMs(1, { retryBaseMs: Math.max(retryBaseMs, waited), retryMaxMs }) : Math.max(retryBaseMs, 60_000)
     log.warn({ cause: e.message, retry_in_s: Math.round(wait / 1000) }, 'mail waits for a valid token')
     this.events.emit('token.invalid', { server_id: server.id, mailbox: server.username, reason: e.message })
     // Announced once per mailbox until a mail gets through again, and before this worker moves on.
@@ -351,7 +354,7 @@ export class MailWorker {
       await this.deps.webhooks.enqueue(this.deps.database.db, 'token.invalid', { server_kind: 'outgoing', server_id: server.id, mailbox, reason: e.message })
       this.#announced.add(mailbox)
     }
-    await this.#finish(mail, { state: 'outgoing', next_attempt_at: isoIn(wait), failure_reason: e.message }, transient)
+    await this.#finish(mail, { state: 'outgoing', next_attempt_at: isoIn(wait), failure_reason: e.message }, false)
   }
 
   /**
