@@ -61,6 +61,8 @@ export class MailWorker {
   readonly #useFailed = new Set<string>()
   /** Mailboxes whose dead token this process already announced (token.invalid): once until it works again. */
   readonly #announced = new Set<string>()
+  /** Servers this node saw lock out or refuse AUTH, until when: mails already claimed for them wait, unattempted. */
+  readonly #pausedUntil = new Map<string, number>()
   readonly #poll: PollLoop
 
   constructor(
@@ -239,6 +241,7 @@ export class MailWorker {
     let authRetried = false
     for (;;) {
       try {
+        if (this.#heldBack(server.id)) return this.#finish(mail, { state: 'outgoing', next_attempt_at: this.#heldBack(server.id) }, false)
         const slot = this.#pickSlot(server.id)
         if (slot === undefined) return this.#finish(mail, { state: 'outgoing', next_attempt_at: now() }, false)
         this.#slotLoad.set(`${server.id}:${slot}`, (this.#slotLoad.get(`${server.id}:${slot}`) ?? 0) + 1)
@@ -253,6 +256,8 @@ export class MailWorker {
         return
       } catch (e) {
         if (e instanceof ProviderError || (e instanceof MailbridgeError && e.code === 'token_error')) return this.#tokenProblem(server, mail, e, log)
+        // The server was paused while this mail waited for a connection: it never reached Exchange.
+        if ((e as Error).message === 'Connection pool was closed' && this.#heldBack(server.id)) continue
         // The pool was replaced (this node's share of connection slots changed) before the mail got a connection.
         if ((e as Error).message === 'Connection pool was closed' && poolReplaced++ < 3) continue
         const verdict = classify(e, where)
@@ -305,7 +310,10 @@ export class MailWorker {
       return this.#finish(mail, { state: 'outgoing', next_attempt_at: isoIn(wait), failure_reason: v.reason, smtp_response: v.response ?? null })
     }
     if (v.kind === 'lockout' || v.kind === 'auth') {
-      // Exchange blocks a mailbox that keeps failing; stop this server before we make it worse.
+      // Exchange blocks a mailbox that keeps failing; stop this server before we make it worse. Closing its pool
+      // hands back the mails queued on its connections (see #deliver); those already on the wire finish.
+      this.#pausedUntil.set(server.id, Date.now() + this.deps.queue.pauseMs)
+      this.#pool.drop(server.id)
       const paused = await this.#pause(server, v.reason)
       if (!paused && v.kind === 'auth') {
         // Another mail already failed AUTH and paused the server: this one waits for the pause, it did nothing wrong.
@@ -320,6 +328,12 @@ export class MailWorker {
     const reason = v.kind === 'transient' ? `${v.reason} (gave up after ${attempts} attempts)` : v.reason
     log.warn({ failure_type: v.failureType, cause: reason }, 'mail failed')
     await this.#finish(mail, { state: 'exception', failure_type: v.failureType, failure_reason: reason, smtp_response: v.response ?? null })
+  }
+
+  /** When a server this node saw paused may be tried again (ISO), or undefined. */
+  #heldBack(serverId: string): string | undefined {
+    const until = this.#pausedUntil.get(serverId)
+    return until !== undefined && until > Date.now() ? new Date(until).toISOString() : undefined
   }
 
   /** Pause a server unless it already is; true when this call paused it. */
