@@ -5,7 +5,7 @@ import type { SecretBox } from '../crypto/secret-box.ts'
 import type { Secret } from '../crypto/secret.ts'
 import { type Database, isoIn, now } from '../db/index.ts'
 import type { MailRow, OutgoingServerRow } from '../db/schema.ts'
-import { MailbridgeError } from '../errors.ts'
+import { databaseErrorCode, MailbridgeError } from '../errors.ts'
 import type { Logger } from '../log.ts'
 import { parseMailbox, toNodemailer, type Mailbox } from '../mail-address.ts'
 import type { CredentialService } from '../oauth/credentials.ts'
@@ -123,13 +123,17 @@ export class MailWorker {
       for (const mail of claimed) {
         started++
         this.#inflight.set(server.id, (this.#inflight.get(server.id) ?? 0) + 1)
-        const send = this.#deliver(server, mail, forced).finally(() => {
-          const left = (this.#inflight.get(server.id) ?? 1) - 1
-          this.#inflight.set(server.id, left)
-          this.#sends.delete(send)
-          // Refill in batches, not one claim per finished mail.
-          if (left <= (this.#slots.count(server.id) * IN_FLIGHT_PER_CONNECTION) / 2) this.#poll.wake()
-        })
+        const send = this.#deliver(server, mail, forced)
+          // The database refused to record the outcome (busy, full): the mail stays leased, and the lease hands it
+          // back to the queue. At least once: if the server had taken it, it goes out again.
+          .catch((e: unknown) => this.deps.log.error({ err: e, mail_id: mail.id, server_id: server.id, mailbox: server.username }, 'could not record the outcome of a mail; its lease returns it to the queue'))
+          .finally(() => {
+            const left = (this.#inflight.get(server.id) ?? 1) - 1
+            this.#inflight.set(server.id, left)
+            this.#sends.delete(send)
+            // Refill in batches, not one claim per finished mail.
+            if (left <= (this.#slots.count(server.id) * IN_FLIGHT_PER_CONNECTION) / 2) this.#poll.wake()
+          })
         this.#sends.add(send)
       }
     }
@@ -255,6 +259,8 @@ export class MailWorker {
         log.debug({ response: info.response }, 'mail sent')
         return
       } catch (e) {
+        // Our own database failing is not the SMTP server's doing: never record it as the server's answer.
+        if (databaseErrorCode(e)) throw e
         if (e instanceof ProviderError || (e instanceof MailbridgeError && e.code === 'token_error')) return this.#tokenProblem(server, mail, e, log)
         // The server was paused while this mail waited for a connection: it never reached Exchange.
         if ((e as Error).message === 'Connection pool was closed' && this.#heldBack(server.id)) continue
