@@ -168,9 +168,12 @@ export class Fetcher {
     })
     const uidvalidity = String(box.uidValidity)
     const flag = async (set: string) => {
-      await client.messageFlagsAdd(set, ['\\Seen'], { uid: true }).catch((e: unknown) => {
+      const stored = await client.messageFlagsAdd(set, ['\\Seen'], { uid: true }).catch((e: unknown) => {
         throw toImapError(e, 'fetch', client)
       })
+      // imapflow answers a failed STORE (the session ended under it: BYE, EOF) with false, not an error. Counting
+      // it as flagged would move seen_uid past messages that stay unread for ever.
+      if (!stored) throw toImapError(new Error(`UID STORE ${set} +FLAGS (\\Seen) failed`), 'fetch', client)
     }
     /** After the flags are set: everything up to `uid` is stored and \Seen. */
     const flaggedUpTo = (uid: number) =>
