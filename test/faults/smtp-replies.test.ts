@@ -76,21 +76,34 @@ for (const [name, reply] of TRANSIENT) {
   })
 }
 
-test('smtp 432 4.3.2 on AUTH (the mailbox has other clients connected): the mails back off, none fails, the server is not paused, all go out', async (t) => {
-  const { w, server } = await ready({ MAILBRIDGE_RETRY_BASE_S: '0' })
+test('smtp 432 4.3.2 on AUTH (other clients of the mailbox hold its connections): the refused mails back off, none fails, the server is not paused, all go out once connections free up', async (t) => {
+  const { w, server } = await ready({ MAILBRIDGE_RETRY_BASE_S: '30' })
   t.after(w.close)
-  // Exchange counts every client of the mailbox: only one more connection is allowed for Mailbridge.
+  // Exchange counts every client of the mailbox: only one more connection is allowed for Mailbridge's three.
   w.smtp.behave({ maxConnections: 1 })
   const ids = await queue(w, 12)
-  await runQueue(w)
-  const refused = w.smtp.authAttempts.filter((a) => !a.ok).length
-  assert.ok(refused > 0, 'some connections were refused with 432')
-  const mails = await all(w)
-  assert.deepEqual(new Set(mails.map((m) => m.state)), new Set(['sent']))
-  assert.equal(w.smtp.messages.length, ids.length)
+  await w.mb.services.mailWorker.tick()
+  await w.mb.services.mailWorker.idle()
+  assert.ok(w.smtp.authAttempts.some((a) => !a.ok), 'connections were refused with 432')
+  const round = await all(w)
+  const sent = round.filter((m) => m.state === 'sent')
+  const waiting = round.filter((m) => m.state === 'outgoing')
+  assert.ok(sent.length > 0, 'the connection that was accepted delivered')
+  assert.equal(sent.length + waiting.length, ids.length, 'none failed')
+  for (const m of waiting) {
+    assert.equal(m.attempts, 1)
+    assert.match(m.failure_reason!, /432 4\.3\.2/)
+    assert.ok(Date.parse(m.next_attempt_at!) > Date.now(), 'the next attempt is later')
+  }
   const s = (await w.mb.api('GET', `/api/v1/outgoing-servers/${server.id}`)).json()
   assert.equal(s.paused_until, null, '432 is a limit, not a lock-out')
   assert.equal(s.token.valid, true, '432 says nothing against the token')
+  // The other clients disconnect; time passes.
+  w.smtp.behave({ maxConnections: Number.POSITIVE_INFINITY })
+  await timePasses(w)
+  await runQueue(w)
+  assert.deepEqual(new Set((await all(w)).map((m) => m.state)), new Set(['sent']))
+  assert.equal(w.smtp.messages.length, ids.length)
 })
 
 test('smtp 554 5.2.0 SendAsDenied on every mail: each fails once (mail_from_invalid) and is never retried; the peer sees one DATA per mail', async (t) => {
