@@ -61,8 +61,8 @@ export class MailWorker {
   readonly #useFailed = new Set<string>()
   /** Mailboxes whose dead token this process already announced (token.invalid): once until it works again. */
   readonly #announced = new Set<string>()
-  /** Servers this node saw lock out or refuse AUTH, until when: mails already claimed for them wait, unattempted. */
-  readonly #pausedUntil = new Map<string, number>()
+  /** Servers this node saw lock out or refuse AUTH (when, and until when): mails claimed before wait, unattempted. */
+  readonly #pausedHere = new Map<string, { at: number; until: number }>()
   readonly #poll: PollLoop
 
   constructor(
@@ -245,7 +245,8 @@ export class MailWorker {
     let authRetried = false
     for (;;) {
       try {
-        if (this.#heldBack(server.id)) return this.#finish(mail, { state: 'outgoing', next_attempt_at: this.#heldBack(server.id) }, false)
+        const held = this.#heldBack(server.id, mail)
+        if (held) return this.#finish(mail, { state: 'outgoing', next_attempt_at: held }, false)
         const slot = this.#pickSlot(server.id)
         if (slot === undefined) return this.#finish(mail, { state: 'outgoing', next_attempt_at: now() }, false)
         this.#slotLoad.set(`${server.id}:${slot}`, (this.#slotLoad.get(`${server.id}:${slot}`) ?? 0) + 1)
@@ -263,7 +264,7 @@ export class MailWorker {
         if (databaseErrorCode(e)) throw e
         if (e instanceof ProviderError || (e instanceof MailbridgeError && e.code === 'token_error')) return this.#tokenProblem(server, mail, e, log)
         // The server was paused while this mail waited for a connection: it never reached Exchange.
-        if ((e as Error).message === 'Connection pool was closed' && this.#heldBack(server.id)) continue
+        if ((e as Error).message === 'Connection pool was closed' && this.#heldBack(server.id, mail)) continue
         // The pool was replaced (this node's share of connection slots changed) before the mail got a connection.
         if ((e as Error).message === 'Connection pool was closed' && poolReplaced++ < 3) continue
         const verdict = classify(e, where)
@@ -318,7 +319,7 @@ export class MailWorker {
     if (v.kind === 'lockout' || v.kind === 'auth') {
       // Exchange blocks a mailbox that keeps failing; stop this server before we make it worse. Closing its pool
       // hands back the mails queued on its connections (see #deliver); those already on the wire finish.
-      this.#pausedUntil.set(server.id, Date.now() + this.deps.queue.pauseMs)
+      this.#pausedHere.set(server.id, { at: Date.now(), until: Date.now() + this.deps.queue.pauseMs })
       this.#pool.drop(server.id)
       const paused = await this.#pause(server, v.reason)
       if (!paused && v.kind === 'auth') {
@@ -336,10 +337,14 @@ export class MailWorker {
     await this.#finish(mail, { state: 'exception', failure_type: v.failureType, failure_reason: reason, smtp_response: v.response ?? null })
   }
 
-  /** When a server this node saw paused may be tried again (ISO), or undefined. */
-  #heldBack(serverId: string): string | undefined {
-    const until = this.#pausedUntil.get(serverId)
-    return until !== undefined && until > Date.now() ? new Date(until).toISOString() : undefined
+  /**
+   * For a mail claimed before this node saw its server lock out: when it may be tried (ISO). Later claims follow
+   * the pause in the database, which the claim already respects.
+   */
+  #heldBack(serverId: string, mail: MailRow): string | undefined {
+    const p = this.#pausedHere.get(serverId)
+    if (!p || p.until <= Date.now() || Date.parse(mail.last_attempt_at ?? mail.created_at) > p.at) return undefined
+    return new Date(p.until).toISOString()
   }
 
   /** Pause a server unless it already is; true when this call paused it. */
