@@ -133,3 +133,17 @@ test(`imap: \`* BYE ${BYE}\` answering the STORE of \\Seen → the flags are set
   assert.equal(result?.duplicates, 0)
   await assertFreshTokenOnce(room, before)
 })
+
+test(`imap: \`* BYE ${BYE}\` answering the UID SEARCH for new messages → a fresh token and the fetch goes on, not "nothing new"`, { skip }, async (t) => {
+  const { room, front, serverId } = await ready()
+  t.after(async () => {
+    await front.close()
+    await room.close()
+  })
+  const before = refreshes(room)
+  front.byeOn(/UID SEARCH/i, BYE, () => room.ms.expireAccessTokens(ALICE))
+  const res = await fetchNow(room, serverId)
+  assert.equal(res.statusCode, 200, res.body)
+  assert.equal(res.json().stored, SEEDED)
+  await assertFreshTokenOnce(room, before)
+})

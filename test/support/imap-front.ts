@@ -23,6 +23,8 @@ export interface ImapFront {
   endAfter(bytes: number, o?: { bye?: string; sessions?: number; onEnd?: () => void }): void
   /** End every open session at its next response boundary with `* BYE <text>`, then close it. */
   bye(text: string): void
+  /** Answer the next client command matching `command` with `* BYE <text>` instead of passing it on; `onEnd` runs just before. */
+  byeOn(command: RegExp, text: string, onEnd?: () => void): void
   close(): Promise<void>
 }
 
@@ -63,6 +65,7 @@ export async function startImapFront(target: { host: string; port: number }): Pr
   let accepted = 0
   const ends: Array<{ bytes: number; bye?: string; onEnd?: () => void }> = []
   const open = new Set<{ bye(text: string): void; destroy(): void }>()
+  let byeOnCommand: { command: RegExp; text: string; onEnd?: () => void } | undefined
 
   const server = tls.createServer({ key: readFileSync(new URL('key.pem', TLS_DIR)), cert: readFileSync(new URL('cert.pem', TLS_DIR)) }, (client) => {
     accepted++
@@ -97,6 +100,12 @@ export async function startImapFront(target: { host: string; port: number }): Pr
     }
     // An invalidated session takes no more commands: the server never sees them, the client gets the BYE.
     client.on('data', (d: Buffer) => {
+      const planned = byeOnCommand
+      if (byeText === undefined && planned?.command.test(d.toString('latin1'))) {
+        byeOnCommand = undefined
+        planned.onEnd?.()
+        byeText = planned.text
+      }
       if (byeText === undefined) upstream.write(d)
       else if (boundaries.between) sayBye()
     })
@@ -133,6 +142,9 @@ export async function startImapFront(target: { host: string; port: number }): Pr
     },
     bye(text) {
       for (const s of open) s.bye(text)
+    },
+    byeOn(command, text, onEnd) {
+      byeOnCommand = { command, text, onEnd }
     },
     close() {
       for (const s of open) s.destroy()
