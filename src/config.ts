@@ -22,6 +22,8 @@ export interface Config {
   relay: RelayConfig
   /** Refresh an access token when fewer than this many seconds remain (Exchange HVE rejects tokens ~10 min before expiry). */
   refreshMarginSeconds: number
+  /** How long one request to the token endpoint may take before it counts as the endpoint being down. */
+  tokenTimeoutMs: number
   logLevel: string
   /** Largest mail the API accepts, decoded (Exchange Online's default limit is 35 MB). */
   maxMailBytes: number
@@ -148,6 +150,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       insecureLocalhost: env.MAILBRIDGE_RELAY_INSECURE_LOCALHOST === '1',
     },
     refreshMarginSeconds: int(env, 'MAILBRIDGE_REFRESH_MARGIN_S', 600, 0, 3000),
+    // At most 25 s: a refresh holds its credential's lease for 30 s, and must end before another node may take it.
+    tokenTimeoutMs: int(env, 'MAILBRIDGE_TOKEN_TIMEOUT_S', 15, 1, 25) * 1000,
     logLevel: env.MAILBRIDGE_LOG_LEVEL || 'info',
     maxMailBytes: int(env, 'MAILBRIDGE_MAX_MAIL_BYTES', 35 * 1024 * 1024, 1024, 2 ** 31 - 1),
     queue: {

@@ -26,6 +26,14 @@ export const codes = {
   },
   token_error: { status: 502, admin: '{message}' },
   fetch_failed: { status: 502, admin: '{message}' },
+  database_busy: {
+    status: 503,
+    admin: 'The database is busy: another process held its write lock too long. Nothing was changed; try again in a few seconds.',
+  },
+  storage_full: {
+    status: 507,
+    admin: 'The database has no room left (disk full or its size limit reached). Nothing was changed; free disk space, then try again.',
+  },
   internal: { status: 500, admin: 'Something went wrong inside Mailbridge; the details are in its log.' },
 } as const satisfies Record<string, { status: number; admin: string }>
 
@@ -45,6 +53,20 @@ export class MailbridgeError extends Error {
   get publicMessage(): string {
     return this.status >= 500 && this.code === 'internal' ? codes.internal.admin : this.message
   }
+}
+
+/**
+ * A database driver's refusal that an operator can act on, as its code; anything else stays a 500. SQLite's
+ * result codes (extended ones start with the primary: SQLITE_BUSY_SNAPSHOT) and PostgreSQL's SQLSTATEs.
+ * @see https://www.sqlite.org/rescode.html
+ * @see https://www.postgresql.org/docs/current/errcodes-appendix.html
+ */
+export function databaseErrorCode(e: unknown): ErrorCode | undefined {
+  const code = (e as { code?: unknown } | null)?.code
+  if (typeof code !== 'string') return undefined
+  if (/^SQLITE_(BUSY|LOCKED)/.test(code) || code === '55P03' || code === '53300') return 'database_busy'
+  if (code.startsWith('SQLITE_FULL') || code === '53100') return 'storage_full'
+  return undefined
 }
 
 export const invalid = (field: string, message: string) => new MailbridgeError('validation', { field, message })

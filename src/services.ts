@@ -47,7 +47,7 @@ export function createServices(config: Config, database: Database, log: Logger, 
   const { db } = database
   const box = new SecretBox(keys)
   const settings = new SettingsService(db, box)
-  const credentials = new CredentialService({ db, box, settings, log, refreshMarginSeconds: config.refreshMarginSeconds })
+  const credentials = new CredentialService({ db, box, settings, log, refreshMarginSeconds: config.refreshMarginSeconds, tokenTimeoutMs: config.tokenTimeoutMs })
   const connect = new ConnectService({ db, box, credentials, config, log })
   const outgoingServers = new OutgoingServerService({ db, box, credentials, connect, log })
   const apiTokens = new ApiTokenService(db)

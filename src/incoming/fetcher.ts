@@ -172,9 +172,14 @@ export class Fetcher {
     })
     const uidvalidity = String(box.uidValidity)
     const flag = async (set: string) => {
-      await client.messageFlagsAdd(set, ['\\Seen'], { uid: true }).catch((e: unknown) => {
+      const stored = await client.messageFlagsAdd(set, ['\\Seen'], { uid: true }).catch((e: unknown) => {
         throw toImapError(e, 'fetch', client)
       })
+      // imapflow answers a failed STORE with false, not an error. If the session ended under it (BYE, EOF),
+      // counting it as flagged would move seen_uid past messages that stay unread for ever: reconnect instead.
+      if (!stored && !client.usable) throw toImapError(new Error(`UID STORE ${set} +FLAGS (\\Seen) failed`), 'fetch', client)
+      // A live session that refuses (a read-only folder) would refuse again: say so, and leave the flags.
+      if (!stored) log.warn({ uids: set }, 'the server did not set \\Seen (a read-only folder?); the messages stay unread there')
     }
     /** After the flags are set: everything up to `uid` is stored and \Seen. */
     const flaggedUpTo = (uid: number) =>

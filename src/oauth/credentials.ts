@@ -60,6 +60,8 @@ export class CredentialService {
       settings: SettingsService
       log: Logger
       refreshMarginSeconds: number
+      /** How long one token request may take (MAILBRIDGE_TOKEN_TIMEOUT_S). */
+      tokenTimeoutMs?: number
     },
   ) {}
 
@@ -70,7 +72,7 @@ export class CredentialService {
     const clientSecret = await settings.secret(`${p.route}_client_secret`)
     if (!clientId || !clientSecret) throw new MailbridgeError('credentials_missing', { provider: p.label })
     const endpoint = (await settings.parameter(p.endpointParam))!
-    return { clientId, clientSecret, endpoint }
+    return { clientId, clientSecret, endpoint, timeoutMs: this.deps.tokenTimeoutMs }
   }
 
   async find(p: ProviderSpec, mailbox: string): Promise<CredentialRow | undefined> {

@@ -75,6 +75,8 @@ export function authorizationUrl(
 export interface ClientAuth {
   clientId: string
   clientSecret: Secret
+  /** How long one token request may take; a silent endpoint must not hold a worker (default 15 s). */
+  timeoutMs?: number
 }
 
 const TIMEOUT_MS = 15_000
@@ -82,16 +84,17 @@ const TIMEOUT_MS = 15_000
 /** POST a form to the token endpoint (RFC 6749 §3.2); client_secret_post, as Microsoft accepts (§2.3.1). */
 export async function tokenRequest(p: ProviderSpec, url: string, client: ClientAuth, params: Record<string, string>): Promise<Response> {
   const body = new URLSearchParams({ ...params, client_id: client.clientId, client_secret: client.clientSecret.reveal() })
+  const timeoutMs = client.timeoutMs ?? TIMEOUT_MS
   try {
     return await fetch(url, {
       method: 'POST',
       headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' },
       body,
-      signal: AbortSignal.timeout(TIMEOUT_MS),
+      signal: AbortSignal.timeout(timeoutMs),
       redirect: 'error',
     })
   } catch (cause) {
-    const what = (cause as Error).name === 'TimeoutError' ? `did not answer within ${TIMEOUT_MS / 1000} s` : `could not be reached (${describeCause(cause)})`
+    const what = (cause as Error).name === 'TimeoutError' ? `did not answer within ${timeoutMs / 1000} s` : `could not be reached (${describeCause(cause)})`
     throw new ProviderError(p, 'unreachable', `the token endpoint ${new URL(url).host} ${what}`, undefined, false, true, { cause })
   }
 }

@@ -6,7 +6,7 @@ import type { Secret } from '../crypto/secret.ts'
 import { GroupCommit } from '../db/group-commit.ts'
 import { type Database, isoIn, now } from '../db/index.ts'
 import type { MailRow, OutgoingServerRow } from '../db/schema.ts'
-import { MailbridgeError } from '../errors.ts'
+import { databaseErrorCode, MailbridgeError } from '../errors.ts'
 import type { Logger } from '../log.ts'
 import { literalHeaderText, parseMailbox, toNodemailer, type Mailbox } from '../mail-address.ts'
 import type { CredentialService } from '../oauth/credentials.ts'
@@ -69,6 +69,8 @@ export class MailWorker {
   readonly #useFailed = new Set<string>()
   /** Mailboxes whose dead token this process already announced (token.invalid): once until it works again. */
   readonly #announced = new Set<string>()
+  /** Servers this node saw lock out or refuse AUTH (when, and until when): mails claimed before wait, unattempted. */
+  readonly #pausedHere = new Map<string, { at: number; until: number }>()
   readonly #poll: PollLoop
 
   constructor(
@@ -129,13 +131,17 @@ export class MailWorker {
       for (const mail of claimed) {
         started++
         this.#inflight.set(server.id, (this.#inflight.get(server.id) ?? 0) + 1)
-        const send = this.#deliver(server, mail, forced).finally(() => {
-          const left = (this.#inflight.get(server.id) ?? 1) - 1
-          this.#inflight.set(server.id, left)
-          this.#sends.delete(send)
-          // Refill in batches, not one claim per finished mail.
-          if (left <= (this.#slots.count(server.id) * IN_FLIGHT_PER_CONNECTION) / 2) this.#poll.wake()
-        })
+        const send = this.#deliver(server, mail, forced)
+          // The database refused to record the outcome (busy, full): the mail stays leased, and the lease hands it
+          // back to the queue. At least once: if the server had taken it, it goes out again.
+          .catch((e: unknown) => this.deps.log.error({ err: e, mail_id: mail.id, server_id: server.id, mailbox: server.username }, 'could not record the outcome of a mail; its lease returns it to the queue'))
+          .finally(() => {
+            const left = (this.#inflight.get(server.id) ?? 1) - 1
+            this.#inflight.set(server.id, left)
+            this.#sends.delete(send)
+            // Refill in batches, not one claim per finished mail.
+            if (left <= (this.#slots.count(server.id) * IN_FLIGHT_PER_CONNECTION) / 2) this.#poll.wake()
+          })
         this.#sends.add(send)
       }
     }
@@ -248,6 +254,8 @@ export class MailWorker {
     for (;;) {
       let sending: number | undefined
       try {
+        const held = this.#heldBack(server.id, mail)
+        if (held) return this.#finish(mail, { state: 'outgoing', next_attempt_at: held }, false)
         const slot = this.#pickSlot(server.id)
         if (slot === undefined) return this.#finish(mail, { state: 'outgoing', next_attempt_at: now() }, false)
         this.#slotLoad.set(`${server.id}:${slot}`, (this.#slotLoad.get(`${server.id}:${slot}`) ?? 0) + 1)
@@ -264,7 +272,11 @@ export class MailWorker {
         log.debug({ response: info.response }, 'mail sent')
         return
       } catch (e) {
+        // Our own database failing is not the SMTP server's doing: never record it as the server's answer.
+        if (databaseErrorCode(e)) throw e
         if (e instanceof ProviderError || (e instanceof MailbridgeError && e.code === 'token_error')) return this.#tokenProblem(server, mail, e, log)
+        // The server was paused while this mail waited for a connection: it never reached Exchange.
+        if ((e as Error).message === 'Connection pool was closed' && this.#heldBack(server.id, mail)) continue
         // The pool was replaced (this node's share of connection slots changed) before the mail got a connection.
         if ((e as Error).message === 'Connection pool was closed' && poolReplaced++ < 3) continue
         const verdict = classify(e, where)
@@ -325,7 +337,10 @@ export class MailWorker {
       return this.#finish(mail, { state: 'outgoing', next_attempt_at: isoIn(wait), failure_reason: v.reason, smtp_response: v.response ?? null })
     }
     if (v.kind === 'lockout' || v.kind === 'auth') {
-      // Exchange blocks a mailbox that keeps failing; stop this server before we make it worse.
+      // Exchange blocks a mailbox that keeps failing; stop this server before we make it worse. Closing its pool
+      // hands back the mails queued on its connections (see #deliver); those already on the wire finish.
+      this.#pausedHere.set(server.id, { at: Date.now(), until: Date.now() + this.deps.queue.pauseMs })
+      this.#pool.drop(server.id)
       const paused = await this.#pause(server, v.reason)
       if (!paused && v.kind === 'auth') {
         // Another mail already failed AUTH and paused the server: this one waits for the pause, it did nothing wrong.
@@ -340,6 +355,16 @@ export class MailWorker {
     const reason = v.kind === 'transient' ? `${v.reason} (gave up after ${attempts} attempts)` : v.reason
     log.warn({ failure_type: v.failureType, cause: reason }, 'mail failed')
     await this.#finish(mail, { state: 'exception', failure_type: v.failureType, failure_reason: reason, smtp_response: v.response ?? null })
+  }
+
+  /**
+   * For a mail claimed before this node saw its server lock out: when it may be tried (ISO). Later claims follow
+   * the pause in the database, which the claim already respects.
+   */
+  #heldBack(serverId: string, mail: MailRow): string | undefined {
+    const p = this.#pausedHere.get(serverId)
+    if (!p || p.until <= Date.now() || Date.parse(mail.last_attempt_at ?? mail.created_at) > p.at) return undefined
+    return new Date(p.until).toISOString()
   }
 
   /** Pause a server unless it already is; true when this call paused it. */
@@ -362,7 +387,10 @@ export class MailWorker {
       log.warn({ cause: e.message }, 'mail failed: the token stayed invalid too long')
       return this.#finish(mail, { state: 'exception', failure_type: 'mail_smtp', failure_reason: `The token of ${server.username} stayed invalid for ${Math.round(waited / 60_000)} minutes: ${e.message}` }, false)
     }
-    const wait = transient ? backoffMs(mail.attempts + 1, this.deps.queue) : Math.max(this.deps.queue.retryBaseMs, 60_000)
+    // An unreachable token endpoint is not the mail's fault: it spends no attempt (a 4xx after the outage still has
+    // the whole budget), and the mail waits as long again as it has waited, so a long outage thins its own retries.
+    const { retryBaseMs, retryMaxMs } = this.deps.queue
+    const wait = transient ? backoffMs(1, { retryBaseMs: Math.max(retryBaseMs, waited), retryMaxMs }) : Math.max(retryBaseMs, 60_000)
     log.warn({ cause: e.message, retry_in_s: Math.round(wait / 1000) }, 'mail waits for a valid token')
     this.events.emit('token.invalid', { server_id: server.id, mailbox: server.username, reason: e.message })
     // Announced once per mailbox until a mail gets through again, and before this worker moves on.
@@ -371,7 +399,7 @@ export class MailWorker {
       await this.deps.webhooks.enqueue(this.deps.database.db, 'token.invalid', { server_kind: 'outgoing', server_id: server.id, mailbox, reason: e.message })
       this.#announced.add(mailbox)
     }
-    await this.#finish(mail, { state: 'outgoing', next_attempt_at: isoIn(wait), failure_reason: e.message }, transient)
+    await this.#finish(mail, { state: 'outgoing', next_attempt_at: isoIn(wait), failure_reason: e.message }, false)
   }
 
   /**

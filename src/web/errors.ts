@@ -1,5 +1,5 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import { MailbridgeError } from '../errors.ts'
+import { databaseErrorCode, MailbridgeError } from '../errors.ts'
 
 export interface ErrorBody {
   error: { code: string; message: string; field?: string }
@@ -59,6 +59,8 @@ export function frameworkErrors(e: FastifyError, _req: FastifyRequest, reply: Fa
 /** One handler writes the JSON envelope (design.md §6); a 5xx shows a generic message and logs the detail. */
 export function installErrorHandler(app: FastifyInstance): void {
   app.setErrorHandler((e: FastifyError | MailbridgeError | Error, req, reply) => {
+    const fromDatabase = databaseErrorCode(e)
+    if (fromDatabase) e = new MailbridgeError(fromDatabase, {}, { cause: e })
     if (e instanceof MailbridgeError) {
       if (e.status >= 500) req.log.error({ err: e }, 'request failed')
       const field = typeof e.detail.field === 'string' ? e.detail.field : undefined

@@ -2,19 +2,10 @@ import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { simpleParser } from 'mailparser'
 import { outlook } from '../../src/oauth/providers.ts'
-import { ALICE, startWorld, type World } from '../support/world.ts'
+import { ALICE, runQueue, startWorld, type World } from '../support/world.ts'
 
 const FAST = { MAILBRIDGE_RETRY_BASE_S: '0', MAILBRIDGE_SERVER_PAUSE_S: '600' }
 
-/** Run the worker until no mail is due or being sent. */
-async function drain(w: World, rounds = 50): Promise<void> {
-  const worker = w.mb.services.mailWorker
-  for (let i = 0; i < rounds; i++) {
-    const started = await worker.tick()
-    await worker.idle()
-    if (started === 0) return
-  }
-}
 
 async function ready(o: Parameters<typeof startWorld>[0] = {}) {
   const w = await startWorld({ ...o, env: { ...FAST, ...o.env } })
@@ -44,7 +35,7 @@ test('mail: HTML + text with an attachment is stored, sent over XOAUTH2, and arr
   const accepted = res.json()
   assert.equal(accepted.state, 'outgoing')
   assert.match(accepted.message_id, /^<[0-9a-f]+\.mailbridge@contoso\.com>$/)
-  await drain(w)
+  await runQueue(w)
   assert.equal(w.smtp.messages.length, 1)
   const got = w.smtp.messages[0]!
   assert.equal(got.user, ALICE)
@@ -89,7 +80,7 @@ test('mail: mail.force.smtp.from sends every mail from that address, keeping the
   t.after(w.close)
   await w.mb.api('PUT', '/api/v1/parameters/mail.force.smtp.from', { value: ALICE })
   await w.mb.api('POST', '/api/v1/mail', { from: 'ERP Sales <sales@erp.example>', to: ['bob@fabrikam.com'], subject: 'Invoice', text: 'x' })
-  await drain(w)
+  await runQueue(w)
   const parsed = await simpleParser(w.smtp.messages[0]!.raw)
   assert.deepEqual(parsed.from?.value, [{ name: 'ERP Sales', address: ALICE }])
   assert.deepEqual(parsed.replyTo?.value, [{ name: 'ERP Sales', address: 'sales@erp.example' }])
@@ -100,7 +91,7 @@ test('mail: a sender outside the from_filter is rewritten to the mailbox, so Exc
   const { w } = await ready()
   t.after(w.close)
   await w.mb.api('POST', '/api/v1/mail', { from: 'Shop <noreply@shop.example>', to: ['bob@fabrikam.com'], subject: 'Order', text: 'x' })
-  await drain(w)
+  await runQueue(w)
   const parsed = await simpleParser(w.smtp.messages[0]!.raw)
   assert.deepEqual(parsed.from?.value, [{ name: 'Shop', address: ALICE }])
   assert.equal(parsed.replyTo?.value[0]?.address, 'noreply@shop.example')
@@ -117,7 +108,7 @@ test('mail: a transient 451 is retried with backoff, then sent; attempts and the
   assert.equal(mail.attempts, 1)
   assert.match(mail.failure_reason, /451 4\.7\.500/)
   assert.ok(mail.next_attempt_at)
-  await drain(w)
+  await runQueue(w)
   mail = (await w.mb.api('GET', `/api/v1/mail/${id}`)).json()
   assert.equal(mail.state, 'sent')
   assert.equal(mail.attempts, 2)
@@ -128,7 +119,7 @@ test('mail: a rejected recipient is a permanent failure (mail_email_invalid), ne
   const { w } = await ready({ smtp: { rejectRcpt: (a: string) => (a === 'ghost@fabrikam.com' ? { code: 550, message: '5.1.10 RESOLVER.ADR.RecipientNotFound; Recipient not found by SMTP address lookup' } : undefined) } })
   t.after(w.close)
   const id = (await w.mb.api('POST', '/api/v1/mail', { to: ['ghost@fabrikam.com'], subject: 's', text: 't' })).json().id
-  await drain(w)
+  await runQueue(w)
   const mail = (await w.mb.api('GET', `/api/v1/mail/${id}`)).json()
   assert.equal(mail.state, 'exception')
   assert.equal(mail.failure_type, 'mail_email_invalid')
@@ -145,9 +136,9 @@ test('mail: a 5.2.25x lock-out fails the mail and pauses the server; the rest wa
   const { w, server } = await ready({ smtp: { dataReply: () => ({ code: 550, message: '5.2.252 SendAsDenied; alice@contoso.com not allowed to send as x; throttled' }) } })
   t.after(w.close)
   await w.mb.api('POST', '/api/v1/mail', { to: ['bob@fabrikam.com'], subject: '1', text: 't' })
-  await drain(w)
+  await runQueue(w)
   await w.mb.api('POST', '/api/v1/mail', { to: ['bob@fabrikam.com'], subject: '2', text: 't' })
-  await drain(w)
+  await runQueue(w)
   const s = (await w.mb.api('GET', `/api/v1/outgoing-servers/${server.id}`)).json()
   assert.ok(Date.parse(s.paused_until) > Date.now())
   assert.match(s.pause_reason, /5\.2\.252/)
@@ -160,7 +151,7 @@ test('mail: 535 on a stale token → one refresh → sent', async (t) => {
   t.after(w.close)
   w.ms.expireAccessTokens(ALICE)
   const id = (await w.mb.api('POST', '/api/v1/mail', { to: ['bob@fabrikam.com'], subject: 's', text: 't' })).json().id
-  await drain(w)
+  await runQueue(w)
   assert.equal((await w.mb.api('GET', `/api/v1/mail/${id}`)).json().state, 'sent')
   assert.equal(refreshes(w), 1)
   assert.deepEqual(w.smtp.authAttempts.map((a) => a.ok), [false, true])
@@ -173,7 +164,7 @@ test('mail: a burst of 40 that needs a refresh makes exactly one refresh call', 
   await w.mb.services.database.db.updateTable('credentials').set({ access_expires_at: new Date(Date.now() + 60_000).toISOString() }).execute()
   w.ms.setTokenEndpoint({ delayMs: 100 })
   for (let i = 0; i < 40; i++) await w.mb.api('POST', '/api/v1/mail', { to: ['bob@fabrikam.com'], subject: `m${i}`, text: 't' })
-  await drain(w)
+  await runQueue(w)
   assert.equal(w.smtp.messages.length, 40)
   assert.equal(refreshes(w), 1)
   assert.ok(w.smtp.connections.max <= 3, `at most 3 connections per mailbox, saw ${w.smtp.connections.max}`)
@@ -187,7 +178,7 @@ test('mail: a dead token keeps mails queued (not failed) until Reconnect, then t
   const events: unknown[] = []
   w.mb.services.mailWorker.events.on('token.invalid', (e) => events.push(e))
   const id = (await w.mb.api('POST', '/api/v1/mail', { to: ['bob@fabrikam.com'], subject: 's', text: 't' })).json().id
-  await drain(w)
+  await runQueue(w)
   let mail = (await w.mb.api('GET', `/api/v1/mail/${id}`)).json()
   assert.equal(mail.state, 'outgoing')
   assert.match(mail.failure_reason, /AADSTS50173|Reconnect/)
@@ -196,7 +187,7 @@ test('mail: a dead token keeps mails queued (not failed) until Reconnect, then t
   w.ms.addUser(ALICE)
   assert.equal((await w.connect(server.id)).statusCode, 302)
   await w.mb.api('POST', `/api/v1/mail/${id}/retry`)
-  await drain(w)
+  await runQueue(w)
   mail = (await w.mb.api('GET', `/api/v1/mail/${id}`)).json()
   assert.equal(mail.state, 'sent')
 })
@@ -206,7 +197,7 @@ test('mail: the per-minute limit holds; the rest wait for the next minute', asyn
   t.after(w.close)
   await w.mb.api('PATCH', `/api/v1/outgoing-servers/${server.id}`, { max_per_minute: 5 })
   for (let i = 0; i < 8; i++) await w.mb.api('POST', '/api/v1/mail', { to: ['bob@fabrikam.com'], subject: `m${i}`, text: 't' })
-  await drain(w)
+  await runQueue(w)
   assert.equal(w.smtp.messages.length, 5)
   assert.equal((await w.mb.api('GET', '/api/v1/mail?state=outgoing')).json().items.length, 3)
 })

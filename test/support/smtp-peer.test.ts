@@ -211,6 +211,24 @@ test('dropDuringData cuts the connection mid-DATA and records nothing', async (t
   await peer.waitFor(1)
 })
 
+test('dropBeforeReply records the message, then cuts the connection before the 250: the client sees an error', async (t) => {
+  const { em, peer } = await setup(t, { dropBeforeReply: (n) => n === 1 })
+  const token = em.mintAccessToken({ user: ALICE })
+  await assert.rejects(send(peer, { user: ALICE, token }))
+  assert.equal(peer.messages.length, 1, 'the server had it')
+  assert.equal(peer.dataCommands(), 1)
+})
+
+test('a 421 reply to DATA closes the connection (RFC 5321 §3.8); dataCommands counts refused attempts too', async (t) => {
+  const { em, peer } = await setup(t, { dataReply: (n) => (n === 1 ? { code: 421, message: '4.3.2 Service not available, closing transmission channel' } : undefined) })
+  const token = em.mintAccessToken({ user: ALICE })
+  await assert.rejects(send(peer, { user: ALICE, token }), smtpError(/^421 4\.3\.2 Service not available/))
+  await until(() => peer.connections.current === 0)
+  await send(peer, { user: ALICE, token })
+  assert.equal(peer.dataCommands(), 2)
+  assert.equal(peer.messages.length, 1)
+})
+
 test('waitFor times out with a clear message when too few messages arrive', async (t) => {
   const { peer } = await setup(t)
   await assert.rejects(peer.waitFor(1, 50), /0 of 1 messages/)

@@ -29,8 +29,13 @@ export interface PeerBehaviour {
   delayMs: number
   /** authenticated sessions per mailbox; one more gets 432 4.3.2 on AUTH (a slot frees when its socket closes) */
   maxConnections: number
-  /** destroy the socket mid-DATA */
+  /** destroy the socket mid-DATA, after the first chunk of the message arrived; nothing is recorded */
   dropDuringData: (n: number) => boolean
+  /**
+   * take the whole message (recorded, as a server that queued it would), then destroy the socket before the 250:
+   * the reply is lost on the way, the client cannot know the mail went through
+   */
+  dropBeforeReply: (n: number) => boolean
 }
 
 export interface SmtpPeerMessage { from: string; to: string[]; raw: Buffer; user: string; at: Date }
@@ -42,6 +47,8 @@ export interface SmtpPeer {
   authAttempts: Array<{ user: string; ok: boolean }>
   /** concurrent TCP connections now, and their high-water mark */
   connections: { current: number; max: number }
+  /** DATA commands seen, including those refused or cut: the attempts, where `messages` are the deliveries */
+  dataCommands(): number
   behave(b: Partial<PeerBehaviour>): void
   waitFor(n: number, timeoutMs?: number): Promise<void>
   close(): Promise<void>
@@ -86,6 +93,7 @@ const defaults: PeerBehaviour = {
   delayMs: 0,
   maxConnections: Number.POSITIVE_INFINITY,
   dropDuringData: () => false,
+  dropBeforeReply: () => false,
 }
 
 export async function startSmtpPeer(o: SmtpPeerOptions): Promise<SmtpPeer> {
@@ -142,10 +150,11 @@ export async function startSmtpPeer(o: SmtpPeerOptions): Promise<SmtpPeer> {
 
     onData(stream, session, callback) {
       const n = ++dataCount
+      const socket = () => sockets.get(session.id)?._socket
       if (behaviour.dropDuringData(n)) {
         stream.on('error', () => {})
+        stream.once('data', () => socket()?.destroy())
         stream.resume()
-        sockets.get(session.id)?._socket.destroy()
         return
       }
       const chunks: Buffer[] = []
@@ -154,7 +163,12 @@ export async function startSmtpPeer(o: SmtpPeerOptions): Promise<SmtpPeer> {
         const raw = Buffer.concat(chunks)
         const reply = stream.sizeExceeded ? R.tooBig : behaviour.dataReply(n)
         void sleep(behaviour.delayMs).then(() => {
-          if (reply && reply.code >= 400) return callback(replyError(reply))
+          if (reply && reply.code >= 400) {
+            callback(replyError(reply))
+            // RFC 5321 §3.8: a server that answers 421 closes the channel.
+            if (reply.code === 421) setImmediate(() => socket()?.end())
+            return
+          }
           messages.push({
             from: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
             to: session.envelope.rcptTo.map((r) => r.address),
@@ -163,6 +177,7 @@ export async function startSmtpPeer(o: SmtpPeerOptions): Promise<SmtpPeer> {
             at: new Date(),
           })
           events.emit('message')
+          if (behaviour.dropBeforeReply(n)) return void socket()?.destroy()
           // Exchange: "250 2.0.0 OK <Message-ID> [Hostname=...]"
           callback(null, reply ? reply.message : `2.0.0 OK ${messageId(raw)} [Hostname=${HOST}]`)
         })
@@ -250,6 +265,7 @@ export async function startSmtpPeer(o: SmtpPeerOptions): Promise<SmtpPeer> {
     messages,
     authAttempts,
     connections,
+    dataCommands: () => dataCount,
     behave(b) {
       behaviour = { ...behaviour, ...b }
     },

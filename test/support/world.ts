@@ -26,6 +26,16 @@ export interface World {
   close(): Promise<void>
 }
 
+/** Run the queue worker pass by pass until a pass starts no mail (none due, or the server paused). */
+export async function runQueue(w: Pick<World, 'mb'>, rounds = 50): Promise<void> {
+  const worker = w.mb.services.mailWorker
+  for (let i = 0; i < rounds; i++) {
+    const started = await worker.tick()
+    await worker.idle()
+    if (started === 0) return
+  }
+}
+
 /**
  * Mailbridge, the Microsoft emulator with an app and users registered, and the SMTP peer validating tokens
  * against the emulator: the usual cast of an end-to-end test.
