@@ -108,7 +108,7 @@ export class Fetcher {
       error = explainImapFailure(row, e)
       log.warn({ cause: (e as Error).message, ...result }, 'fetch failed; what was stored stays stored')
       if (e instanceof ImapError && e.stage === 'auth') await this.deps.credentials.recordUseFailure(this.deps.servers.provider(row), row.username, error)
-      const tokenDead = (e instanceof ImapError && e.stage === 'auth') || e instanceof ProviderError || (e instanceof MailbridgeError && e.code === 'token_error')
+      const tokenDead = (e instanceof ImapError && e.stage === 'auth') || (e instanceof ProviderError ? !e.transient : e instanceof MailbridgeError && e.code === 'token_error')
       if (tokenDead) await this.deps.webhooks.enqueue(db, 'token.invalid', { server_kind: 'incoming', server_id: row.id, mailbox: row.username.toLowerCase(), reason: error })
     } finally {
       await db

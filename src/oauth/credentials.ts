@@ -33,6 +33,10 @@ export function tokenView(p: ProviderSpec, row: CredentialRow | undefined): Toke
   if (!row?.refresh_token) {
     return { status: 'missing', valid: false, label: `${p.label} Token Missing: click Connect your ${p.label} account`, expires_at: null, last_error: null }
   }
+  if (row.last_error_code?.startsWith('transient:')) {
+    // The provider could not be reached or was briefly unavailable: the link itself is fine, mails wait and retry.
+    return { status: 'valid', valid: true, label: `${p.label} Token Valid (the last refresh could not reach ${p.label}; it is retried)`, expires_at: row.access_expires_at, last_error: row.last_error }
+  }
   if (row.last_error) {
     const expired = /700082|70008|expired/i.test(row.last_error_code ?? '')
     return {
@@ -195,7 +199,7 @@ export class CredentialService {
       return tokens.accessToken
     } catch (e) {
       const pe = e instanceof ProviderError ? e : undefined
-      const code = pe ? (pe.reconnect ? `reconnect:${pe.shortCode}` : pe.shortCode) : 'error'
+      const code = pe ? (pe.reconnect ? `reconnect:${pe.shortCode}` : pe.transient ? `transient:${pe.shortCode}` : pe.shortCode) : 'error'
       await db
         .updateTable('credentials')
         .set({ last_error: (e as Error).message, last_error_code: code, refresh_lock_until: null, updated_at: now() })

@@ -392,10 +392,11 @@ export class MailWorker {
     const { retryBaseMs, retryMaxMs } = this.deps.queue
     const wait = transient ? backoffMs(1, { retryBaseMs: Math.max(retryBaseMs, waited), retryMaxMs }) : Math.max(retryBaseMs, 60_000)
     log.warn({ cause: e.message, retry_in_s: Math.round(wait / 1000) }, 'mail waits for a valid token')
-    this.events.emit('token.invalid', { server_id: server.id, mailbox: server.username, reason: e.message })
+    // An unreachable provider is not a dead token: nobody needs to Reconnect, so nothing is announced.
+    if (!transient) this.events.emit('token.invalid', { server_id: server.id, mailbox: server.username, reason: e.message })
     // Announced once per mailbox until a mail gets through again, and before this worker moves on.
     const mailbox = server.username.toLowerCase()
-    if (this.deps.webhooks && !this.#announced.has(mailbox)) {
+    if (this.deps.webhooks && !transient && !this.#announced.has(mailbox)) {
       await this.deps.webhooks.enqueue(this.deps.database.db, 'token.invalid', { server_kind: 'outgoing', server_id: server.id, mailbox, reason: e.message })
       this.#announced.add(mailbox)
     }

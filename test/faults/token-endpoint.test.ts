@@ -64,6 +64,8 @@ test('token endpoint down, then 503, for many retry rounds: mails wait (none fai
 
   // The connection is cut (what an unreachable login.microsoftonline.com looks like), then Microsoft answers
   // 503 AADSTS90033 temporarily_unavailable: each for far more rounds than the retry budget allows.
+  const announced: unknown[] = []
+  w.mb.services.mailWorker.events.on('token.invalid', (e) => announced.push(e))
   w.ms.setTokenEndpoint({ down: true })
   await passesUntil(w, () => refreshes(w).filter((r) => r.error === 'down').length >= 10)
   w.ms.setTokenEndpoint({ status503: true })
@@ -75,6 +77,12 @@ test('token endpoint down, then 503, for many retry rounds: mails wait (none fai
   }
   assert.equal(w.smtp.messages.length, 0)
   assert.ok(w.mb.logs.some((l) => l.includes('mail waits for a valid token')))
+  // Nobody has to Reconnect: the tag stays green (with the cause beside it) and token.invalid is not announced.
+  const during = (await w.mb.api('GET', `/api/v1/outgoing-servers/${server.id}`)).json().token
+  assert.equal(during.valid, true, during.label)
+  assert.match(during.label, /^Outlook Token Valid \(the last refresh could not reach Outlook/)
+  assert.match(during.last_error, /AADSTS90033|temporarily/)
+  assert.deepEqual(announced, [])
 
   w.ms.setTokenEndpoint({})
   // The first SMTP answer after the outage is a 451: the mail still has its whole retry budget for it.
