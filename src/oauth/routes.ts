@@ -2,7 +2,7 @@ import type { FastifyPluginAsync } from 'fastify'
 import { MailbridgeError } from '../errors.ts'
 import { html, page } from '../html.ts'
 import type { ConfirmQuery, ConfirmTarget, ConnectService } from './connect.ts'
-import { providers, type ProviderId } from './providers.ts'
+import { consentProviders } from './providers.ts'
 
 export const serverPath = (t: ConfirmTarget): string => `/admin/${t.serverKind}-servers/${encodeURIComponent(t.serverId)}`
 
@@ -20,15 +20,15 @@ const QueryString = {
 } as const
 
 /**
- * The OAuth redirect targets (`/microsoft_outlook/confirm`). The state alone authorises the call; a refusal is
+ * The OAuth redirect targets (`/microsoft_outlook/confirm`, `/google_gmail/confirm`). The state alone authorises the call; a refusal is
  * a readable page that says what happened and links back to the server.
  */
 export const confirmRoutes: FastifyPluginAsync<{ connect: ConnectService; sessionOf: (req: import('fastify').FastifyRequest) => string | undefined }> = async (
   app,
   { connect, sessionOf },
 ) => {
-  for (const id of Object.keys(providers) as ProviderId[]) {
-    const p = providers[id]
+  for (const p of consentProviders()) {
+    const id = p.id
     app.get(`/${p.route}/confirm`, { schema: { querystring: QueryString, hide: true } }, async (req, reply) => {
       try {
         const target = await connect.confirm(id, req.query as ConfirmQuery, sessionOf(req))
