@@ -52,10 +52,10 @@ export interface ProviderClient extends ClientAuth {
 export function tokenView(p: ProviderSpec, row: CredentialRow | undefined): TokenView {
   if (p.grant === 'client_credentials') {
     // No consent, no refresh token: a token is requested on first use (or Test Connection).
+    if (row?.last_error) return { status: 'invalid', valid: false, label: `${p.label} Token Invalid: ${row.last_error}`, expires_at: row.access_expires_at, last_error: row.last_error }
     if (!row?.access_token) {
       return { status: 'missing', valid: false, label: `${p.label} Token Missing: click Test Connection to request one`, expires_at: null, last_error: null }
     }
-    if (row.last_error) return { status: 'invalid', valid: false, label: `${p.label} Token Invalid: ${row.last_error}`, expires_at: row.access_expires_at, last_error: row.last_error }
     return { status: 'valid', valid: true, label: `${p.label} Token Valid`, expires_at: row.access_expires_at, last_error: null }
   }
   if (!row?.refresh_token) {

@@ -86,6 +86,7 @@ test('app-only: a tenant where the app was never admin-consented gets AADSTS7000
   const refused = (await w.mb.api('POST', `/api/v1/outgoing-servers/${stranger.id}/test`)).json()
   assert.equal(refused.ok, false)
   assert.match(refused.message, /AADSTS700016/)
+  assert.match((await w.mb.api('GET', `/api/v1/outgoing-servers/${stranger.id}`)).json().token.label, /^Outlook \(app-only\) Token Invalid: .*AADSTS700016/)
   const other = await appServer(w, { username: 'ceo@contoso.com' })
   const denied = (await w.mb.api('POST', `/api/v1/outgoing-servers/${other.id}/test`)).json()
   assert.equal(denied.ok, false)
