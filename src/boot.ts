@@ -12,8 +12,8 @@ export interface Booted {
 }
 
 /** Config → database (migrated) → key → services, plus the admin password and API token on first start. */
-export async function boot(config: Config = loadConfig(), log: Logger = createLogger(config.logLevel)): Promise<Booted> {
-  const database = openDatabase(config.databaseUrl)
+export async function boot(config: Config = loadConfig(), log: Logger = createLogger(config.logLevel), o: { redoable?: boolean } = {}): Promise<Booted> {
+  const database = openDatabase(config.databaseUrl, o)
   const applied = await migrate(database.db, database.schema)
   if (applied.length) log.info({ applied }, 'database migrated')
   const { key, created } = loadOrCreateKey(config.dataDir, config.secretKey)

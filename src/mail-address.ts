@@ -1,3 +1,5 @@
+import { encodeWord } from 'nodemailer/lib/mime-funcs'
+
 /**
  * One e-mail address (RFC 5322 addr-spec, dot-atom local part, with UTF-8 allowed per RFC 6531), without a
  * display name. Deliberately strict: an address that reaches an SMTP envelope must need no quoting.
@@ -42,8 +44,14 @@ export function parseMailbox(value: string): Mailbox | undefined {
   return { name, address }
 }
 
-/** Nodemailer's address object: it encodes non-ASCII names (RFC 2047) and quotes as needed. */
-export const toNodemailer = (m: Mailbox): { name: string; address: string } => ({ name: m.name, address: m.address })
+/**
+ * Text holding something shaped like an RFC 2047 encoded-word ("=?UTF-8?Q?hi?="): mail readers decode it even
+ * inside quotes, so a name or subject that merely contains one must be encoded itself to arrive unchanged.
+ */
+export const looksEncoded = (text: string): boolean => /=\?[^?\s]+\?[BbQq]\?[^?\s]*\?=/.test(text)
+
+/** Nodemailer's address object: it encodes non-ASCII names (RFC 2047) and quotes as needed; lookalikes are encoded here. */
+export const toNodemailer = (m: Mailbox): { name: string; address: string } => ({ name: looksEncoded(m.name) ? encodeWord(m.name, 'Q', 52) : m.name, address: m.address })
 
 export function formatMailbox(m: Mailbox): string {
   if (!m.name) return m.address

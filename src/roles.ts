@@ -1,5 +1,6 @@
 import { fileURLToPath } from 'node:url'
 import { Worker, isMainThread, parentPort } from 'node:worker_threads'
+import { addCounterSource } from './metrics.ts'
 import type { Services } from './services.ts'
 
 export type Role = 'web' | 'worker' | 'all'
@@ -46,9 +47,30 @@ export async function runInThread(s: Services): Promise<Background> {
     }, 20)
   }
   s.mails.events.on('queued', nudge)
+  let asked = 0
+  const removeSource = addCounterSource(
+    () =>
+      new Promise((resolve, reject) => {
+        const seq = ++asked
+        const answer = (m: { metrics?: number; snapshot?: never }) => {
+          if (m.metrics !== seq) return
+          worker.off('message', answer)
+          clearTimeout(timer)
+          resolve(m.snapshot!)
+        }
+        // A scrape must not hang on a busy or dead thread: its counters are then left out of this one.
+        const timer = setTimeout(() => {
+          worker.off('message', answer)
+          reject(new Error('the background thread did not answer'))
+        }, 2000)
+        worker.on('message', answer)
+        worker.postMessage({ metrics: seq })
+      }),
+  )
   return {
     nudge,
     stop: async () => {
+      removeSource()
       await ready.catch(() => undefined)
       clearTimeout(pending)
       const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()))

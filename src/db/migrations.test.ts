@@ -2,13 +2,14 @@ import assert from 'node:assert/strict'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { test } from 'node:test'
+import { test, type TestContext } from 'node:test'
 import { Migrator } from 'kysely'
 import { createTestDatabase } from '../../test/support/harness.ts'
 import { migrate, openDatabase } from './index.ts'
 import { migrations } from './migrations/index.ts'
 
-test('migrate: a database that already ran a later-numbered migration still takes an earlier one that landed after it', async (t) => {
+/** An empty database (SQLite file or PostgreSQL schema), removed after the test. */
+async function freshDatabase(t: TestContext) {
   const dir = mkdtempSync(join(tmpdir(), 'mailbridge-migrations-'))
   const testDb = await createTestDatabase(dir)
   const database = openDatabase(testDb.url)
@@ -17,6 +18,11 @@ test('migrate: a database that already ran a later-numbered migration still take
     await testDb.drop()
     rmSync(dir, { recursive: true, force: true })
   })
+  return database
+}
+
+test('migrate: a database that already ran a later-numbered migration still takes an earlier one that landed after it', async (t) => {
+  const database = await freshDatabase(t)
   const names = Object.keys(migrations).sort()
   assert.ok(names.length >= 3, 'needs a migration in the middle to leave out')
   const middle = names[names.length - 2]!
@@ -27,4 +33,21 @@ test('migrate: a database that already ran a later-numbered migration still take
   assert.equal(first.error, undefined)
   assert.deepEqual(await migrate(database.db, database.schema), [middle])
   assert.deepEqual(await migrate(database.db, database.schema), [], 'and nothing twice')
+})
+
+test('0010-message-seq: messages stored before it get seq in id order, and the counter starts after them', async (t) => {
+  const database = await freshDatabase(t)
+  const before = Object.fromEntries(Object.entries(migrations).filter(([name]) => name < '0010-message-seq'))
+  const old = new Migrator({ db: database.db, provider: { getMigrations: async () => before }, ...(database.schema ? { migrationTableSchema: database.schema } : {}) })
+  assert.equal((await old.migrateToLatest()).error, undefined)
+  const { db } = database
+  const at = new Date().toISOString()
+  await db.insertInto('incoming_servers' as never).values({ id: 's1', name: 'Inbox', authentication: 'outlook', host: 'h', port: 993, encryption: 'ssl', username: 'a@b.c', folder: 'INBOX', state: 'confirmed', poll_interval_s: 60, mark_seen: 1, created_at: at, updated_at: at } as never).execute()
+  for (const id of ['m3', 'm1', 'm2']) {
+    await db.insertInto('messages' as never).values({ id, server_id: 's1', folder: 'INBOX', uidvalidity: '1', uid: Number(id[1]), thread_id: `<${id}>`, references: '[]', to_addrs: '[]', cc_addrs: '[]', size: 1, received_at: at } as never).execute()
+  }
+  await migrate(db, database.schema)
+  const rows = await db.selectFrom('messages').select(['id', 'seq']).orderBy('id').execute()
+  assert.deepEqual(rows.map((r) => [r.id, Number(r.seq)]), [['m1', 1], ['m2', 2], ['m3', 3]])
+  assert.equal(Number((await db.selectFrom('counters').select('value').where('name', '=', 'messages').executeTakeFirstOrThrow()).value), 3)
 })

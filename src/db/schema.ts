@@ -19,6 +19,7 @@ export interface DB {
   incoming_servers: IncomingServerRow
   incoming_sync: IncomingSyncTable
   messages: MessageRow
+  counters: CounterRow
   message_raws: { message_id: string; raw: Buffer }
   message_attachments: MessageAttachmentRow
   webhooks: WebhookRow
@@ -200,6 +201,8 @@ export interface MessageRow {
   size: number
   parse_error: string | null
   received_at: string
+  /** Commit order (see incoming/fetcher.ts): what "after this cursor" pages by. Null only for a moment, never once committed. */
+  seq: number | null
 }
 
 export interface MessageAttachmentRow {
@@ -242,3 +245,9 @@ export interface WebhookDeliveryTable {
   updated_at: string
 }
 export type WebhookDeliveryRow = Selectable<WebhookDeliveryTable>
+
+/** Named counters whose row lock orders commits across nodes (messages.seq). */
+export interface CounterRow {
+  name: string
+  value: number
+}

@@ -14,6 +14,7 @@ import type { FetchResult } from './model.ts'
 import { explainImapFailure, type IncomingServerService } from './service.ts'
 import type { ParsePool, Parsed } from './parse.ts'
 import { linkThread } from './threading.ts'
+import { fetches, messagesFetched } from '../metrics.ts'
 import { PollLoop } from '../poll-loop.ts'
 
 /** Reconnects one fetch may make (a dropped session, `BYE ... AccessTokenExpired`) before it gives up. */
@@ -118,6 +119,9 @@ export class Fetcher {
         .execute()
     }
     result.failed = result.fetched - result.stored - result.duplicates
+    fetches.inc({ result: error ? 'failed' : 'ok' })
+    messagesFetched.inc({ outcome: 'stored' }, result.stored)
+    messagesFetched.inc({ outcome: 'duplicate' }, result.duplicates)
     if (error && result.fetched === 0) throw new MailbridgeError('fetch_failed', { message: error })
     return result
   }
@@ -198,15 +202,14 @@ export class Fetcher {
     log.info({ new_messages: total, last_uid: lastUid, uidvalidity }, 'fetching new messages')
     let done = 0
     let lastLogged = Date.now()
-    const progress = async () => {
-      const text = `${done} of ${total} new messages stored`
-      await db.updateTable('incoming_servers').set({ sync_progress: text, lease_until: isoIn(this.deps.config.leaseMs) }).where('id', '=', row.id).where('lease_owner', '=', this.id).execute()
+    const progressText = () => `${done} of ${total} new messages stored`
+    const logProgress = () => {
       if (Date.now() - lastLogged > 2000 || done === total) {
         lastLogged = Date.now()
-        log.info({ done, total }, text)
+        log.info({ done, total }, progressText())
       }
     }
-    await progress()
+    await this.#progress(db, row.id, progressText())
     const chunkSize = batchSize * 10
     for (let c = 0; c < uids.length; c += chunkSize) {
       const chunk = uids.slice(c, c + chunkSize)
@@ -226,11 +229,11 @@ export class Fetcher {
           while (safe < chunk.length && inChunk.has(chunk[safe]!)) safe++
           const upTo = final ? chunk[chunk.length - 1]! : safe > 0 ? chunk[safe - 1]! : lastUid
           upToCommitted = Math.max(upTo, lastUid)
-          const stored = await this.#store(row, uidvalidity, batch, parsed, upToCommitted, result, log)
-          for (const m of batch) committed.push(m.uid)
           const before = done
           done = c + (final ? chunk.length : safe)
-          if (done !== before) await progress()
+          const stored = await this.#store(row, uidvalidity, batch, parsed, upToCommitted, done !== before ? progressText() : null, result, log)
+          for (const m of batch) committed.push(m.uid)
+          if (done !== before) logProgress()
           if (batch.length) await hooks.afterBatch?.({ uids: batch.map((m) => m.uid), stored })
         })
       }
@@ -267,13 +270,19 @@ export class Fetcher {
     }
   }
 
-  /** One transaction: messages, raw, attachments, threads, webhook deliveries, and the folder's last UID. */
+  /** The server's status line ("n of m new messages stored"), and a longer lease: this fetch is alive. */
+  #progress(db: Pick<Tx, 'updateTable'>, serverId: string, text: string) {
+    return db.updateTable('incoming_servers').set({ sync_progress: text, lease_until: isoIn(this.deps.config.leaseMs) }).where('id', '=', serverId).where('lease_owner', '=', this.id).execute()
+  }
+
+  /** One transaction: messages, raw, attachments, threads, webhook deliveries, the folder's last UID, the progress. */
   async #store(
     row: IncomingServerRow,
     uidvalidity: string,
     fetched: Array<{ uid: number; source: Buffer }>,
     parsed: Parsed[],
     lastUid: number,
+    progress: string | null,
     result: FetchResult,
     log: Logger,
   ): Promise<number> {
@@ -281,6 +290,10 @@ export class Fetcher {
     let stored = 0
     await db.transaction().execute(async (tx: Tx) => {
       const at = now()
+      // First, the counter row: its lock, held to commit, makes message stores (any server, any node) commit one
+      // after another, so seq follows commit order and a reader's "after my cursor" can never skip a message.
+      const counter = await tx.updateTable('counters').set((eb) => ({ value: eb('value', '+', 0) })).where('name', '=', 'messages').returning('value').executeTakeFirstOrThrow()
+      const seq = Number(counter.value)
       for (const [i, m] of fetched.entries()) {
         const p = parsed[i]!
         // Two lookups, each on its own index: an OR across both would scan the table once per message.
@@ -294,7 +307,9 @@ export class Fetcher {
             .where('uid', '=', m.uid)
             .executeTakeFirst()) ??
           (p.row.message_id
-            ? await tx.selectFrom('messages').select('id').where('message_id', '=', p.row.message_id).where('server_id', '=', row.id).executeTakeFirst()
+            ? // By Message-ID alone, the server compared here: with both in the WHERE, SQLite (no ANALYZE) walks the
+              // server's index instead, every message of the mailbox for every new one.
+              (await tx.selectFrom('messages').select(['id', 'server_id']).where('message_id', '=', p.row.message_id).execute()).find((x) => x.server_id === row.id)
             : undefined)
         if (same) {
           result.duplicates++
@@ -315,6 +330,7 @@ export class Fetcher {
             in_reply_to_mail_id: link.inReplyToMailId,
             size: m.source.length,
             received_at: at,
+            seq: seq + stored + 1,
           })
           .execute()
         await tx.insertInto('message_raws').values({ message_id: id, raw: m.source }).execute()
@@ -348,6 +364,8 @@ export class Fetcher {
         .values({ server_id: row.id, folder: row.folder, uidvalidity, last_uid: lastUid, updated_at: at })
         .onConflict((oc) => oc.columns(['server_id', 'folder']).doUpdateSet({ uidvalidity, last_uid: lastUid, updated_at: at }))
         .execute()
+      if (progress) await this.#progress(tx, row.id, progress)
+      if (stored) await tx.updateTable('counters').set({ value: seq + stored }).where('name', '=', 'messages').execute()
     })
     result.stored += stored
     return stored

@@ -1,23 +1,28 @@
 import type { Kysely } from 'kysely'
 import { simpleParser } from 'mailparser'
 import type { DB } from '../db/index.ts'
-import { MailbridgeError, notFound } from '../errors.ts'
+import { MailbridgeError, invalid, notFound } from '../errors.ts'
 import { messageToApi, type Message } from './model.ts'
 
 /** Fetched messages as the application reads them: a list that pages forward, one message, its raw form, its attachments. */
 export class MessageService {
   constructor(private readonly deps: { db: Kysely<DB> }) {}
 
-  /** Oldest first; `cursor` is the id of the last message seen, so polling with it returns only newer ones. */
+  /**
+   * In the order messages were stored; `cursor` is the id of the last message seen, so polling with it returns
+   * only what was stored since, even from several nodes fetching at once (messages.seq follows commit order).
+   */
   async list(q: { server_id?: string; limit?: number; cursor?: string }): Promise<{ items: Message[]; next_cursor: string | null }> {
     const { db } = this.deps
     const limit = q.limit ?? 50
+    const after = q.cursor === undefined ? undefined : await db.selectFrom('messages').select('seq').where('id', '=', q.cursor).executeTakeFirst()
+    if (q.cursor !== undefined && !after) throw invalid('cursor', `No message has the id ${q.cursor}: pass the next_cursor of a previous page, or leave cursor out to start from the first message.`)
     const rows = await db
       .selectFrom('messages')
       .selectAll()
       .$if(q.server_id !== undefined, (b) => b.where('server_id', '=', q.server_id!))
-      .$if(q.cursor !== undefined, (b) => b.where('id', '>', q.cursor!))
-      .orderBy('id')
+      .$if(after !== undefined, (b) => b.where('seq', '>', after!.seq))
+      .orderBy('seq')
       .limit(limit + 1)
       .execute()
     const page = rows.slice(0, limit)

@@ -5,7 +5,7 @@ import type { MessageRow } from '../db/schema.ts'
 import { messageIds } from './threading.ts'
 
 export interface Parsed {
-  row: Omit<MessageRow, 'id' | 'server_id' | 'folder' | 'uidvalidity' | 'uid' | 'thread_id' | 'in_reply_to_mail_id' | 'received_at' | 'size'>
+  row: Omit<MessageRow, 'id' | 'server_id' | 'folder' | 'uidvalidity' | 'uid' | 'thread_id' | 'in_reply_to_mail_id' | 'received_at' | 'size' | 'seq'>
   attachments: Array<{ filename: string | null; content_type: string; size: number }>
 }
 

@@ -1,5 +1,6 @@
 import type { FastifyPluginAsync } from 'fastify'
 import { Type, type Static } from 'typebox'
+import { Cursor, Limit } from '../paging.ts'
 import type { Fetcher } from './fetcher.ts'
 import type { MessageService } from './messages.ts'
 import { FetchResult, IncomingServer, IncomingServerInput, Message } from './model.ts'
@@ -50,8 +51,8 @@ export const incomingServerRoutes: FastifyPluginAsync<{ servers: IncomingServerS
 const ListQuery = Type.Object(
   {
     server_id: Type.Optional(Type.String({ maxLength: 64 })),
-    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500 })),
-    cursor: Type.Optional(Type.String({ maxLength: 64 })),
+    limit: Limit,
+    cursor: Cursor,
   },
   { additionalProperties: false },
 )

@@ -6,6 +6,7 @@ import { type DB, isoIn, newId, now } from '../db/index.ts'
 import type { CredentialRow } from '../db/schema.ts'
 import { MailbridgeError } from '../errors.ts'
 import type { SettingsService } from '../settings/service.ts'
+import { tokenRefreshes } from '../metrics.ts'
 import { isCloud, type Cloud } from './clouds.ts'
 import { ProviderError, clientCredentialsGrant, refreshGrant, type ClientAuth, type Identity, type TokenSet } from './protocol.ts'
 import type { Endpoints, ProviderSpec } from './providers.ts'
@@ -251,6 +252,7 @@ export class CredentialService {
         }))
         .where('id', '=', id)
         .execute()
+      tokenRefreshes.inc({ provider: p.id, result: 'ok' })
       log.info({ expires_at: tokens.expiresAt.toISOString() }, 'access token refreshed')
       return tokens.accessToken
     } catch (e) {
@@ -261,6 +263,7 @@ export class CredentialService {
         .set({ last_error: (e as Error).message, last_error_code: code, refresh_lock_until: null, updated_at: now() })
         .where('id', '=', id)
         .execute()
+      tokenRefreshes.inc({ provider: p.id, result: pe?.shortCode ?? 'error' })
       log.warn({ err_code: code, cause: (e as Error).message }, 'token refresh failed')
       throw e
     }

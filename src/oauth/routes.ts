@@ -19,6 +19,13 @@ const QueryString = {
   },
 } as const
 
+/** The query's first refused parameter, said the way the callback's other refusals are. */
+function confirmQueryError(e: Error & { validation?: Array<{ instancePath?: string }> }, provider: string): MailbridgeError {
+  const name = e.validation?.[0]?.instancePath?.replace(/^\//, '')
+  if (name === 'state') return new MailbridgeError('state_invalid', { provider })
+  return new MailbridgeError('bad_request', { message: `The callback's ${name ?? 'query'} parameter is malformed (given twice, or too long). Click Connect again.` })
+}
+
 /**
  * The OAuth redirect targets (`/microsoft_outlook/confirm`, `/google_gmail/confirm`). The state alone authorises the call; a refusal is
  * a readable page that says what happened and links back to the server.
@@ -29,8 +36,10 @@ export const confirmRoutes: FastifyPluginAsync<{ connect: ConnectService; sessio
 ) => {
   for (const p of consentProviders()) {
     const id = p.id
-    app.get(`/${p.route}/confirm`, { schema: { querystring: QueryString, hide: true } }, async (req, reply) => {
+    app.get(`/${p.route}/confirm`, { schema: { querystring: QueryString, hide: true }, attachValidation: true }, async (req, reply) => {
       try {
+        // A browser lands here: a query the schema refuses (a doubled or oversized parameter) gets the page too.
+        if (req.validationError) throw confirmQueryError(req.validationError, p.label)
         const target = await connect.confirm(id, req.query as ConfirmQuery, sessionOf(req))
         return reply.redirect(`${serverPath(target)}?connected=1`, 302)
       } catch (e) {

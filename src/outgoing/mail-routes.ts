@@ -1,12 +1,13 @@
 import type { FastifyPluginAsync } from 'fastify'
 import { Type, type Static } from 'typebox'
+import { Cursor, Limit } from '../paging.ts'
 import { Mail, MailState, SendMailBody } from './mail-model.ts'
 import type { MailService } from './mail-service.ts'
 
 const IdParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 64 }) })
 type IdParams = Static<typeof IdParams>
 const ListQuery = Type.Object(
-  { state: Type.Optional(MailState), limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500 })), cursor: Type.Optional(Type.String({ maxLength: 64 })) },
+  { state: Type.Optional(MailState), limit: Limit, cursor: Cursor },
   { additionalProperties: false },
 )
 const Accepted = Type.Object({ id: Type.String(), message_id: Type.String(), state: MailState }, { additionalProperties: false })

@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events'
 import type { Kysely } from 'kysely'
+import { GroupCommit } from '../db/group-commit.ts'
 import { type DB, newId, now } from '../db/index.ts'
 import type { MailRow, MailState, OutgoingServerRow } from '../db/schema.ts'
 import { MailbridgeError, invalid, notFound } from '../errors.ts'
@@ -114,9 +115,22 @@ export class MailService {
     }
   }
 
+  /** Accepted mails are committed together (db/group-commit.ts): one fsync for a burst, not one per mail. */
+  readonly #inserts = new GroupCommit<MailRow, true>(async (rows) => {
+    const { db } = this.deps
+    try {
+      await db.insertInto('mails').values(rows).execute()
+      return rows.map(() => true as const)
+    } catch (e) {
+      if (rows.length === 1) return [e as Error]
+      // One row spoiled the group (an idempotency key raced): each row again on its own, so only it fails.
+      return Promise.all(rows.map((r) => db.insertInto('mails').values(r).execute().then(() => true as const, (x: Error) => x)))
+    }
+  })
+
   async #insert(row: MailRow): Promise<Mail> {
     try {
-      await this.deps.db.insertInto('mails').values(row).execute()
+      await this.#inserts.add(row)
     } catch (e) {
       // Two requests with the same idempotency key at once: the loser returns the winner's mail.
       if (row.idempotency_key) {

@@ -6,7 +6,7 @@
  */
 import { simpleParser, type AddressObject } from 'mailparser'
 import { encodeWord } from 'nodemailer/lib/mime-funcs'
-import { domainOf, formatMailbox, isEmailAddress, type Mailbox } from '../mail-address.ts'
+import { domainOf, formatMailbox, isEmailAddress, looksEncoded, type Mailbox } from '../mail-address.ts'
 
 export interface HeaderField {
   /** The field name as written. */
@@ -59,10 +59,10 @@ export function setField(m: SplitMessage, name: string, value: string): SplitMes
   return { fields: at < 0 ? [field, ...rest] : [...rest.slice(0, at), field, ...rest.slice(at)], rest: m.rest }
 }
 
-/** A mailbox as an ASCII header value: a non-ASCII display name becomes an encoded-word (RFC 2047 §5). */
+/** A mailbox as an ASCII header value: a non-ASCII display name (or an encoded-word lookalike) becomes an encoded-word (RFC 2047 §5). */
 export function mailboxHeader(m: Mailbox): string {
   // eslint-disable-next-line no-control-regex
-  return /^[\x20-\x7e]*$/.test(m.name) ? formatMailbox(m) : `${encodeWord(m.name, 'Q', 52)} <${m.address}>`
+  return /^[\x20-\x7e]*$/.test(m.name) && !looksEncoded(m.name) ? formatMailbox(m) : `${encodeWord(m.name, 'Q', 52)} <${m.address}>`
 }
 
 /** What the queue needs from a relayed message; `raw` already has Bcc removed and a Message-ID and Date. */

@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto'
 import type { QueueConfig } from '../config.ts'
 import type { SecretBox } from '../crypto/secret-box.ts'
 import type { Secret } from '../crypto/secret.ts'
+import { GroupCommit } from '../db/group-commit.ts'
 import { type Database, isoIn, now } from '../db/index.ts'
 import type { MailRow, OutgoingServerRow } from '../db/schema.ts'
 import { MailbridgeError } from '../errors.ts'
@@ -11,6 +12,7 @@ import { parseMailbox, toNodemailer, type Mailbox } from '../mail-address.ts'
 import { accountOf, type CredentialService } from '../oauth/credentials.ts'
 import { ProviderError } from '../oauth/protocol.ts'
 import { providerFor } from '../oauth/providers.ts'
+import { queueSeconds, sendSeconds } from '../metrics.ts'
 import { PollLoop } from '../poll-loop.ts'
 import type { SettingsService } from '../settings/service.ts'
 import type { WebhookService } from '../webhooks/service.ts'
@@ -23,6 +25,12 @@ import { classify, TransportPool, type Verdict } from './transport.ts'
 
 /** Mails handed to a server's pool per connection this node holds: enough to keep each one busy. */
 const IN_FLIGHT_PER_CONNECTION = 8
+
+interface Outcome {
+  mail: MailRow
+  set: Partial<Pick<MailRow, 'state' | 'smtp_response' | 'sent_at' | 'failure_type' | 'failure_reason' | 'next_attempt_at'>>
+  countAttempt: boolean
+}
 
 export interface MailEvent {
   mail_id: string
@@ -238,14 +246,18 @@ export class MailWorker {
     let poolReplaced = 0
     let authRetried = false
     for (;;) {
+      let sending: number | undefined
       try {
         const slot = this.#pickSlot(server.id)
         if (slot === undefined) return this.#finish(mail, { state: 'outgoing', next_attempt_at: now() }, false)
         this.#slotLoad.set(`${server.id}:${slot}`, (this.#slotLoad.get(`${server.id}:${slot}`) ?? 0) + 1)
+        sending = performance.now()
         const info = await this.#pool
           .get(server, slot)
           .sendMail(message)
           .finally(() => this.#slotLoad.set(`${server.id}:${slot}`, (this.#slotLoad.get(`${server.id}:${slot}`) ?? 1) - 1))
+        sendSeconds.observe({ outcome: 'sent' }, (performance.now() - sending) / 1000)
+        queueSeconds.observe((Date.now() - Date.parse(mail.created_at)) / 1000)
         await this.#finish(mail, { state: 'sent', smtp_response: info.response, sent_at: now() })
         this.#announced.delete(server.username.toLowerCase())
         if (p && this.#useFailed.delete(server.username.toLowerCase())) await this.deps.credentials.recordUseSuccess(p, accountOf(server))
@@ -256,6 +268,7 @@ export class MailWorker {
         // The pool was replaced (this node's share of connection slots changed) before the mail got a connection.
         if ((e as Error).message === 'Connection pool was closed' && poolReplaced++ < 3) continue
         const verdict = classify(e, where)
+        if (sending !== undefined) sendSeconds.observe({ outcome: verdict.kind === 'transient' ? 'deferred' : 'failed' }, (performance.now() - sending) / 1000)
         // Exchange answers a stale token with 535 at once (no 334 challenge, so nodemailer does not renew):
         // refresh once, unless another mail already did, and try again on a new connection.
         if (verdict.kind === 'auth' && p && !authRetried) {
@@ -273,29 +286,36 @@ export class MailWorker {
     }
   }
 
-  async #finish(mail: MailRow, set: Partial<Pick<MailRow, 'state' | 'smtp_response' | 'sent_at' | 'failure_type' | 'failure_reason' | 'next_attempt_at'>>, countAttempt = true): Promise<void> {
-    const { db } = this.deps.database
-    const update = (q: Pick<typeof db, 'updateTable'>) =>
-      q
-        .updateTable('mails')
-        .set((eb) => ({ ...set, lease_owner: null, lease_until: null, updated_at: now(), ...(countAttempt ? { attempts: eb('attempts', '+', 1) } : {}) }))
-        .where('id', '=', mail.id)
-        .where('lease_owner', '=', this.id)
-        .executeTakeFirst()
-    if (set.state === 'sent' || set.state === 'exception') {
-      const event: MailEvent = { mail_id: mail.id, server_id: mail.server_id, message_id: mail.message_id, state: set.state, failure_type: set.failure_type, failure_reason: set.failure_reason }
-      const name = set.state === 'sent' ? 'mail.sent' : 'mail.failed'
-      const { webhooks } = this.deps
-      // The webhook delivery is written in the same transaction as the state it reports: both or neither.
-      if (webhooks) {
-        await db.transaction().execute(async (tx) => {
-          const r = await update(tx)
-          if (r.numUpdatedRows > 0n) await webhooks.enqueue(tx, name, { ...event })
-        })
-      } else await update(db)
-      this.events.emit(name, event)
-    } else await update(db)
+  #finish(mail: MailRow, set: Outcome['set'], countAttempt = true): Promise<void> {
+    return this.#outcomes.add({ mail, set, countAttempt })
   }
+
+  /**
+   * Outcomes are committed together (db/group-commit.ts): a pool finishing mails back to back costs one
+   * transaction per group, not one per mail. Each webhook delivery is written in the transaction of the state it
+   * reports: both or neither. A crash before the commit sends those mails again (at least once, never zero).
+   */
+  readonly #outcomes = new GroupCommit<Outcome, void>(async (items) => {
+    const { webhooks } = this.deps
+    const reported: Array<[string, MailEvent]> = []
+    await this.deps.database.db.transaction().execute(async (tx) => {
+      for (const { mail, set, countAttempt } of items) {
+        const r = await tx
+          .updateTable('mails')
+          .set((eb) => ({ ...set, lease_owner: null, lease_until: null, updated_at: now(), ...(countAttempt ? { attempts: eb('attempts', '+', 1) } : {}) }))
+          .where('id', '=', mail.id)
+          .where('lease_owner', '=', this.id)
+          .executeTakeFirst()
+        if (set.state !== 'sent' && set.state !== 'exception') continue
+        const event: MailEvent = { mail_id: mail.id, server_id: mail.server_id, message_id: mail.message_id, state: set.state, failure_type: set.failure_type, failure_reason: set.failure_reason }
+        const name = set.state === 'sent' ? 'mail.sent' : 'mail.failed'
+        if (webhooks && r.numUpdatedRows > 0n) await webhooks.enqueue(tx, name, { ...event })
+        reported.push([name, event])
+      }
+    })
+    for (const [name, event] of reported) this.events.emit(name, event)
+    return items.map(() => undefined)
+  })
 
   async #failed(server: OutgoingServerRow, mail: MailRow, v: Verdict, log: Logger): Promise<void> {
     const attempts = mail.attempts + 1

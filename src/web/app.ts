@@ -1,6 +1,7 @@
 import formbody from '@fastify/formbody'
 import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
+import { TypeBoxValidatorCompiler } from '@fastify/type-provider-typebox'
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify'
 import { MailbridgeError } from '../errors.ts'
 import { confirmRoutes } from '../oauth/routes.ts'
@@ -12,7 +13,8 @@ import type { Services } from '../services.ts'
 import { settingsRoutes } from '../settings/routes.ts'
 import { incomingServerRoutes, messageRoutes } from '../incoming/routes.ts'
 import { webhookRoutes } from '../webhooks/routes.ts'
-import { installErrorHandler } from './errors.ts'
+import { EMPTY_JSON_BODY, frameworkErrors, installErrorHandler } from './errors.ts'
+import { refuseNul, refuseUnexpectedBody } from './input-checks.ts'
 import { metricsRoutes } from './metrics.ts'
 import { adminUi, type AdminUiOptions } from './ui/index.ts'
 import { adminSession, sessionOf } from './ui/session.ts'
@@ -29,12 +31,28 @@ const bearer = (req: FastifyRequest): string | undefined => {
   return h?.startsWith('Bearer ') ? h.slice(7).trim() : undefined
 }
 
+/** JSON.parse, telling the client where its JSON breaks; prototype keys are refused as fastify's parser does. */
+function parseJson(_req: FastifyRequest, body: string | Buffer, done: (e: Error | null, v?: unknown) => void): void {
+  if (body.length === 0) return done(new MailbridgeError('bad_request', { message: EMPTY_JSON_BODY }))
+  try {
+    done(null, JSON.parse(body.toString(), (k, v) => {
+      if (k === '__proto__' || (k === 'constructor' && v && typeof v === 'object' && 'prototype' in v)) throw new SyntaxError(`the key "${k}" is not allowed`)
+      return v
+    }))
+  } catch (e) {
+    done(new MailbridgeError('bad_request', { message: `The body is not valid JSON: ${(e as Error).message}.` }))
+  }
+}
+
 /** Assemble the HTTP app from feature plugins; `listen` is main.ts's job, tests use `inject`. */
 export async function buildApp(s: Services, o: AppOptions = {}): Promise<FastifyInstance> {
   const app = Fastify({
     loggerInstance: s.log.child({ part: 'http' }) as FastifyBaseLogger,
     bodyLimit: o.bodyLimit ?? 1024 * 1024,
     trustProxy: false,
+    // A parameter key may be 200 characters long: let it reach its schema, which says so.
+    routerOptions: { maxParamLength: 256 },
+    frameworkErrors,
     ajv: { customOptions: { removeAdditional: false, allErrors: false, coerceTypes: 'array' } },
   })
   installErrorHandler(app)
@@ -63,6 +81,13 @@ export async function buildApp(s: Services, o: AppOptions = {}): Promise<Fastify
         const token = bearer(req)
         if (!token || !(await s.apiTokens.verify(token))) throw new MailbridgeError('unauthorized')
       })
+      // The API takes JSON only, typed as its schemas say: a number where a string belongs (or null where a
+      // boolean does) is refused, not coerced into "42" or false. Only query strings and path ids are converted.
+      api.removeContentTypeParser(['text/plain', 'application/x-www-form-urlencoded', 'application/json'])
+      api.addContentTypeParser('application/json', { parseAs: 'string' }, parseJson)
+      api.setValidatorCompiler(TypeBoxValidatorCompiler)
+      api.addHook('preValidation', refuseNul)
+      api.addHook('preValidation', refuseUnexpectedBody)
       await api.register(settingsRoutes, { settings: s.settings, redirectUris })
       await api.register(outgoingServerRoutes, { servers: s.outgoingServers })
       await api.register(mailRoutes, { mails: s.mails, maxBytes: s.config.maxMailBytes })

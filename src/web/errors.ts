@@ -1,25 +1,59 @@
-import type { FastifyError, FastifyInstance } from 'fastify'
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { MailbridgeError } from '../errors.ts'
 
 export interface ErrorBody {
   error: { code: string; message: string; field?: string }
 }
 
+export const EMPTY_JSON_BODY = 'The JSON body is empty: send an object, or no Content-Type header.'
+
 const envelope = (code: string, message: string, field?: string): ErrorBody => ({ error: { code, message, ...(field ? { field } : {}) } })
 
-/** `body/port must be integer` → field `port`, message `port must be integer`. */
+interface SchemaError {
+  keyword: string
+  instancePath?: string
+  schemaPath?: string
+  message?: string
+  params?: { additionalProperty?: string; missingProperty?: string; requiredProperties?: string[]; allowedValue?: unknown; type?: string }
+}
+
+const fieldOf = (path: string | undefined): string | undefined => path?.replace(/^\//, '').replace(/\//g, '.') || undefined
+
+/**
+ * `body/port must be integer` → field `port`, message `port must be integer`. Reads ajv's errors (pages) and
+ * TypeBox's (the API), which list every branch of a union: those are folded into one "must be a or b".
+ */
 function fromValidation(e: FastifyError): ErrorBody {
-  const v = e.validation?.[0]
+  const errors = (e.validation ?? []) as SchemaError[]
   const context = e.validationContext ?? 'body'
-  let field = v?.instancePath?.replace(/^\//, '').replace(/\//g, '.') || undefined
-  const params = v?.params as { additionalProperty?: string; missingProperty?: string } | undefined
-  if (params?.additionalProperty) field = [field, params.additionalProperty].filter(Boolean).join('.')
-  if (params?.missingProperty) field = [field, params.missingProperty].filter(Boolean).join('.')
+  const v = errors[0]
+  let field = fieldOf(v?.instancePath)
+  const join = (...parts: Array<string | undefined>) => parts.filter(Boolean).join('.')
   let message: string
-  if (v?.keyword === 'additionalProperties') message = `${field} is not a known field of the ${context}; remove it`
-  else if (v?.keyword === 'required') message = `${field} is required in the ${context}`
-  else message = `${field ?? context} ${v?.message ?? 'is invalid'}`
+  const unknown = v?.params?.additionalProperty ?? (v?.keyword === 'boolean' && v.schemaPath?.endsWith('/additionalProperties') ? '' : undefined)
+  const missing = v?.params?.missingProperty ?? v?.params?.requiredProperties?.[0]
+  if (unknown !== undefined) {
+    field = unknown ? join(field, unknown) : field
+    message = `${field} is not a known field of the ${context}; remove it`
+  } else if (missing !== undefined) {
+    field = join(field, missing)
+    message = `${field} is required in the ${context}`
+  } else {
+    // A union's branches fail one by one, then the union itself: say what the branches allow.
+    const siblings = errors.filter((x) => x.instancePath === v?.instancePath && x.keyword !== 'anyOf')
+    const union = errors.some((x) => x.instancePath === v?.instancePath && x.keyword === 'anyOf')
+    const allowed = siblings.map((x) => (x.keyword === 'const' ? JSON.stringify(x.params?.allowedValue) : x.keyword === 'type' ? x.params?.type : undefined))
+    const what = union && allowed.every(Boolean) ? `must be ${siblings[0]!.keyword === 'const' ? 'one of ' : ''}${allowed.join(siblings[0]!.keyword === 'const' ? ', ' : ' or ')}` : (v?.message ?? 'is invalid')
+    message = `${field ?? context} ${what}`
+  }
   return envelope('validation', message, field ?? context)
+}
+
+/** The router's own refusals (a badly encoded path, a path segment too long), in the same envelope. */
+export function frameworkErrors(e: FastifyError, _req: FastifyRequest, reply: FastifyReply): void {
+  const message =
+    e.code === 'FST_ERR_MAX_PARAM_LENGTH' ? 'A part of the path is over 256 characters; ids are at most 64, parameter keys 200.' : 'The path is not valid percent-encoded UTF-8; encode it with encodeURIComponent.'
+  void reply.code(e.statusCode ?? 400).send(envelope('bad_request', message))
 }
 
 /** One handler writes the JSON envelope (design.md §6); a 5xx shows a generic message and logs the detail. */
@@ -37,7 +71,7 @@ export function installErrorHandler(app: FastifyInstance): void {
       const byCode: Record<string, [string, string]> = {
         FST_ERR_CTP_BODY_TOO_LARGE: ['too_large', 'The request body is too large.'],
         FST_ERR_CTP_INVALID_MEDIA_TYPE: ['unsupported_media_type', 'Send JSON with Content-Type: application/json.'],
-        FST_ERR_CTP_EMPTY_JSON_BODY: ['bad_request', 'The JSON body is empty: send an object, or no Content-Type header.'],
+        FST_ERR_CTP_EMPTY_JSON_BODY: ['bad_request', EMPTY_JSON_BODY],
         FST_ERR_CTP_INVALID_JSON_BODY: ['bad_request', 'The body is not valid JSON.'],
       }
       const [code, message] = byCode[fe.code] ?? ['bad_request', fe.message]

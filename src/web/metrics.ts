@@ -1,11 +1,13 @@
 import type { FastifyPluginAsync } from 'fastify'
 import { Gauge, Registry } from 'prom-client'
+import { countersText } from '../metrics.ts'
 import { providerFor } from '../oauth/providers.ts'
 import type { Services } from '../services.ts'
 
 /**
  * GET /metrics (Prometheus text). Gauges are read from the database at scrape time, so every node reports the
- * same cluster-wide figures and nothing is lost when a node restarts.
+ * same cluster-wide figures and nothing is lost when a node restarts. Event counters and latencies (src/metrics.ts)
+ * follow: this node's, since it started.
  */
 export const metricsRoutes: FastifyPluginAsync<{ services: Services }> = async (app, { services }) => {
   const { db } = services.database
@@ -50,5 +52,5 @@ export const metricsRoutes: FastifyPluginAsync<{ services: Services }> = async (
       if (at) this.set((Date.parse(at) - Date.now()) / 86_400_000)
     },
   })
-  app.get('/metrics', { schema: { hide: true } }, async (_req, reply) => reply.type(registry.contentType).send(await registry.metrics()))
+  app.get('/metrics', { schema: { hide: true } }, async (_req, reply) => reply.type(registry.contentType).send(`${await registry.metrics()}\n${await countersText()}`))
 }

@@ -1,12 +1,13 @@
 import type { FastifyPluginAsync } from 'fastify'
 import { Type, type Static } from 'typebox'
+import { Cursor, Limit } from '../paging.ts'
 import { Delivery, Webhook, WebhookInput } from './model.ts'
 import type { WebhookService } from './service.ts'
 
 const IdParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 64 }) })
 type IdParams = Static<typeof IdParams>
 const PageQuery = Type.Object(
-  { limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500 })), cursor: Type.Optional(Type.String({ maxLength: 64 })) },
+  { limit: Limit, cursor: Cursor },
   { additionalProperties: false },
 )
 

@@ -81,6 +81,14 @@ test('fetch: seeded messages are stored raw and parsed (on a parser thread), mar
     `--b1\r\nContent-Type: application/pdf\r\nContent-Disposition: attachment; filename="invoice.pdf"\r\nContent-Transfer-Encoding: base64\r\n\r\n${Buffer.from('%PDF-1.4 fake').toString('base64')}\r\n--b1--\r\n`
   await room.dovecot.seed(ALICE, withFile)
 
+  // This process's counters (other tests in the file may have fetched too).
+  const counted = async () => {
+    const m = (await room.mb.app.inject('/metrics')).body
+    const n = (re: RegExp) => Number(re.exec(m)?.[1] ?? 0)
+    return { ok: n(/^mailbridge_fetches_total\{result="ok"\} (\d+)$/m), stored: n(/^mailbridge_messages_fetched_total\{outcome="stored"\} (\d+)$/m), duplicate: n(/^mailbridge_messages_fetched_total\{outcome="duplicate"\} (\d+)$/m) }
+  }
+  const diff = (a: Record<string, number>, b: Record<string, number>) => Object.fromEntries(Object.keys(a).map((k) => [k, b[k]! - a[k]!]))
+  const before = await counted()
   const res = await room.mb.api('POST', `/api/v1/incoming-servers/${server.id}/fetch`)
   assert.equal(res.statusCode, 200, res.body)
   assert.deepEqual(res.json(), { fetched: 121, stored: 121, duplicates: 0, failed: 0, parse_errors: 0 })
@@ -113,6 +121,8 @@ test('fetch: seeded messages are stored raw and parsed (on a parser thread), mar
   // Forget where we stood: every message comes again, and every one is recognised.
   await room.mb.services.database.db.deleteFrom('incoming_sync').execute()
   assert.deepEqual((await room.mb.api('POST', `/api/v1/incoming-servers/${server.id}/fetch`)).json(), { fetched: 121, stored: 0, duplicates: 121, failed: 0, parse_errors: 0 })
+  // Three fetches on this node, every message counted by what became of it.
+  assert.deepEqual(diff(before, await counted()), { ok: 3, stored: 121, duplicate: 121 })
   // The same Message-ID under a new UID (a copy) is a duplicate too.
   await room.dovecot.seed(ALICE, raws[7]!)
   assert.deepEqual((await room.mb.api('POST', `/api/v1/incoming-servers/${server.id}/fetch`)).json(), { fetched: 1, stored: 0, duplicates: 1, failed: 0, parse_errors: 0 })
@@ -146,6 +156,31 @@ test('fetch: \\Seen is set only after the store; a batch that cannot be stored s
   await (room.mb.services.database.traits.dialect === 'sqlite' ? sql`DROP TRIGGER refuse_poison` : sql`DROP TRIGGER refuse_poison ON messages`).execute(db)
   assert.deepEqual((await room.mb.api('POST', `/api/v1/incoming-servers/${server.id}/fetch`)).json(), { fetched: 20, stored: 20, duplicates: 0, failed: 0, parse_errors: 0 })
   assert.equal((await room.dovecot.flags(ALICE)).filter((f) => f.flags.includes('\\Seen')).length, 30)
+})
+
+test('messages: the cursor follows commit order, so a message committed after a later-numbered one is not skipped; an unknown cursor is refused', { skip }, async (t) => {
+  const room = await startMailroom()
+  t.after(room.close)
+  const server = await room.confirmedServer()
+  const { db } = room.mb.services.database
+  await room.dovecot.seedMany(ALICE, [1, 2, 3].map((i) => rfc822({ subject: `first ${i}`, messageId: `<first-${i}@x>` })))
+  await room.mb.api('POST', `/api/v1/incoming-servers/${server.id}/fetch`)
+  const page = (await room.mb.api('GET', `/api/v1/messages?server_id=${server.id}`)).json()
+  assert.deepEqual(page.items.map((m: { subject: string }) => m.subject), ['first 1', 'first 2', 'first 3'])
+  const cursor = page.items[2].id as string
+  // Another node whose clock runs behind commits later with ids below the cursor: its ids sort first, its seq after.
+  await room.dovecot.seed(ALICE, rfc822({ subject: 'late', messageId: '<late@x>' }))
+  await room.mb.api('POST', `/api/v1/incoming-servers/${server.id}/fetch`)
+  await db.updateTable('messages').set({ id: '0000000000late' }).where('message_id', '=', '<late@x>').execute()
+  const next = (await room.mb.api('GET', `/api/v1/messages?server_id=${server.id}&cursor=${cursor}`)).json()
+  assert.deepEqual(next.items.map((m: { subject: string }) => m.subject), ['late'])
+  const counter = await db.selectFrom('counters').select('value').where('name', '=', 'messages').executeTakeFirstOrThrow()
+  const seqs = (await db.selectFrom('messages').select('seq').orderBy('seq').execute()).map((r) => Number(r.seq))
+  assert.deepEqual(seqs, [1, 2, 3, 4], 'one seq per stored message, gapless, in commit order')
+  assert.equal(Number(counter.value), 4)
+  const unknown = await room.mb.api('GET', '/api/v1/messages?cursor=01JNOTAMESSAGE000000000000')
+  assert.equal(unknown.statusCode, 400, unknown.body)
+  assert.equal(unknown.json().error.field, 'cursor')
 })
 
 test('fetch: with mark_seen false the flags are left alone', { skip }, async (t) => {

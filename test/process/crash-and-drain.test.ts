@@ -42,6 +42,12 @@ test('queue: SIGKILL mid-batch, restart → every mail delivered, duplicates no 
   const duplicates = w.smtp.messages.length - MAILS
   assert.ok(duplicates <= 24, `duplicates (${duplicates}) stay within what one worker has in flight (24)`)
 
+  // The node's /metrics (web thread) reports the sends its background thread made: one per 250 it got.
+  const sentHere = w.smtp.messages.length - atKill
+  const sentCount = async () => Number(/^mailbridge_send_duration_seconds_count\{outcome="sent"\} (\d+)$/m.exec(await (await fetch(`${second.url}/metrics`)).text())?.[1])
+  while ((await sentCount()) !== sentHere && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100))
+  assert.equal(await sentCount(), sentHere, 'sends counted on the background thread, summed into the web thread\'s /metrics')
+
   // SIGTERM: a graceful drain leaves nothing in 'sending'.
   second.child.kill('SIGTERM')
   assert.equal(await second.exited, 0, second.output())

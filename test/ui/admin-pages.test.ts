@@ -177,12 +177,16 @@ test('outgoing servers: a dead token shows a red tag with its cause, and Reconne
   const admin = await adminClient(w.mb.app, w.mb.services)
   const server = await w.outgoingServer()
   await w.connect(server.id)
+  const deadBanner = /class="banner bad" role="alert">The token of this server no longer works, so it waits for a Reconnect: <a href="\/admin\/outgoing-servers\/([^"]+)">Outlook \(alice@contoso\.com\)<\/a>\./
+  assert.doesNotMatch((await admin.get('/admin/mail')).body, deadBanner, 'no banner while the token works')
   w.ms.revokeUser(ALICE)
   w.ms.expireAccessTokens(ALICE)
   const tested = await admin.post(`/admin/outgoing-servers/${server.id}/test`)
   assert.equal(tested.statusCode, 200)
   assert.match(tested.body, /class="banner bad" role="alert">/)
   assert.match(tested.body, /<span class="tag bad" role="status">Outlook Token (Invalid|Expired): [^<]+<\/span>/)
+  // Every page now says which server needs a Reconnect, with a link to it.
+  assert.equal(deadBanner.exec((await admin.get('/admin/mail')).body)?.[1], server.id)
   const reconnect = await admin.post(`/admin/outgoing-servers/${server.id}`, { then: 'connect' })
   assert.equal(reconnect.statusCode, 303)
   assert.ok((reconnect.headers.location as string).startsWith(w.ms.endpoint()))

@@ -122,10 +122,23 @@ export async function expiryBanner(ui: Ui): Promise<Html | ''> {
   )
 }
 
-/** Send a full admin page: menu, expiry warning, content. */
+/**
+ * Servers whose mailbox lost its token (refused, revoked, expired), on every page: their mail waits, or their
+ * inbox is not read, until someone clicks Reconnect on the server's page.
+ */
+export async function tokenBanner(ui: Ui): Promise<Html | ''> {
+  const [outgoing, incoming] = await Promise.all([ui.services.outgoingServers.list(), ui.services.incomingServers.list()])
+  const dead = [...outgoing.map((s) => ({ s, href: `/admin/outgoing-servers/${s.id}` })), ...incoming.map((s) => ({ s, href: `/admin/incoming-servers/${s.id}` }))].filter(
+    ({ s }) => s.token.status === 'invalid' || s.token.status === 'expired',
+  )
+  if (!dead.length) return ''
+  return banner('bad', html`The token of ${dead.length === 1 ? 'this server' : 'these servers'} no longer works, so ${dead.length === 1 ? 'it waits' : 'they wait'} for a Reconnect: ${dead.map(({ s, href }, i) => html`${i ? ', ' : ''}<a href="${href}">${s.name} (${s.username})</a>`)}.`)
+}
+
+/** Send a full admin page: menu, the warnings that need an admin (secret expiry, dead tokens), content. */
 export async function sendPage(ui: Ui, req: FastifyRequest, reply: FastifyReply, title: string, body: Html, status = 200): Promise<FastifyReply> {
   const s = req.admin!
-  const content = html`${await expiryBanner(ui)}${body}`
+  const content = html`${await expiryBanner(ui)}${await tokenBanner(ui)}${body}`
   return reply
     .code(status)
     .header('cache-control', 'no-store')
