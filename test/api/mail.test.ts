@@ -3,18 +3,11 @@ import { test } from 'node:test'
 import { simpleParser } from 'mailparser'
 import { outlook } from '../../src/oauth/providers.ts'
 import { ALICE, startWorld, type World } from '../support/world.ts'
+import { drainQueue, type Harness } from '../support/harness.ts'
 
 const FAST = { MAILBRIDGE_RETRY_BASE_S: '0', MAILBRIDGE_SERVER_PAUSE_S: '600' }
 
-/** Run the worker until no mail is due or being sent. */
-async function drain(w: World, rounds = 50): Promise<void> {
-  const worker = w.mb.services.mailWorker
-  for (let i = 0; i < rounds; i++) {
-    const started = await worker.tick()
-    await worker.idle()
-    if (started === 0) return
-  }
-}
+const drain = (w: { mb: Harness }, rounds?: number) => drainQueue(w.mb, rounds)
 
 async function ready(o: Parameters<typeof startWorld>[0] = {}) {
   const w = await startWorld({ ...o, env: { ...FAST, ...o.env } })

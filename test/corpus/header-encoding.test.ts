@@ -4,6 +4,7 @@ import fc from 'fast-check'
 import { simpleParser, type AddressObject } from 'mailparser'
 import { mailboxHeader, splitMessage } from '../../src/outgoing/raw-message.ts'
 import { ALICE, startWorld, type World } from '../support/world.ts'
+import { drainQueue, type Harness } from '../support/harness.ts'
 
 // Properties (fast-check) of the MIME Mailbridge writes: generated UTF-8 text comes back identical after
 // mailparser reads it, and no input can add a header line.
@@ -20,13 +21,7 @@ const hasBreak = (s: string) => /[\r\n]/.test(s)
 
 const FIELDS = new Set(['from', 'to', 'cc', 'reply-to', 'subject', 'message-id', 'date', 'mime-version', 'content-type', 'content-transfer-encoding', 'x-order'])
 
-async function drain(w: World): Promise<void> {
-  for (let i = 0; i < 50; i++) {
-    const started = await w.mb.services.mailWorker.tick()
-    await w.mb.services.mailWorker.idle()
-    if (started === 0) return
-  }
-}
+const drain = (w: { mb: Harness }, rounds?: number) => drainQueue(w.mb, rounds)
 
 const firstName = (a: AddressObject | AddressObject[] | undefined) => (Array.isArray(a) ? a[0] : a)?.value[0]
 

@@ -4,17 +4,11 @@ import { gmail } from '../../src/oauth/providers.ts'
 import { dovecotAvailable } from '../support/dovecot.ts'
 import { CAROL, GMAIL_CLIENT_ID, startGmailWorld, type GmailWorld } from '../support/gmail-world.ts'
 import { rfc822 } from '../support/mailroom.ts'
+import { drainQueue, type Harness } from '../support/harness.ts'
 
 const skip = dovecotAvailable() ? false : 'Dovecot is not installed: run .ci/install-peers.sh'
 
-/** Run the worker until no mail is due or being sent. */
-async function drain(w: GmailWorld, rounds = 50): Promise<void> {
-  for (let i = 0; i < rounds; i++) {
-    const started = await w.mb.services.mailWorker.tick()
-    await w.mb.services.mailWorker.idle()
-    if (started === 0) return
-  }
-}
+const drain = (w: { mb: Harness }, rounds?: number) => drainQueue(w.mb, rounds)
 
 test('gmail: a new server fills in smtp.gmail.com:587 STARTTLS and no rate limit; Connect asks Google for offline access with consent', async (t) => {
   const w = await startGmailWorld()

@@ -4,20 +4,14 @@ import { outlookApp } from '../../src/oauth/providers.ts'
 import { dovecotAvailable, startDovecot } from '../support/dovecot.ts'
 import { rfc822 } from '../support/mailroom.ts'
 import { CLIENT_ID, startWorld, type World } from '../support/world.ts'
+import { drainQueue, type Harness } from '../support/harness.ts'
 
 const skip = dovecotAvailable() ? false : 'Dovecot is not installed: run .ci/install-peers.sh'
 const TENANT = '8f1c2a3b-4d5e-4f60-8a7b-9c0d1e2f3a4b'
 const SHARED = 'sales@contoso.com'
 const account = { mailbox: SHARED, tenant: TENANT }
 
-/** Run the worker until no mail is due or being sent. */
-async function drain(w: World, rounds = 50): Promise<void> {
-  for (let i = 0; i < rounds; i++) {
-    const started = await w.mb.services.mailWorker.tick()
-    await w.mb.services.mailWorker.idle()
-    if (started === 0) return
-  }
-}
+const drain = (w: { mb: Harness }, rounds?: number) => drainQueue(w.mb, rounds)
 
 const appTokenRequests = (w: World) => w.ms.tokenRequests.filter((r) => r.grant_type === 'client_credentials')
 

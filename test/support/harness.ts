@@ -105,3 +105,12 @@ export async function startMailbridge(o: { env?: Record<string, string>; dir?: s
     },
   }
 }
+
+/** Run the mail worker until no mail is due or being sent. */
+export async function drainQueue(mb: Harness, rounds = 50): Promise<void> {
+  for (let i = 0; i < rounds; i++) {
+    const started = await mb.services.mailWorker.tick()
+    await mb.services.mailWorker.idle()
+    if (started === 0) return
+  }
+}

@@ -26,11 +26,11 @@ const toValues = (s: IncomingServer): Values => ({
 /** Form fields → the API's input; empty means the default (the provider's host and port, INBOX, 60 s). */
 function toInput(body: unknown, creating: boolean): IncomingServerInput | FormError {
   const v = (k: keyof Values) => formValue(body, k)?.trim()
-  const auth = (v('authentication') || 'outlook') as IncomingServerInput['authentication']
+  const auth = (v('authentication') || 'outlook') as NonNullable<IncomingServerInput['authentication']>
   const input: IncomingServerInput = { authentication: auth }
   if (v('name') !== undefined) input.name = v('name')
   if (v('username') !== undefined) input.username = v('username')
-  if (auth === 'outlook_app') input.tenant_id = v('tenant_id') || null
+  if (providerFor(auth)?.needsTenant) input.tenant_id = v('tenant_id') || null
   else if (!creating) input.tenant_id = null
   if (v('host')) input.host = v('host')
   if (v('encryption')) input.encryption = v('encryption') as IncomingServerInput['encryption']

@@ -64,7 +64,7 @@ function toInput(body: unknown, creating: boolean): OutgoingServerInput {
   if (username !== undefined) input.username = username
   // The tenant belongs to app-only access; switching away from it clears it.
   const tenant = v('tenant_id')
-  if (auth === 'outlook_app') input.tenant_id = tenant || null
+  if (auth && providerFor(auth)?.needsTenant) input.tenant_id = tenant || null
   else if (!creating) input.tenant_id = null
   const password = formValue(body, 'password')
   if (password) input.password = password
