@@ -64,7 +64,8 @@ export class IncomingServerService {
     const host = (input.host ?? (keep ? base.host : imap.host)).trim()
     const port = input.port ?? (keep ? base.port : imap.port)
     const encryption = input.encryption ?? (keep ? base.encryption : imap.encryption)
-    const tenantId = checkTenant(p, input.tenant_id !== undefined ? input.tenant_id : (base?.tenant_id ?? null))
+    // A tenant belongs to app-only access: switching to another authentication drops it.
+    const tenantId = checkTenant(p, input.tenant_id !== undefined ? input.tenant_id : keep ? (base?.tenant_id ?? null) : null)
     const username = (input.username ?? base?.username ?? '').trim()
     if (!username) throw invalid('username', `${p.article} ${p.label} server needs a Username: the mailbox address, such as alice@contoso.com.`)
     if (!isEmailAddress(username)) throw invalid('username', `The Username must be the mailbox's e-mail address (alice@contoso.com), got "${username}".`)

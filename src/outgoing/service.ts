@@ -78,7 +78,8 @@ export class OutgoingServerService {
     const host = (input.host ?? (switched || !base ? provider?.smtp.host : base.host) ?? '').trim()
     const port = input.port ?? (switched || !base ? provider?.smtp.port : base.port) ?? 587
     const encryption = input.encryption ?? (switched || !base ? provider?.smtp.encryption : base.encryption) ?? 'starttls'
-    const tenantId = checkTenant(p, input.tenant_id !== undefined ? input.tenant_id : (base?.tenant_id ?? null))
+    // A tenant belongs to app-only access: switching to another authentication drops it.
+    const tenantId = checkTenant(p, input.tenant_id !== undefined ? input.tenant_id : switched ? null : (base?.tenant_id ?? null))
     const username = (input.username ?? base?.username ?? '').trim()
     if (!host) throw invalid('host', 'Give the SMTP host name, such as smtp.office365.com.')
     let password = base?.password ?? null

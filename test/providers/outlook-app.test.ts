@@ -107,6 +107,11 @@ test('app-only: the API refuses a missing or generic tenant_id, and a tenant_id 
     assert.match(res.json().error.message, message)
     if (!/pattern/.test(res.json().error.message)) assert.equal(res.json().error.field, 'tenant_id')
   }
+  // Switching an app-only server to delegated access drops its tenant.
+  const app = (await w.mb.api('POST', '/api/v1/outgoing-servers', { name: 'app', authentication: 'outlook_app', username: SHARED, tenant_id: TENANT })).json()
+  const switched = await w.mb.api('PATCH', `/api/v1/outgoing-servers/${app.id}`, { authentication: 'outlook' })
+  assert.equal(switched.statusCode, 200, switched.body)
+  assert.equal(switched.json().tenant_id, null)
   const incoming = await w.mb.api('POST', '/api/v1/incoming-servers', { name: 'x', authentication: 'outlook_app', username: SHARED })
   assert.equal(incoming.statusCode, 400)
   assert.equal(incoming.json().error.field, 'tenant_id')
