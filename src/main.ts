@@ -27,7 +27,7 @@ async function serve(role: Role): Promise<void> {
   const lines = [
     '',
     `Mailbridge is running at http://${config.host}:${config.port} (public URL ${config.baseUrl.toString()})`,
-    ...consentProviders().map((p) => `Redirect URI to register in Azure (Web platform): ${services.connect.redirectUri(p)}`),
+    ...consentProviders().map((p) => `Redirect URI to register ${p.registerRedirectAt}: ${services.connect.redirectUri(p)}`),
     `API documentation: ${new URL('/docs', config.baseUrl).toString()}`,
   ]
   if (relay) lines.push(`SMTP relay for legacy applications on ${config.relay.host}:${relay.port} (STARTTLS)${relay.tlsPort ? ` and :${relay.tlsPort} (implicit TLS)` : ''}; create logins at /api/v1/relay-users`)

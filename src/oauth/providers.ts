@@ -38,6 +38,8 @@ export interface ProviderSpec {
   /** The settings block holding the app's Client ID and Secret: `{prefix}_client_id`, "{credentialsLabel} Credentials". */
   settingsPrefix: 'microsoft_outlook' | 'google_gmail'
   credentialsLabel: string
+  /** Where the redirect URI is registered, for the start-up banner and the settings page. */
+  registerRedirectAt: string
   /** Callback `/{route}/confirm`; null when no person consents (client credentials). */
   route: string | null
   grant: Grant
@@ -83,6 +85,7 @@ export const outlook: ProviderSpec = {
   company: 'Microsoft',
   settingsPrefix: 'microsoft_outlook',
   credentialsLabel: 'Outlook',
+  registerRedirectAt: 'in Azure (Web platform)',
   route: 'microsoft_outlook',
   grant: 'authorization_code',
   endpointParams: ['microsoft_outlook.endpoint'],
@@ -150,6 +153,7 @@ export const gmail: ProviderSpec = {
   company: 'Google',
   settingsPrefix: 'google_gmail',
   credentialsLabel: 'Gmail',
+  registerRedirectAt: 'in Google Cloud console (Authorized redirect URIs)',
   route: 'google_gmail',
   grant: 'authorization_code',
   endpointParams: ['google_gmail.auth_endpoint', 'google_gmail.token_endpoint'],
