@@ -7,9 +7,11 @@ set -euo pipefail
 missing=()
 dovecot --version >/dev/null 2>&1 || missing+=(dovecot-core dovecot-imapd)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
+# Dovecot's app-only check (test/support/dovecot.ts, appRole) asks the emulator's introspection with curl.
+command -v curl >/dev/null 2>&1 || missing+=(curl)
 
 if [ ${#missing[@]} -eq 0 ]; then
-  echo "install-peers: dovecot $(dovecot --version | cut -d' ' -f1) and chromium already installed"
+  echo "install-peers: dovecot $(dovecot --version | cut -d' ' -f1), chromium and curl already installed"
   exit 0
 fi
 

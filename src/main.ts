@@ -5,7 +5,7 @@ import { loadOrCreateKeys } from './crypto/key-file.ts'
 import { rotateKeys } from './crypto/rotate.ts'
 import { keyId, SecretBox } from './crypto/secret-box.ts'
 import { migrate, openDatabase } from './db/index.ts'
-import { providers } from './oauth/providers.ts'
+import { consentProviders } from './oauth/providers.ts'
 import { startRelay } from './relay/server.ts'
 import { runInline, runInThread, type Role } from './roles.ts'
 import { buildApp } from './web/app.ts'
@@ -33,7 +33,7 @@ async function serve(role: Role): Promise<void> {
   const lines = [
     '',
     `Mailbridge is running at http://${config.host}:${config.port} (public URL ${config.baseUrl.toString()})`,
-    ...Object.values(providers).map((p) => `Redirect URI to register in Azure (Web platform): ${services.connect.redirectUri(p)}`),
+    ...consentProviders().map((p) => `Redirect URI to register ${p.registerRedirectAt}: ${services.connect.redirectUri(p)}`),
     `API documentation: ${new URL('/docs', config.baseUrl).toString()}`,
   ]
   if (relay) lines.push(`SMTP relay for legacy applications on ${config.relay.host}:${relay.port} (STARTTLS)${relay.tlsPort ? ` and :${relay.tlsPort} (implicit TLS)` : ''}; create logins at /api/v1/relay-users`)

@@ -44,6 +44,8 @@ export interface CredentialTable {
   last_error_code: string | null
   refresh_lock_until: string | null
   refresh_count: Generated<number>
+  /** App-only access: the tenant the access token was issued in (a server may move to another). */
+  tenant_id: string | null
   created_at: string
   updated_at: string
 }
@@ -62,6 +64,8 @@ export interface OutgoingServerRow {
   max_per_minute: number | null
   paused_until: string | null
   pause_reason: string | null
+  /** Microsoft app-only access: the directory (tenant) id the token is requested in. */
+  tenant_id: string | null
   created_at: string
   updated_at: string
 }
@@ -158,6 +162,8 @@ export interface IncomingServerRow {
   last_error: string | null
   /** The running fetch's progress ("1200 of 5000 messages"), null when none runs. */
   sync_progress: string | null
+  /** Microsoft app-only access: the directory (tenant) id the token is requested in. */
+  tenant_id: string | null
   created_at: string
   updated_at: string
 }

@@ -6,7 +6,7 @@ import { type Database, isoIn, newId, now, type Tx } from '../db/index.ts'
 import type { IncomingServerRow, MessageRow } from '../db/schema.ts'
 import { MailbridgeError } from '../errors.ts'
 import type { Logger } from '../log.ts'
-import type { CredentialService } from '../oauth/credentials.ts'
+import { accountOf, type CredentialService } from '../oauth/credentials.ts'
 import { ProviderError } from '../oauth/protocol.ts'
 import type { WebhookService } from '../webhooks/service.ts'
 import { ImapError, openSession, toImapError } from './imap.ts'
@@ -107,7 +107,7 @@ export class Fetcher {
     } catch (e) {
       error = explainImapFailure(row, e)
       log.warn({ cause: (e as Error).message, ...result }, 'fetch failed; what was stored stays stored')
-      if (e instanceof ImapError && e.stage === 'auth') await this.deps.credentials.recordUseFailure(this.deps.servers.provider(row), row.username, error)
+      if (e instanceof ImapError && e.stage === 'auth') await this.deps.credentials.recordUseFailure(this.deps.servers.provider(row), accountOf(row), error)
       const tokenDead = (e instanceof ImapError && e.stage === 'auth') || (e instanceof ProviderError ? !e.transient : e instanceof MailbridgeError && e.code === 'token_error')
       if (tokenDead) await this.deps.webhooks.enqueue(db, 'token.invalid', { server_kind: 'incoming', server_id: row.id, mailbox: row.username.toLowerCase(), reason: error })
     } finally {
@@ -131,12 +131,12 @@ export class Fetcher {
     let rejected: Secret | undefined
     let authRetried = false
     for (let reconnects = 0; ; reconnects++) {
-      const token = await this.deps.credentials.accessToken(p, row.username, { rejected })
+      const token = await this.deps.credentials.accessToken(p, accountOf(row), { rejected })
       let client: ImapFlow | undefined
       try {
         client = await openSession(row, token)
         await this.#sync(client, row, result, log, hooks)
-        if (rejected) await this.deps.credentials.recordUseSuccess(p, row.username)
+        if (rejected) await this.deps.credentials.recordUseSuccess(p, accountOf(row))
         return
       } catch (e) {
         const err = toImapError(e, 'fetch', client)

@@ -1,9 +1,11 @@
 import { Type, type Static } from 'typebox'
 import type { IncomingServerRow, MessageAttachmentRow, MessageRow } from '../db/schema.ts'
 import type { TokenView } from '../oauth/credentials.ts'
-import { TokenSchema } from '../outgoing/model.ts'
+import { TenantId, TokenSchema } from '../outgoing/model.ts'
 
-export const IncomingAuthentication = Type.Union([Type.Literal('outlook')])
+export const IncomingAuthentication = Type.Union([Type.Literal('outlook'), Type.Literal('outlook_app'), Type.Literal('gmail')], {
+  description: '"outlook": a person consents; "outlook_app": Microsoft app-only access (needs tenant_id); "gmail": Google OAuth.',
+})
 export const IncomingEncryption = Type.Union([Type.Literal('ssl'), Type.Literal('starttls')])
 export const IncomingState = Type.Union([Type.Literal('draft'), Type.Literal('confirmed')])
 
@@ -20,6 +22,7 @@ export const IncomingServer = Type.Object(
     state: IncomingState,
     poll_interval_s: Type.Integer(),
     mark_seen: Type.Boolean(),
+    tenant_id: Type.Union([Type.String(), Type.Null()]),
     token: TokenSchema,
     last_fetch_at: Type.Union([Type.String(), Type.Null()]),
     last_error: Type.Union([Type.String(), Type.Null()]),
@@ -43,6 +46,7 @@ export const IncomingServerInput = Type.Partial(
     folder: Type.String({ minLength: 1, maxLength: 500 }),
     poll_interval_s: Type.Integer({ minimum: 1, maximum: 86_400 }),
     mark_seen: Type.Boolean(),
+    tenant_id: TenantId,
   }),
   { additionalProperties: false },
 )
@@ -76,6 +80,7 @@ export function serverToApi(row: IncomingServerRow, token: TokenView): IncomingS
     state: row.state,
     poll_interval_s: row.poll_interval_s,
     mark_seen: row.mark_seen === 1,
+    tenant_id: row.tenant_id,
     token,
     last_fetch_at: row.last_fetch_at,
     last_error: row.last_error,

@@ -33,7 +33,7 @@ export const incomingServerRoutes: FastifyPluginAsync<{ servers: IncomingServerS
   })
   app.post<{ Params: IdParams }>(
     '/incoming-servers/:id/connect',
-    { schema: { tags, summary: 'Connect your Outlook account (one consent per mailbox serves incoming and outgoing)', params: IdParams, response: { 200: Type.Object({ authorize_url: Type.String() }) } } },
+    { schema: { tags, summary: 'Connect your Outlook / Gmail account (one consent per mailbox serves incoming and outgoing; 409 for app-only servers)', params: IdParams, response: { 200: Type.Object({ authorize_url: Type.String() }) } } },
     async (req) => ({ authorize_url: await servers.connect(req.params.id) }),
   )
   app.post<{ Params: IdParams }>(

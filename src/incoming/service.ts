@@ -6,9 +6,10 @@ import { MailbridgeError, invalid, notFound } from '../errors.ts'
 import type { Logger } from '../log.ts'
 import { isEmailAddress } from '../mail-address.ts'
 import type { ConnectService } from '../oauth/connect.ts'
-import type { CredentialService } from '../oauth/credentials.ts'
+import { accountOf, type CredentialService } from '../oauth/credentials.ts'
 import { ProviderError } from '../oauth/protocol.ts'
-import { providerFor, type ProviderSpec } from '../oauth/providers.ts'
+import { outlook, providerFor, type MailHost, type ProviderSpec } from '../oauth/providers.ts'
+import { checkTenant } from '../oauth/tenant.ts'
 import { DEFAULT_POLL_INTERVAL_S, serverToApi, type IncomingServer, type IncomingServerInput } from './model.ts'
 import { ImapError, openSession, toImapError } from './imap.ts'
 
@@ -34,7 +35,7 @@ export class IncomingServerService {
   }
 
   async #toApi(row: IncomingServerRow): Promise<IncomingServer> {
-    return serverToApi(row, await this.deps.credentials.view(this.provider(row), row.username))
+    return serverToApi(row, await this.deps.credentials.view(this.provider(row), accountOf(row)))
   }
 
   async get(id: string): Promise<IncomingServer> {
@@ -46,17 +47,27 @@ export class IncomingServerService {
     return Promise.all(rows.map((r) => this.#toApi(r)))
   }
 
-  #merge(base: IncomingServerRow | undefined, input: IncomingServerInput) {
-    const authentication = input.authentication ?? base?.authentication ?? 'outlook'
-    const p = providerFor(authentication)!
+  /** The provider of an authentication, with its IMAP host in the chosen national cloud. */
+  async #provider(authentication: string): Promise<{ p: ProviderSpec; imap: MailHost }> {
+    const p = providerFor(authentication)
+    if (!p) throw invalid('authentication', `Unknown authentication "${authentication}".`)
+    return { p, imap: p.imap(await this.deps.credentials.cloud(p)) }
+  }
+
+  #merge(base: IncomingServerRow | undefined, input: IncomingServerInput, { p, imap }: { p: ProviderSpec; imap: MailHost }) {
+    const authentication = p.id
     const name = (input.name ?? base?.name ?? '').trim()
     if (!name) throw invalid('name', 'Give the server a Description (any name).')
-    // Picking Outlook fills in outlook.office365.com:993 with TLS, as Odoo does; explicit values still win.
-    const host = (input.host ?? base?.host ?? p.imap.host).trim()
-    const port = input.port ?? base?.port ?? p.imap.port
-    const encryption = input.encryption ?? base?.encryption ?? p.imap.encryption
+    // Picking a provider fills in its IMAP host (outlook.office365.com:993, imap.gmail.com:993) with TLS, as Odoo
+    // does; explicit values still win.
+    const keep = base !== undefined && base.authentication === authentication
+    const host = (input.host ?? (keep ? base.host : imap.host)).trim()
+    const port = input.port ?? (keep ? base.port : imap.port)
+    const encryption = input.encryption ?? (keep ? base.encryption : imap.encryption)
+    // A tenant belongs to app-only access: switching to another authentication drops it.
+    const tenantId = checkTenant(p, input.tenant_id !== undefined ? input.tenant_id : keep ? (base?.tenant_id ?? null) : null)
     const username = (input.username ?? base?.username ?? '').trim()
-    if (!username) throw invalid('username', `An ${p.label} server needs a Username: the mailbox address, such as alice@contoso.com.`)
+    if (!username) throw invalid('username', `${p.article} ${p.label} server needs a Username: the mailbox address, such as alice@contoso.com.`)
     if (!isEmailAddress(username)) throw invalid('username', `The Username must be the mailbox's e-mail address (alice@contoso.com), got "${username}".`)
     const folder = (input.folder ?? base?.folder ?? 'INBOX').trim()
     if (!folder) throw invalid('folder', 'Give the folder to fetch, such as INBOX.')
@@ -70,6 +81,7 @@ export class IncomingServerService {
       folder,
       poll_interval_s: input.poll_interval_s ?? base?.poll_interval_s ?? DEFAULT_POLL_INTERVAL_S,
       mark_seen: input.mark_seen === undefined ? (base?.mark_seen ?? 1) : input.mark_seen ? 1 : 0,
+      tenant_id: tenantId,
     }
   }
 
@@ -77,7 +89,7 @@ export class IncomingServerService {
     const at = now()
     const row: IncomingServerRow = {
       id: newId(),
-      ...this.#merge(undefined, input),
+      ...this.#merge(undefined, input, await this.#provider(input.authentication ?? 'outlook')),
       state: 'draft',
       lease_owner: null,
       lease_until: null,
@@ -95,8 +107,8 @@ export class IncomingServerService {
   /** A change to where or what we fetch puts the server back to draft: Test & Confirm it again. */
   async update(id: string, input: IncomingServerInput): Promise<IncomingServer> {
     const base = await this.row(id)
-    const merged = this.#merge(base, input)
-    const moved = (['host', 'port', 'encryption', 'username', 'folder', 'authentication'] as const).some((k) => merged[k] !== base[k])
+    const merged = this.#merge(base, input, await this.#provider(input.authentication ?? base.authentication))
+    const moved = (['host', 'port', 'encryption', 'username', 'folder', 'authentication', 'tenant_id'] as const).some((k) => merged[k] !== base[k])
     await this.deps.db
       .updateTable('incoming_servers')
       .set({ ...merged, ...(moved ? { state: 'draft' as const } : {}), updated_at: now() })
@@ -128,7 +140,7 @@ export class IncomingServerService {
     const p = this.provider(row)
     const log = this.deps.log.child({ server_id: id, mailbox: row.username, host: row.host })
     const attempt = async (rejected?: Secret) => {
-      const token = await this.deps.credentials.accessToken(p, row.username, { rejected })
+      const token = await this.deps.credentials.accessToken(p, accountOf(row), { rejected })
       const client = await openSession(row, token).catch((e: unknown) => {
         throw Object.assign(toImapError(e, 'connect'), { token })
       })
@@ -150,13 +162,13 @@ export class IncomingServerService {
         log.info('AUTHENTICATE refused: retrying once with a refreshed token')
         exists = await attempt((e as ImapError & { token: Secret }).token)
       }
-      await this.deps.credentials.recordUseSuccess(p, row.username)
+      await this.deps.credentials.recordUseSuccess(p, accountOf(row))
       await this.deps.db.updateTable('incoming_servers').set({ state: 'confirmed', last_error: null, updated_at: now() }).where('id', '=', id).execute()
       log.info({ exists }, 'incoming server tested and confirmed')
       return { ok: true, message: `Connection Test Successful! ${row.folder} holds ${exists} messages; the server is confirmed and will be fetched every ${row.poll_interval_s} s.` }
     } catch (e) {
       const message = explainImapFailure(row, e)
-      if (e instanceof ImapError && e.stage === 'auth') await this.deps.credentials.recordUseFailure(p, row.username, message)
+      if (e instanceof ImapError && e.stage === 'auth') await this.deps.credentials.recordUseFailure(p, accountOf(row), message)
       await this.deps.db.updateTable('incoming_servers').set({ last_error: message, updated_at: now() }).where('id', '=', id).execute()
       log.warn({ cause: (e as Error).message }, 'incoming server test failed')
       return { ok: false, message }
@@ -165,7 +177,7 @@ export class IncomingServerService {
 }
 
 /** Turn an IMAP or token failure into what the admin must do, naming the mailbox, the server and the cause. */
-export function explainImapFailure(row: Pick<IncomingServerRow, 'host' | 'port' | 'username' | 'folder'>, e: unknown): string {
+export function explainImapFailure(row: Pick<IncomingServerRow, 'host' | 'port' | 'username' | 'folder' | 'authentication'>, e: unknown): string {
   const where = `${row.host}:${row.port}`
   if (e instanceof ProviderError || e instanceof MailbridgeError) return `Connection Test Failed for ${row.username}: ${e.message}`
   if (!(e instanceof ImapError)) return `Connection Test Failed for ${row.username} on ${where}: ${(e as Error).message}`
@@ -182,7 +194,7 @@ export function explainImapFailure(row: Pick<IncomingServerRow, 'host' | 'port' 
     case 'auth':
       return (
         `Connection Test Failed: ${where} refused the token for ${row.username}: NO AUTHENTICATE failed.${said} ` +
-        `Check that the account that consented is ${row.username}, that IMAP is enabled for it and that the app has the IMAP.AccessAsUser.All permission; then Reconnect.`
+        (providerFor(row.authentication) ?? outlook).refusedHint('imap', row.username)
       )
     case 'tls':
       return `Connection Test Failed: TLS with ${where} failed (${e.message}). Check the host name and that the server offers a valid certificate; Outlook needs ssl on port 993.`

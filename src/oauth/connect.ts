@@ -38,10 +38,14 @@ export class ConnectService {
   ) {}
 
   redirectUri(p: ProviderSpec): string {
+    if (!p.route) throw new Error(`${p.id} has no consent callback`)
     return redirectUri(this.deps.config, p.route)
   }
 
   async start(p: ProviderSpec, o: { serverKind: ServerKind; serverId: string; mailbox: string; session?: string }): Promise<string> {
+    if (p.grant !== 'authorization_code') {
+      throw new MailbridgeError('conflict', { message: `${p.article} ${p.label} server needs no consent: no one signs in. Click Test Connection instead.` })
+    }
     if (!o.mailbox) throw new MailbridgeError('username_missing')
     const client = await this.deps.credentials.client(p)
     const state = new Secret(randomToken(32))
@@ -64,7 +68,8 @@ export class ConnectService {
     // Expired states are useless; sweep them so the table stays small.
     await this.deps.db.deleteFrom('oauth_states').where('expires_at', '<', isoIn(-STATE_TTL_MS)).execute()
     return authorizationUrl(p, {
-      endpoint: client.endpoint,
+      authorizeUrl: client.endpoints.authorize,
+      scopes: client.scopes,
       clientId: client.clientId,
       redirectUri: this.redirectUri(p),
       state,
@@ -79,12 +84,13 @@ export class ConnectService {
    * carries the same target.
    */
   async #consume(providerId: ProviderId, rawState: string | undefined, session?: string) {
-    if (!rawState || rawState.length > 200) throw new MailbridgeError('state_invalid')
+    const provider = providers[providerId].label
+    if (!rawState || rawState.length > 200) throw new MailbridgeError('state_invalid', { provider })
     const hash = hashToken(rawState)
     const row = await this.deps.db.selectFrom('oauth_states').selectAll().where('state_hash', '=', hash).executeTakeFirst()
-    if (!row || row.provider !== providerId) throw new MailbridgeError('state_invalid')
+    if (!row || row.provider !== providerId) throw new MailbridgeError('state_invalid', { provider })
     const target: ConfirmTarget = { serverKind: row.server_kind as ServerKind, serverId: row.server_id }
-    if (row.session !== null && row.session !== session) throw new MailbridgeError('state_invalid', { target })
+    if (row.session !== null && row.session !== session) throw new MailbridgeError('state_invalid', { provider, target })
     if (row.used_at) throw new MailbridgeError('state_used', { target })
     if (Date.parse(row.expires_at) < Date.now()) throw new MailbridgeError('state_expired', { target })
     const took = await this.deps.db
@@ -104,14 +110,15 @@ export class ConnectService {
     if (q.error) {
       const description = (q.error_description || q.error).split(/\r?\n/)[0]!.slice(0, 500)
       log.warn({ error: q.error }, 'consent refused by the provider')
-      throw new MailbridgeError('provider_refused', { provider: 'Microsoft', description, target })
+      throw new MailbridgeError('provider_refused', { provider: p.company, description, target })
     }
     if (!q.code || q.code.length > 4096) throw new MailbridgeError('bad_request', { message: 'The callback has no code. Click Connect again.', target })
     const client = await this.deps.credentials.client(p)
     let tokens
     try {
       tokens = await exchangeCode(p, {
-        tokenUrl: p.tokenUrl(client.endpoint),
+        tokenUrl: client.endpoints.token,
+        scopes: client.scopes,
         client,
         code: new Secret(q.code),
         verifier: this.deps.box.open(row.code_verifier, 'oauth_states.code_verifier'),
@@ -119,17 +126,17 @@ export class ConnectService {
       })
     } catch (e) {
       log.warn({ cause: (e as Error).message }, 'code exchange failed')
-      if (e instanceof MailbridgeError) throw new MailbridgeError('provider_refused', { provider: 'Microsoft', description: e.message, target }, { cause: e })
+      if (e instanceof MailbridgeError) throw new MailbridgeError('provider_refused', { provider: p.company, description: e.message, target }, { cause: e })
       throw e
     }
     if (!tokens.refreshToken) {
-      throw new MailbridgeError('provider_refused', { provider: 'Microsoft', description: 'no refresh token came back; offline_access was not granted', target })
+      throw new MailbridgeError('provider_refused', { provider: p.company, description: 'no refresh token came back; offline access was not granted', target })
     }
     const identity = readIdentity(tokens.idToken)
     if (!identityMatches(identity, row.mailbox)) {
       const actual = identity.email ?? identity.preferred_username ?? 'an unknown account'
       log.warn({ actual }, 'consent given by another account')
-      throw new MailbridgeError('identity_mismatch', { actual, expected: row.mailbox, target })
+      throw new MailbridgeError('identity_mismatch', { actual, expected: row.mailbox, provider: p.company, target })
     }
     await this.deps.credentials.save(p, row.mailbox, tokens, identity)
     return target

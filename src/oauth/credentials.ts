@@ -7,8 +7,9 @@ import type { CredentialRow } from '../db/schema.ts'
 import { MailbridgeError } from '../errors.ts'
 import type { SettingsService } from '../settings/service.ts'
 import { tokenRefreshes } from '../metrics.ts'
-import { ProviderError, refreshGrant, type ClientAuth, type Identity, type TokenSet } from './protocol.ts'
-import type { ProviderSpec } from './providers.ts'
+import { isCloud, type Cloud } from './clouds.ts'
+import { ProviderError, clientCredentialsGrant, refreshGrant, type ClientAuth, type Identity, type TokenSet } from './protocol.ts'
+import type { Endpoints, ProviderSpec } from './providers.ts'
 
 export type TokenStatus = 'valid' | 'missing' | 'expired' | 'invalid'
 
@@ -29,7 +30,35 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 /** Codes after which only a new consent helps: stop asking the provider until the admin reconnects. */
 const isDead = (row: CredentialRow): boolean => row.last_error_code?.startsWith('reconnect:') ?? false
 
+/**
+ * Who a token is for: the mailbox (the XOAUTH2 user) and, for app-only access, the tenant the app asks in.
+ * A bare string is a mailbox.
+ */
+export type Account = string | { mailbox: string; tenant: string | null }
+
+/** The account of a server row: its username, and its tenant for app-only access. */
+export const accountOf = (row: { username: string; tenant_id: string | null }): Account => ({ mailbox: row.username, tenant: row.tenant_id })
+
+const mailboxOf = (a: Account): string => (typeof a === 'string' ? a : a.mailbox).toLowerCase()
+const tenantOf = (a: Account): string | null => (typeof a === 'string' ? null : a.tenant?.toLowerCase() || null)
+
+/** A provider's app as configured here: its client, its endpoints and scopes in the chosen cloud. */
+export interface ProviderClient extends ClientAuth {
+  endpoints: Endpoints
+  scopes: string[]
+  refreshScopes: string[] | null
+  cloud: Cloud
+}
+
 export function tokenView(p: ProviderSpec, row: CredentialRow | undefined): TokenView {
+  if (p.grant === 'client_credentials') {
+    // No consent, no refresh token: a token is requested on first use (or Test Connection).
+    if (row?.last_error) return { status: 'invalid', valid: false, label: `${p.label} Token Invalid: ${row.last_error}`, expires_at: row.access_expires_at, last_error: row.last_error }
+    if (!row?.access_token) {
+      return { status: 'missing', valid: false, label: `${p.label} Token Missing: click Test Connection to request one`, expires_at: null, last_error: null }
+    }
+    return { status: 'valid', valid: true, label: `${p.label} Token Valid`, expires_at: row.access_expires_at, last_error: null }
+  }
   if (!row?.refresh_token) {
     return { status: 'missing', valid: false, label: `${p.label} Token Missing: click Connect your ${p.label} account`, expires_at: null, last_error: null }
   }
@@ -69,27 +98,44 @@ export class CredentialService {
     },
   ) {}
 
-  /** The app's client id and secret, and the endpoint, or a clear refusal naming what to fill in. */
-  async client(p: ProviderSpec): Promise<ClientAuth & { endpoint: string }> {
-    const { settings } = this.deps
-    const clientId = await settings.get(`${p.route}_client_id`)
-    const clientSecret = await settings.secret(`${p.route}_client_secret`)
-    if (!clientId || !clientSecret) throw new MailbridgeError('credentials_missing', { provider: p.label })
-    const endpoint = (await settings.parameter(p.endpointParam))!
-    return { clientId, clientSecret, endpoint, timeoutMs: this.deps.tokenTimeoutMs }
+  /** The national cloud a provider runs in (Microsoft's setting; 'global' for the others). */
+  async cloud(p: ProviderSpec): Promise<Cloud> {
+    const stored = p.cloudAware ? await this.deps.settings.get('microsoft_outlook_cloud') : undefined
+    return isCloud(stored) ? stored : 'global'
   }
 
-  async find(p: ProviderSpec, mailbox: string): Promise<CredentialRow | undefined> {
+  /** The app's client id and secret, endpoints and scopes, or a clear refusal naming what to fill in. */
+  async client(p: ProviderSpec, o: { tenant?: string | null } = {}): Promise<ProviderClient> {
+    const { settings } = this.deps
+    const clientId = await settings.get(`${p.settingsPrefix}_client_id`)
+    const clientSecret = await settings.secret(`${p.settingsPrefix}_client_secret`)
+    if (!clientId || !clientSecret) throw new MailbridgeError('credentials_missing', { provider: p.credentialsLabel })
+    if (p.needsTenant && !o.tenant) throw new MailbridgeError('conflict', { message: `${p.article} ${p.label} server needs its Tenant ID (the Directory (tenant) ID from the app's Overview page in Azure).` })
+    const cloud = await this.cloud(p)
+    const values: Record<string, string> = {}
+    for (const key of p.endpointParams) values[key] = (await settings.parameter(key))!
+    return {
+      clientId,
+      clientSecret,
+      endpoints: p.endpoints(values, { tenant: o.tenant ?? null }),
+      scopes: p.scopes(cloud),
+      refreshScopes: p.refreshScopes(cloud),
+      cloud,
+      timeoutMs: this.deps.tokenTimeoutMs,
+    }
+  }
+
+  async find(p: ProviderSpec, account: Account): Promise<CredentialRow | undefined> {
     return this.deps.db
       .selectFrom('credentials')
       .selectAll()
       .where('provider', '=', p.id)
-      .where('mailbox', '=', mailbox.toLowerCase())
+      .where('mailbox', '=', mailboxOf(account))
       .executeTakeFirst()
   }
 
-  async view(p: ProviderSpec, mailbox: string): Promise<TokenView> {
-    return tokenView(p, mailbox ? await this.find(p, mailbox) : undefined)
+  async view(p: ProviderSpec, account: Account): Promise<TokenView> {
+    return tokenView(p, mailboxOf(account) ? await this.find(p, account) : undefined)
   }
 
   /** Store a fresh consent: replaces the tokens and clears past errors (one row per mailbox, shared by its servers). */
@@ -111,7 +157,7 @@ export class CredentialService {
     }
     await db
       .insertInto('credentials')
-      .values({ id: newId(), provider: p.id, mailbox: key, created_at: at, ...sealed })
+      .values({ id: newId(), provider: p.id, mailbox: key, tenant_id: null, created_at: at, ...sealed })
       .onConflict((oc) => oc.columns(['provider', 'mailbox']).doUpdateSet(sealed))
       .execute()
     this.deps.log.info({ provider: p.id, mailbox: key, expires_at: sealed.access_expires_at }, 'credential stored')
@@ -121,31 +167,45 @@ export class CredentialService {
    * An access token with more than the refresh margin left. `rejected`: the token a server just refused
    * (SMTP 535): refresh unless another caller already replaced it.
    */
-  async accessToken(p: ProviderSpec, mailbox: string, o: { rejected?: Secret } = {}): Promise<Secret> {
-    const key = `${p.id}:${mailbox.toLowerCase()}`
+  async accessToken(p: ProviderSpec, account: Account, o: { rejected?: Secret } = {}): Promise<Secret> {
+    const key = `${p.id}:${mailboxOf(account)}:${tenantOf(account) ?? ''}`
     const running = this.#inflight.get(key)
     if (running) return running
-    const work = this.#accessToken(p, mailbox.toLowerCase(), o.rejected).finally(() => this.#inflight.delete(key))
+    const work = this.#accessToken(p, mailboxOf(account), tenantOf(account), o.rejected).finally(() => this.#inflight.delete(key))
     this.#inflight.set(key, work)
     return work
   }
 
-  #fresh(row: CredentialRow, rejected?: Secret): Secret | null {
+  #fresh(row: CredentialRow, rejected?: Secret, tenant?: string | null): Secret | null {
     if (!row.access_token || !row.access_expires_at) return null
+    // An app-only token is good only in the tenant it came from.
+    if (tenant !== undefined && (row.tenant_id ?? null) !== tenant) return null
     const token = this.deps.box.open(row.access_token, 'credentials.access_token')
     if (rejected && rejected.reveal() === token.reveal()) return null
     const margin = this.deps.refreshMarginSeconds * 1000
     return Date.parse(row.access_expires_at) - margin > Date.now() ? token : null
   }
 
-  async #accessToken(p: ProviderSpec, mailbox: string, rejected?: Secret): Promise<Secret> {
+  async #accessToken(p: ProviderSpec, mailbox: string, tenant: string | null, rejected?: Secret): Promise<Secret> {
     const { db, log } = this.deps
     const deadline = Date.now() + LOCK_MS + 5_000
+    const appOnly = p.grant === 'client_credentials'
     for (;;) {
-      const row = await this.find(p, mailbox)
-      if (!row?.refresh_token) throw new MailbridgeError('token_error', { message: `${mailbox} is not connected to ${p.label}: click Connect your ${p.label} account.` })
-      if (isDead(row)) throw new MailbridgeError('token_error', { message: `${mailbox}: ${row.last_error}` })
-      const fresh = this.#fresh(row, rejected)
+      let row = await this.find(p, mailbox)
+      if (!row && appOnly) {
+        // App-only needs no consent: the first use creates the credential, then takes the lease like a refresh.
+        const at = now()
+        await db
+          .insertInto('credentials')
+          .values({ id: newId(), provider: p.id, mailbox, refresh_token: null, access_token: null, access_expires_at: null, scopes: '', identity: '{}', last_refresh_at: null, last_error: null, last_error_code: null, refresh_lock_until: null, tenant_id: tenant, created_at: at, updated_at: at })
+          .onConflict((oc) => oc.columns(['provider', 'mailbox']).doNothing())
+          .execute()
+        row = await this.find(p, mailbox)
+      }
+      if (!row || (!appOnly && !row.refresh_token)) throw new MailbridgeError('token_error', { message: `${mailbox} is not connected to ${p.label}: click Connect your ${p.label} account.` })
+      // App-only has no consent to redo: every use may try again once the admin fixed the app in Azure.
+      if (!appOnly && isDead(row)) throw new MailbridgeError('token_error', { message: `${mailbox}: ${row.last_error}` })
+      const fresh = this.#fresh(row, rejected, appOnly ? tenant : undefined)
       if (fresh) return fresh
       // Take the refresh lease: one refresh per credential across all nodes (the conditional UPDATE is atomic).
       const at = now()
@@ -155,28 +215,32 @@ export class CredentialService {
         .where('id', '=', row.id)
         .where((eb) => eb.or([eb('refresh_lock_until', 'is', null), eb('refresh_lock_until', '<', at)]))
         .executeTakeFirst()
-      if (taken.numUpdatedRows > 0n) return this.#refresh(p, row.id, log.child({ provider: p.id, mailbox }), rejected)
+      if (taken.numUpdatedRows > 0n) return this.#refresh(p, row.id, tenant, log.child({ provider: p.id, mailbox }), rejected)
       if (Date.now() > deadline) throw new MailbridgeError('token_error', { message: `${mailbox}: another refresh of this token did not finish in time` })
       await sleep(WAIT_STEP_MS)
     }
   }
 
-  async #refresh(p: ProviderSpec, id: string, log: Logger, rejected?: Secret): Promise<Secret> {
+  async #refresh(p: ProviderSpec, id: string, tenant: string | null, log: Logger, rejected?: Secret): Promise<Secret> {
     const { db, box } = this.deps
+    const appOnly = p.grant === 'client_credentials'
     // Re-read under the lease: another node may have refreshed between our read and our lease.
     const row = await db.selectFrom('credentials').selectAll().where('id', '=', id).executeTakeFirstOrThrow()
-    const fresh = this.#fresh(row, rejected)
+    const fresh = this.#fresh(row, rejected, appOnly ? tenant : undefined)
     if (fresh) {
       await db.updateTable('credentials').set({ refresh_lock_until: null }).where('id', '=', id).execute()
       return fresh
     }
     try {
-      const client = await this.client(p)
-      const tokens = await refreshGrant(p, {
-        tokenUrl: p.tokenUrl(client.endpoint),
-        client,
-        refreshToken: box.open(row.refresh_token!, 'credentials.refresh_token'),
-      })
+      const client = await this.client(p, { tenant })
+      const tokens = appOnly
+        ? await clientCredentialsGrant(p, { tokenUrl: client.endpoints.token, client, scopes: client.scopes })
+        : await refreshGrant(p, {
+            tokenUrl: client.endpoints.token,
+            client,
+            scopes: client.refreshScopes,
+            refreshToken: box.open(row.refresh_token!, 'credentials.refresh_token'),
+          })
       // Refresh tokens rotate: save the new one in the same step, or the link dies (AADSTS700082).
       // https://learn.microsoft.com/entra/identity-platform/refresh-tokens
       await db
@@ -185,6 +249,7 @@ export class CredentialService {
           access_token: box.seal(tokens.accessToken, 'credentials.access_token'),
           access_expires_at: tokens.expiresAt.toISOString(),
           refresh_token: box.sealOrNull(tokens.refreshToken, 'credentials.refresh_token'),
+          ...(appOnly ? { tenant_id: tenant, scopes: tokens.scopes.join(' ') || client.scopes.join(' ') } : {}),
           last_refresh_at: now(),
           last_error: null,
           last_error_code: null,
@@ -212,22 +277,22 @@ export class CredentialService {
   }
 
   /** A server refused a token we believed good (e.g. 535 after a refresh): the badge must turn red. */
-  async recordUseFailure(p: ProviderSpec, mailbox: string, message: string): Promise<void> {
+  async recordUseFailure(p: ProviderSpec, account: Account, message: string): Promise<void> {
     await this.deps.db
       .updateTable('credentials')
       .set({ last_error: message, last_error_code: 'use_failed', updated_at: now() })
       .where('provider', '=', p.id)
-      .where('mailbox', '=', mailbox.toLowerCase())
+      .where('mailbox', '=', mailboxOf(account))
       .execute()
   }
 
   /** A use that worked proves the token: clears a use failure (not a dead refresh token). */
-  async recordUseSuccess(p: ProviderSpec, mailbox: string): Promise<void> {
+  async recordUseSuccess(p: ProviderSpec, account: Account): Promise<void> {
     await this.deps.db
       .updateTable('credentials')
       .set({ last_error: null, last_error_code: null })
       .where('provider', '=', p.id)
-      .where('mailbox', '=', mailbox.toLowerCase())
+      .where('mailbox', '=', mailboxOf(account))
       .where('last_error_code', '=', 'use_failed')
       .execute()
   }

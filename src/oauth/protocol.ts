@@ -54,14 +54,14 @@ export function createPkce(): { verifier: Secret; challenge: string } {
  */
 export function authorizationUrl(
   p: ProviderSpec,
-  o: { endpoint: string; clientId: string; redirectUri: string; state: Secret; challenge: string; loginHint: string },
+  o: { authorizeUrl: string; scopes: readonly string[]; clientId: string; redirectUri: string; state: Secret; challenge: string; loginHint: string },
 ): string {
-  const url = new URL(p.authorizeUrl(o.endpoint))
+  const url = new URL(o.authorizeUrl)
   const params = {
     client_id: o.clientId,
     response_type: 'code',
     redirect_uri: o.redirectUri,
-    scope: p.scopes.join(' '),
+    scope: o.scopes.join(' '),
     state: o.state.reveal(),
     code_challenge: o.challenge,
     code_challenge_method: 'S256',
@@ -114,6 +114,7 @@ export async function processTokenResponse(p: ProviderSpec, res: Response, previ
     throw new ProviderError(p, 'bad_response', `the token endpoint answered HTTP ${res.status} without JSON`, undefined, false, res.status >= 500)
   }
   if (!res.ok || typeof json.error === 'string') {
+    if (typeof json.error !== 'string') json.error = `http_${res.status}`
     const body = json as unknown as ProviderErrorBody
     const explained = p.explain(body)
     const code = aadstsCode(body)
@@ -145,29 +146,43 @@ export async function processTokenResponse(p: ProviderSpec, res: Response, previ
  */
 export async function exchangeCode(
   p: ProviderSpec,
-  o: { tokenUrl: string; client: ClientAuth; code: Secret; verifier: Secret; redirectUri: string },
+  o: { tokenUrl: string; client: ClientAuth; code: Secret; verifier: Secret; redirectUri: string; scopes: readonly string[] },
 ): Promise<TokenSet> {
   const res = await tokenRequest(p, o.tokenUrl, o.client, {
     grant_type: 'authorization_code',
     code: o.code.reveal(),
     redirect_uri: o.redirectUri,
     code_verifier: o.verifier.reveal(),
-    scope: p.scopes.join(' '),
+    scope: o.scopes.join(' '),
   })
   return processTokenResponse(p, res)
 }
 
 /**
- * Refresh (RFC 6749 §6). The scope names one resource plus offline_access, as Microsoft requires (AADSTS700022).
+ * Refresh (RFC 6749 §6). `scopes` null sends none: the grant keeps its scopes (Google's form).
  * @see https://learn.microsoft.com/entra/identity-platform/v2-oauth2-auth-code-flow#refresh-the-access-token
+ * @see https://developers.google.com/identity/protocols/oauth2/web-server#offline
  */
-export async function refreshGrant(p: ProviderSpec, o: { tokenUrl: string; client: ClientAuth; refreshToken: Secret }): Promise<TokenSet> {
+export async function refreshGrant(
+  p: ProviderSpec,
+  o: { tokenUrl: string; client: ClientAuth; refreshToken: Secret; scopes: readonly string[] | null },
+): Promise<TokenSet> {
   const res = await tokenRequest(p, o.tokenUrl, o.client, {
     grant_type: 'refresh_token',
     refresh_token: o.refreshToken.reveal(),
-    scope: p.scopes.filter((s) => s !== 'openid' && s !== 'email').join(' '),
+    ...(o.scopes ? { scope: o.scopes.join(' ') } : {}),
   })
   return processTokenResponse(p, res, o.refreshToken)
+}
+
+/**
+ * App-only token (RFC 6749 §4.4): the app authenticates as itself; no refresh token comes back, so a new
+ * token is simply requested when the old one runs out.
+ * @see https://learn.microsoft.com/entra/identity-platform/v2-oauth2-client-creds-grant-flow#first-case-access-token-request-with-a-shared-secret
+ */
+export async function clientCredentialsGrant(p: ProviderSpec, o: { tokenUrl: string; client: ClientAuth; scopes: readonly string[] }): Promise<TokenSet> {
+  const res = await tokenRequest(p, o.tokenUrl, o.client, { grant_type: 'client_credentials', scope: o.scopes.join(' ') })
+  return processTokenResponse(p, res)
 }
 
 /**

@@ -2,7 +2,7 @@ import type { FastifyPluginAsync } from 'fastify'
 import { MailbridgeError } from '../errors.ts'
 import { html, page } from '../html.ts'
 import type { ConfirmQuery, ConfirmTarget, ConnectService } from './connect.ts'
-import { providers, type ProviderId } from './providers.ts'
+import { consentProviders } from './providers.ts'
 
 export const serverPath = (t: ConfirmTarget): string => `/admin/${t.serverKind}-servers/${encodeURIComponent(t.serverId)}`
 
@@ -20,26 +20,26 @@ const QueryString = {
 } as const
 
 /** The query's first refused parameter, said the way the callback's other refusals are. */
-function confirmQueryError(e: Error & { validation?: Array<{ instancePath?: string }> }): MailbridgeError {
+function confirmQueryError(e: Error & { validation?: Array<{ instancePath?: string }> }, provider: string): MailbridgeError {
   const name = e.validation?.[0]?.instancePath?.replace(/^\//, '')
-  if (name === 'state') return new MailbridgeError('state_invalid')
+  if (name === 'state') return new MailbridgeError('state_invalid', { provider })
   return new MailbridgeError('bad_request', { message: `The callback's ${name ?? 'query'} parameter is malformed (given twice, or too long). Click Connect again.` })
 }
 
 /**
- * The OAuth redirect targets (`/microsoft_outlook/confirm`). The state alone authorises the call; a refusal is
+ * The OAuth redirect targets (`/microsoft_outlook/confirm`, `/google_gmail/confirm`). The state alone authorises the call; a refusal is
  * a readable page that says what happened and links back to the server.
  */
 export const confirmRoutes: FastifyPluginAsync<{ connect: ConnectService; sessionOf: (req: import('fastify').FastifyRequest) => string | undefined }> = async (
   app,
   { connect, sessionOf },
 ) => {
-  for (const id of Object.keys(providers) as ProviderId[]) {
-    const p = providers[id]
+  for (const p of consentProviders()) {
+    const id = p.id
     app.get(`/${p.route}/confirm`, { schema: { querystring: QueryString, hide: true }, attachValidation: true }, async (req, reply) => {
       try {
         // A browser lands here: a query the schema refuses (a doubled or oversized parameter) gets the page too.
-        if (req.validationError) throw confirmQueryError(req.validationError)
+        if (req.validationError) throw confirmQueryError(req.validationError, p.label)
         const target = await connect.confirm(id, req.query as ConfirmQuery, sessionOf(req))
         return reply.redirect(`${serverPath(target)}?connected=1`, 302)
       } catch (e) {

@@ -2,7 +2,14 @@ import { Type, type Static } from 'typebox'
 import type { OutgoingServerRow } from '../db/schema.ts'
 import type { TokenView } from '../oauth/credentials.ts'
 
-export const Authentication = Type.Union([Type.Literal('outlook'), Type.Literal('login'), Type.Literal('none')])
+export const Authentication = Type.Union([Type.Literal('outlook'), Type.Literal('outlook_app'), Type.Literal('gmail'), Type.Literal('login'), Type.Literal('none')], {
+  description: '"outlook": a person consents (OAuth); "outlook_app": Microsoft app-only access with client credentials (needs tenant_id); "gmail": Google OAuth; "login": password; "none".',
+})
+
+/** A Microsoft directory (tenant) id: a GUID, or a verified domain such as contoso.onmicrosoft.com. */
+export const TenantId = Type.Union([Type.String({ minLength: 1, maxLength: 200, pattern: '^[A-Za-z0-9.-]+$' }), Type.Null()], {
+  description: 'Only for "outlook_app": the Directory (tenant) ID the app requests tokens in',
+})
 export const Encryption = Type.Union([Type.Literal('starttls'), Type.Literal('ssl'), Type.Literal('none')])
 
 export const TokenSchema = Type.Object(
@@ -31,6 +38,7 @@ export const OutgoingServer = Type.Object(
     max_per_minute: Type.Union([Type.Integer(), Type.Null()]),
     paused_until: Type.Union([Type.String(), Type.Null()]),
     pause_reason: Type.Union([Type.String(), Type.Null()]),
+    tenant_id: Type.Union([Type.String(), Type.Null()]),
     token: TokenSchema,
     created_at: Type.String(),
     updated_at: Type.String(),
@@ -50,14 +58,12 @@ const fields = {
   from_filter: Type.Union([Type.String({ maxLength: 1000 }), Type.Null()]),
   sequence: Type.Integer({ minimum: 0, maximum: 1_000_000 }),
   max_per_minute: Type.Union([Type.Integer({ minimum: 1, maximum: 100_000 }), Type.Null()]),
+  tenant_id: TenantId,
 }
 
 // One input shape for create and update; on create the service requires name and fills provider defaults.
 export const OutgoingServerInput = Type.Partial(Type.Object(fields), { additionalProperties: false })
 export type OutgoingServerInput = Static<typeof OutgoingServerInput>
-
-/** Outlook's per-mailbox submission limit (Exchange Online limits: 30 messages per minute). */
-export const OUTLOOK_MAX_PER_MINUTE = 30
 
 export function toApi(row: OutgoingServerRow, token: TokenView | null): OutgoingServer {
   return {
@@ -74,6 +80,7 @@ export function toApi(row: OutgoingServerRow, token: TokenView | null): Outgoing
     max_per_minute: row.max_per_minute,
     paused_until: row.paused_until,
     pause_reason: row.pause_reason,
+    tenant_id: row.tenant_id,
     token: token ?? { status: 'none', valid: false, label: 'No OAuth token: this server does not use OAuth', expires_at: null, last_error: null },
     created_at: row.created_at,
     updated_at: row.updated_at,

@@ -30,7 +30,7 @@ export const outgoingServerRoutes: FastifyPluginAsync<{ servers: OutgoingServerS
   })
   app.post<{ Params: IdParams }>(
     '/outgoing-servers/:id/connect',
-    { schema: { tags, summary: 'Connect your Outlook account: returns the consent URL to open in a browser', params: IdParams, response: { 200: Type.Object({ authorize_url: Type.String() }) } } },
+    { schema: { tags, summary: 'Connect your Outlook / Gmail account: returns the consent URL to open in a browser (409 for app-only servers)', params: IdParams, response: { 200: Type.Object({ authorize_url: Type.String() }) } } },
     async (req) => ({ authorize_url: await servers.connect(req.params.id) }),
   )
   app.post<{ Params: IdParams }>(

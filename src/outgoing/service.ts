@@ -8,10 +8,11 @@ import { MailbridgeError, invalid, notFound } from '../errors.ts'
 import type { Logger } from '../log.ts'
 import { isEmailAddress } from '../mail-address.ts'
 import type { ConnectService } from '../oauth/connect.ts'
-import type { CredentialService } from '../oauth/credentials.ts'
+import { accountOf, type CredentialService } from '../oauth/credentials.ts'
 import { xoauth2 } from '../oauth/protocol.ts'
-import { providerFor } from '../oauth/providers.ts'
-import { OUTLOOK_MAX_PER_MINUTE, toApi, type OutgoingServer, type OutgoingServerInput } from './model.ts'
+import { outlook, providerFor, type MailHost, type ProviderSpec } from '../oauth/providers.ts'
+import { checkTenant } from '../oauth/tenant.ts'
+import { toApi, type OutgoingServer, type OutgoingServerInput } from './model.ts'
 import { probeSmtp, SmtpProbeError } from './smtp-probe.ts'
 
 export interface TestResult {
@@ -44,7 +45,7 @@ export class OutgoingServerService {
 
   async #toApi(row: OutgoingServerRow): Promise<OutgoingServer> {
     const p = providerFor(row.authentication)
-    return toApi(row, p ? await this.deps.credentials.view(p, row.username) : null)
+    return toApi(row, p ? await this.deps.credentials.view(p, accountOf(row)) : null)
   }
 
   async get(id: string): Promise<OutgoingServer> {
@@ -55,27 +56,39 @@ export class OutgoingServerService {
     return Promise.all((await this.rows()).map((r) => this.#toApi(r)))
   }
 
-  /** Apply an input over a row (or over nothing, on create), with provider defaults and Outlook's rules. */
-  #merge(base: OutgoingServerRow | undefined, input: OutgoingServerInput): Omit<OutgoingServerRow, 'id' | 'created_at' | 'updated_at' | 'paused_until' | 'pause_reason'> {
+  /** The provider of an authentication, with its SMTP host in the chosen national cloud. */
+  async #provider(authentication: string | undefined): Promise<{ p: ProviderSpec; smtp: MailHost } | undefined> {
+    const p = authentication ? providerFor(authentication) : undefined
+    return p && { p, smtp: p.smtp(await this.deps.credentials.cloud(p)) }
+  }
+
+  /** Apply an input over a row (or over nothing, on create), with provider defaults and the provider's rules. */
+  #merge(
+    base: OutgoingServerRow | undefined,
+    input: OutgoingServerInput,
+    provider: { p: ProviderSpec; smtp: MailHost } | undefined,
+  ): Omit<OutgoingServerRow, 'id' | 'created_at' | 'updated_at' | 'paused_until' | 'pause_reason'> {
     const authentication = input.authentication ?? base?.authentication
-    if (!authentication) throw invalid('authentication', 'Choose an authentication: "outlook" (OAuth), "login" (password) or "none".')
+    if (!authentication) throw invalid('authentication', 'Choose an authentication: "outlook" or "gmail" (OAuth), "outlook_app" (app-only), "login" (password) or "none".')
     const name = (input.name ?? base?.name ?? '').trim()
     if (!name) throw invalid('name', 'Give the server a Description (any name).')
-    const p = providerFor(authentication)
+    const p = provider?.p
     const switched = base !== undefined && base.authentication !== authentication
-    // Picking Outlook fills in Microsoft's host and port, as Odoo does; explicit values still win.
-    const host = (input.host ?? (switched || !base ? p?.smtp.host : base.host) ?? '').trim()
-    const port = input.port ?? (switched || !base ? p?.smtp.port : base.port) ?? 587
-    const encryption = input.encryption ?? (switched || !base ? p?.smtp.encryption : base.encryption) ?? 'starttls'
+    // Picking a provider fills in its host and port, as Odoo does; explicit values still win.
+    const host = (input.host ?? (switched || !base ? provider?.smtp.host : base.host) ?? '').trim()
+    const port = input.port ?? (switched || !base ? provider?.smtp.port : base.port) ?? 587
+    const encryption = input.encryption ?? (switched || !base ? provider?.smtp.encryption : base.encryption) ?? 'starttls'
+    // A tenant belongs to app-only access: switching to another authentication drops it.
+    const tenantId = checkTenant(p, input.tenant_id !== undefined ? input.tenant_id : switched ? null : (base?.tenant_id ?? null))
     const username = (input.username ?? base?.username ?? '').trim()
     if (!host) throw invalid('host', 'Give the SMTP host name, such as smtp.office365.com.')
     let password = base?.password ?? null
     if (input.password !== undefined) password = input.password ? this.deps.box.seal(new Secret(input.password), 'outgoing_servers.password') : null
     if (p) {
-      if (!username) throw invalid('username', `An ${p.label} server needs a Username: the mailbox address, such as alice@contoso.com.`)
+      if (!username) throw invalid('username', `${p.article} ${p.label} server needs a Username: the mailbox address, such as alice@contoso.com.`)
       if (!isEmailAddress(username)) throw invalid('username', `The Username must be the mailbox's e-mail address (alice@contoso.com), got "${username}".`)
-      if (password !== null) throw invalid('password', `An ${p.label} server authenticates with OAuth: leave the password empty.`)
-      if (encryption !== 'starttls') throw invalid('encryption', `Incorrect connection security for an ${p.label} server: set it to "starttls" (TLS, STARTTLS) on port 587.`)
+      if (password !== null) throw invalid('password', `${p.article} ${p.label} server authenticates with OAuth: leave the password empty.`)
+      if (encryption !== 'starttls') throw invalid('encryption', `Incorrect connection security for ${p.article.toLowerCase()} ${p.label} server: set it to "starttls" (TLS, STARTTLS) on port 587.`)
     } else if (authentication === 'login') {
       if (!username) throw invalid('username', 'Password authentication needs a Username.')
       if (password === null) throw invalid('password', 'Password authentication needs a password.')
@@ -90,7 +103,7 @@ export class OutgoingServerService {
         }
       }
     }
-    const maxPerMinute = input.max_per_minute !== undefined ? input.max_per_minute : (base?.max_per_minute ?? (p ? OUTLOOK_MAX_PER_MINUTE : null))
+    const maxPerMinute = input.max_per_minute !== undefined ? input.max_per_minute : base && !switched ? base.max_per_minute : (p?.maxPerMinute ?? base?.max_per_minute ?? null)
     return {
       name,
       authentication,
@@ -102,12 +115,13 @@ export class OutgoingServerService {
       from_filter: fromFilter,
       sequence: input.sequence ?? base?.sequence ?? 10,
       max_per_minute: maxPerMinute,
+      tenant_id: tenantId,
     }
   }
 
   async create(input: OutgoingServerInput): Promise<OutgoingServer> {
     const at = now()
-    const row: OutgoingServerRow = { id: newId(), ...this.#merge(undefined, input), paused_until: null, pause_reason: null, created_at: at, updated_at: at }
+    const row: OutgoingServerRow = { id: newId(), ...this.#merge(undefined, input, await this.#provider(input.authentication)), paused_until: null, pause_reason: null, created_at: at, updated_at: at }
     await this.deps.db.insertInto('outgoing_servers').values(row).execute()
     this.changed.emit('change')
     this.deps.log.info({ server_id: row.id, mailbox: row.username }, 'outgoing server created')
@@ -116,7 +130,7 @@ export class OutgoingServerService {
 
   async update(id: string, input: OutgoingServerInput): Promise<OutgoingServer> {
     const base = await this.#row(id)
-    const merged = this.#merge(base, input)
+    const merged = this.#merge(base, input, await this.#provider(input.authentication ?? base.authentication))
     await this.deps.db.updateTable('outgoing_servers').set({ ...merged, updated_at: now() }).where('id', '=', id).execute()
     this.changed.emit('change')
     return this.get(id)
@@ -148,7 +162,7 @@ export class OutgoingServerService {
       let token: Secret | undefined
       let auth: Parameters<typeof probeSmtp>[0]['auth']
       if (p) {
-        token = await this.deps.credentials.accessToken(p, row.username, { rejected })
+        token = await this.deps.credentials.accessToken(p, accountOf(row), { rejected })
         auth = { mechanism: 'XOAUTH2', initial: xoauth2(row.username, token) }
       } else if (row.authentication === 'login') {
         auth = { mechanism: 'PLAIN', user: row.username, password: this.deps.box.open(row.password!, 'outgoing_servers.password') }
@@ -163,14 +177,14 @@ export class OutgoingServerService {
       } catch (e) {
         if (!(p && e instanceof SmtpProbeError && e.stage === 'auth' && e.reply?.code === 535 && !/5\.7\.139/.test(e.reply.text))) throw e
         log.info('535 on AUTH: retrying once with a refreshed token')
-        token = await attempt(await this.deps.credentials.accessToken(p, row.username))
+        token = await attempt(await this.deps.credentials.accessToken(p, accountOf(row)))
       }
-      if (p && token) await this.deps.credentials.recordUseSuccess(p, row.username)
+      if (p && token) await this.deps.credentials.recordUseSuccess(p, accountOf(row))
       log.info('connection test succeeded')
       return { ok: true, message: 'Connection Test Successful!' }
     } catch (e) {
       const message = explainTestFailure(row, e)
-      if (p && e instanceof SmtpProbeError && e.stage === 'auth') await this.deps.credentials.recordUseFailure(p, row.username, message)
+      if (p && e instanceof SmtpProbeError && e.stage === 'auth') await this.deps.credentials.recordUseFailure(p, accountOf(row), message)
       log.warn({ cause: (e as Error).message }, 'connection test failed')
       return { ok: false, message }
     }
@@ -181,7 +195,7 @@ export const firstAddress = (fromFilter: string | null): string | undefined =>
   fromFilter?.split(',').map((s) => s.trim()).find((s) => s.includes('@'))
 
 /** Turn a probe failure into what the admin must do, naming the server and the mailbox. */
-export function explainTestFailure(row: Pick<OutgoingServerRow, 'host' | 'port' | 'username'>, e: unknown): string {
+export function explainTestFailure(row: Pick<OutgoingServerRow, 'host' | 'port' | 'username' | 'authentication'>, e: unknown): string {
   const where = `${row.host}:${row.port}`
   if (!(e instanceof SmtpProbeError)) return `Connection Test Failed for ${row.username}: ${(e as Error).message}`
   const reply = e.reply ? `${e.reply.code} ${e.reply.text}` : ''
@@ -196,7 +210,7 @@ export function explainTestFailure(row: Pick<OutgoingServerRow, 'host' | 'port' 
   if (e.stage === 'auth' && e.reply?.code === 535) {
     return (
       `Connection Test Failed: ${where} refused the token for ${row.username} (${reply}). ` +
-      `Check that the account that consented is ${row.username}, that it has a mailbox, and that SMTP AUTH is enabled for it; then Reconnect.`
+      (providerFor(row.authentication) ?? outlook).refusedHint('smtp', row.username)
     )
   }
   if (e.stage === 'mail' && /5\.7\.60/.test(reply)) {

@@ -9,7 +9,7 @@ import type { MailRow, OutgoingServerRow } from '../db/schema.ts'
 import { databaseErrorCode, MailbridgeError } from '../errors.ts'
 import type { Logger } from '../log.ts'
 import { literalHeaderText, parseMailbox, toNodemailer, type Mailbox } from '../mail-address.ts'
-import type { CredentialService } from '../oauth/credentials.ts'
+import { accountOf, type CredentialService } from '../oauth/credentials.ts'
 import { ProviderError } from '../oauth/protocol.ts'
 import { providerFor } from '../oauth/providers.ts'
 import { queueSeconds, sendSeconds } from '../metrics.ts'
@@ -244,7 +244,7 @@ export class MailWorker {
     let token: Secret | undefined
     try {
       // Ask for the token first: a dead token keeps the mail queued instead of failing it.
-      if (p) token = await this.deps.credentials.accessToken(p, server.username)
+      if (p) token = await this.deps.credentials.accessToken(p, accountOf(server))
     } catch (e) {
       return this.#tokenProblem(server, mail, e as Error, log)
     }
@@ -268,7 +268,7 @@ export class MailWorker {
         queueSeconds.observe((Date.now() - Date.parse(mail.created_at)) / 1000)
         await this.#finish(mail, { state: 'sent', smtp_response: info.response, sent_at: now() })
         this.#announced.delete(server.username.toLowerCase())
-        if (p && this.#useFailed.delete(server.username.toLowerCase())) await this.deps.credentials.recordUseSuccess(p, server.username)
+        if (p && this.#useFailed.delete(server.username.toLowerCase())) await this.deps.credentials.recordUseSuccess(p, accountOf(server))
         log.debug({ response: info.response }, 'mail sent')
         return
       } catch (e) {
@@ -287,7 +287,7 @@ export class MailWorker {
           authRetried = true
           log.info('535 on AUTH: retrying once with a refreshed token')
           try {
-            token = await this.deps.credentials.accessToken(p, server.username, { rejected: token })
+            token = await this.deps.credentials.accessToken(p, accountOf(server), { rejected: token })
           } catch (te) {
             return this.#tokenProblem(server, mail, te as Error, log)
           }
@@ -349,7 +349,7 @@ export class MailWorker {
       const p = providerFor(server.authentication)
       if (v.kind === 'auth' && p) {
         this.#useFailed.add(server.username.toLowerCase())
-        await this.deps.credentials.recordUseFailure(p, server.username, v.reason)
+        await this.deps.credentials.recordUseFailure(p, accountOf(server), v.reason)
       }
     }
     const reason = v.kind === 'transient' ? `${v.reason} (gave up after ${attempts} attempts)` : v.reason

@@ -1,7 +1,12 @@
 import type { FastifyPluginAsync } from 'fastify'
 import { Type, type Static } from 'typebox'
 import { notFound } from '../errors.ts'
+import { CLOUD_IDS } from '../oauth/clouds.ts'
 import type { SettingsPatch, SettingsService } from './service.ts'
+
+const Cloud = Type.Union(CLOUD_IDS.map((c) => Type.Literal(c)), {
+  description: 'Microsoft national cloud: global, usgov (GCC High, DoD) or china (21Vianet). Changes the login host, the mail scopes and the default mail hosts together.',
+})
 
 const Settings = Type.Object(
   {
@@ -9,6 +14,9 @@ const Settings = Type.Object(
     microsoft_outlook_client_id: Type.String(),
     microsoft_outlook_client_secret_set: Type.Boolean(),
     microsoft_outlook_client_secret_expires_at: Type.Union([Type.String(), Type.Null()]),
+    microsoft_outlook_cloud: Cloud,
+    google_gmail_client_id: Type.String(),
+    google_gmail_client_secret_set: Type.Boolean(),
     redirect_uris: Type.Record(Type.String(), Type.String()),
   },
   { additionalProperties: false },
@@ -20,6 +28,9 @@ const SettingsPatchBody = Type.Object(
     microsoft_outlook_client_id: Type.Optional(Type.String({ maxLength: 200 })),
     microsoft_outlook_client_secret: Type.Optional(Type.Union([Type.String({ maxLength: 2000 }), Type.Null()], { description: 'Write-only' })),
     microsoft_outlook_client_secret_expires_at: Type.Optional(Type.Union([Type.String({ maxLength: 40 }), Type.Null()])),
+    microsoft_outlook_cloud: Type.Optional(Cloud),
+    google_gmail_client_id: Type.Optional(Type.String({ maxLength: 200 })),
+    google_gmail_client_secret: Type.Optional(Type.Union([Type.String({ maxLength: 2000 }), Type.Null()], { description: 'Write-only' })),
   },
   { additionalProperties: false },
 )
@@ -32,7 +43,7 @@ export const settingsRoutes: FastifyPluginAsync<{ settings: SettingsService; red
   app.get('/settings', { schema: { tags, summary: 'General Settings', response: { 200: Settings } } }, async () => ({ ...(await settings.view()), redirect_uris: redirectUris }))
   app.patch<{ Body: Static<typeof SettingsPatchBody> }>(
     '/settings',
-    { schema: { tags, summary: 'Change settings (the client secret is write-only)', body: SettingsPatchBody, response: { 200: Settings } } },
+    { schema: { tags, summary: 'Change settings (the client secrets are write-only)', body: SettingsPatchBody, response: { 200: Settings } } },
     async (req) => ({ ...(await settings.update(req.body as SettingsPatch)), redirect_uris: redirectUris }),
   )
 

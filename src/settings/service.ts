@@ -7,10 +7,26 @@ import type { DB } from '../db/index.ts'
 import { now } from '../db/index.ts'
 import { invalid } from '../errors.ts'
 import { isEmailAddress } from '../mail-address.ts'
+import { CLOUD_IDS, defaultMicrosoftEndpoint, isCloud, type Cloud } from '../oauth/clouds.ts'
 
 /** Defaults of the parameters Mailbridge reads; a stored parameter overrides its default. */
 export const parameterDefaults: Record<string, string> = {
-  'microsoft_outlook.endpoint': 'https://login.microsoftonline.com/common/oauth2/v2.0/',
+  // Follows the national cloud (settings) when not set: see SettingsService.parameter().
+  'microsoft_outlook.endpoint': defaultMicrosoftEndpoint('global'),
+  'google_gmail.auth_endpoint': 'https://accounts.google.com/o/oauth2/v2/auth',
+  'google_gmail.token_endpoint': 'https://oauth2.googleapis.com/token',
+}
+
+/** An https URL, so a test may point a provider's endpoint at an emulator (and nothing may downgrade it). */
+function httpsUrl(key: string, value: string, example: string): URL {
+  let url: URL
+  try {
+    url = new URL(value)
+  } catch {
+    throw invalid('value', `${key} must be a URL such as ${example}`)
+  }
+  if (url.protocol !== 'https:') throw invalid('value', `${key} must use https://`)
+  return url
 }
 
 const KEY = /^[A-Za-z0-9_.-]{1,200}$/
@@ -19,14 +35,12 @@ const KEY = /^[A-Za-z0-9_.-]{1,200}$/
 function checkParameter(key: string, value: string): string {
   if (value.length > 10_000) throw invalid('value', 'A parameter value is at most 10,000 characters.')
   if (key === 'microsoft_outlook.endpoint') {
-    let url: URL
-    try {
-      url = new URL(value)
-    } catch {
-      throw invalid('value', 'microsoft_outlook.endpoint must be a URL such as https://login.microsoftonline.com/<tenant id>/oauth2/v2.0/')
-    }
-    if (url.protocol !== 'https:') throw invalid('value', 'microsoft_outlook.endpoint must use https://')
+    httpsUrl(key, value, 'https://login.microsoftonline.com/<tenant id>/oauth2/v2.0/')
     return value.endsWith('/') ? value : value + '/'
+  }
+  if (key === 'google_gmail.auth_endpoint' || key === 'google_gmail.token_endpoint') {
+    httpsUrl(key, value, parameterDefaults[key]!)
+    return value
   }
   if (key === 'mail.force.smtp.from' && value !== '' && !isEmailAddress(value)) {
     throw invalid('value', 'mail.force.smtp.from must be one e-mail address, such as the Outlook username (alice@contoso.com).')
@@ -39,6 +53,9 @@ export interface SettingsView {
   microsoft_outlook_client_id: string
   microsoft_outlook_client_secret_set: boolean
   microsoft_outlook_client_secret_expires_at: string | null
+  microsoft_outlook_cloud: Cloud
+  google_gmail_client_id: string
+  google_gmail_client_secret_set: boolean
 }
 
 export interface SettingsPatch {
@@ -46,6 +63,16 @@ export interface SettingsPatch {
   microsoft_outlook_client_id?: string
   microsoft_outlook_client_secret?: string | null
   microsoft_outlook_client_secret_expires_at?: string | null
+  microsoft_outlook_cloud?: Cloud
+  google_gmail_client_id?: string
+  google_gmail_client_secret?: string | null
+}
+
+/** The providers' app credentials: `{prefix}_client_id` and the sealed, write-only `{prefix}_client_secret`. */
+const CREDENTIAL_PREFIXES = ['microsoft_outlook', 'google_gmail'] as const
+const CLIENT_ID_HINT: Record<(typeof CREDENTIAL_PREFIXES)[number], string> = {
+  microsoft_outlook: 'The Client ID is the Application (client) ID from the app\'s Overview page in Azure, a GUID.',
+  google_gmail: 'The Client ID is the OAuth client\'s ID from Google Cloud console (…apps.googleusercontent.com).',
 }
 
 const SECRET_KEYS = new Set<string>(SECRET_SETTINGS)
@@ -90,44 +117,60 @@ export class SettingsService {
     return this.box.openOrNull(await this.#raw(key), `settings.${key}`)
   }
 
+  async #cloud(): Promise<Cloud> {
+    const v = await this.#raw('microsoft_outlook_cloud')
+    return isCloud(v) ? v : 'global'
+  }
+
   async view(): Promise<SettingsView> {
     return {
       external_email_servers: (await this.#raw('external_email_servers')) === '1',
       microsoft_outlook_client_id: (await this.#raw('microsoft_outlook_client_id')) ?? '',
       microsoft_outlook_client_secret_set: (await this.#raw('microsoft_outlook_client_secret')) !== undefined,
       microsoft_outlook_client_secret_expires_at: (await this.#raw('microsoft_outlook_client_secret_expires_at')) ?? null,
+      microsoft_outlook_cloud: await this.#cloud(),
+      google_gmail_client_id: (await this.#raw('google_gmail_client_id')) ?? '',
+      google_gmail_client_secret_set: (await this.#raw('google_gmail_client_secret')) !== undefined,
     }
   }
 
   async update(patch: SettingsPatch): Promise<SettingsView> {
-    const id = patch.microsoft_outlook_client_id?.trim()
-    if (id !== undefined && id !== '' && !/^[0-9a-fA-F-]{36}$/.test(id) && !/^[\w.-]{1,200}$/.test(id)) {
-      throw invalid('microsoft_outlook_client_id', 'The Client ID is the Application (client) ID from the app\'s Overview page in Azure, a GUID.')
-    }
-    const secret = patch.microsoft_outlook_client_secret
-    if (secret !== undefined && secret !== null && /[\r\n]/.test(secret)) {
-      throw invalid('microsoft_outlook_client_secret', 'The Client Secret is one line: paste the secret\'s Value from Certificates & secrets.')
+    // Check everything first, so a refused patch changes nothing.
+    for (const prefix of CREDENTIAL_PREFIXES) {
+      const id = patch[`${prefix}_client_id`]?.trim()
+      if (id !== undefined && id !== '' && !/^[0-9a-fA-F-]{36}$/.test(id) && !/^[\w.-]{1,200}$/.test(id)) throw invalid(`${prefix}_client_id`, CLIENT_ID_HINT[prefix])
+      const secret = patch[`${prefix}_client_secret`]
+      if (secret !== undefined && secret !== null && /[\r\n]/.test(secret)) {
+        throw invalid(`${prefix}_client_secret`, 'The Client Secret is one line: paste the secret\'s value as the console shows it.')
+      }
     }
     const expires = patch.microsoft_outlook_client_secret_expires_at
     if (expires !== undefined && expires !== null && Number.isNaN(Date.parse(expires))) {
       throw invalid('microsoft_outlook_client_secret_expires_at', 'Give the secret\'s expiry as a date, such as 2028-11-27.')
     }
+    const cloud = patch.microsoft_outlook_cloud
+    if (cloud !== undefined && !isCloud(cloud)) throw invalid('microsoft_outlook_cloud', `The cloud is one of ${CLOUD_IDS.join(', ')}.`)
     if (patch.external_email_servers !== undefined) await this.#put('external_email_servers', patch.external_email_servers ? '1' : '0')
-    if (id !== undefined) await this.#put('microsoft_outlook_client_id', id === '' ? null : id)
-    if (secret !== undefined) {
-      const trimmed = secret?.trim()
-      await this.#put(
-        'microsoft_outlook_client_secret',
-        trimmed ? this.box.seal(new Secret(trimmed), 'settings.microsoft_outlook_client_secret') : null,
-      )
+    for (const prefix of CREDENTIAL_PREFIXES) {
+      const id = patch[`${prefix}_client_id`]?.trim()
+      if (id !== undefined) await this.#put(`${prefix}_client_id`, id === '' ? null : id)
+      const secret = patch[`${prefix}_client_secret`]
+      if (secret !== undefined) {
+        const trimmed = secret?.trim()
+        await this.#put(`${prefix}_client_secret`, trimmed ? this.box.seal(new Secret(trimmed), `settings.${prefix}_client_secret`) : null)
+      }
     }
     if (expires !== undefined) await this.#put('microsoft_outlook_client_secret_expires_at', expires && new Date(expires).toISOString())
+    if (cloud !== undefined) await this.#put('microsoft_outlook_cloud', cloud)
     return this.view()
   }
 
   async parameter(key: string): Promise<string | undefined> {
     const row = await this.db.selectFrom('parameters').select('value').where('key', '=', key).executeTakeFirst()
-    return row?.value ?? parameterDefaults[key]
+    if (row) return row.value
+    // The login host changes with the national cloud; a stored endpoint (a tenant, an emulator) still wins.
+    if (key === 'microsoft_outlook.endpoint') return defaultMicrosoftEndpoint(await this.#cloud())
+    return parameterDefaults[key]
   }
 
   async listParameters(): Promise<Array<{ key: string; value: string }>> {

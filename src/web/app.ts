@@ -5,7 +5,7 @@ import { TypeBoxValidatorCompiler } from '@fastify/type-provider-typebox'
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify'
 import { MailbridgeError } from '../errors.ts'
 import { confirmRoutes } from '../oauth/routes.ts'
-import { providers } from '../oauth/providers.ts'
+import { consentProviders } from '../oauth/providers.ts'
 import { mailRoutes } from '../outgoing/mail-routes.ts'
 import { outgoingServerRoutes } from '../outgoing/routes.ts'
 import { relayUserRoutes } from '../relay/routes.ts'
@@ -76,7 +76,7 @@ export async function buildApp(s: Services, o: AppOptions = {}): Promise<Fastify
   await app.register(metricsRoutes, { services: s })
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger())
 
-  const redirectUris = Object.fromEntries(Object.values(providers).map((p) => [p.id, s.connect.redirectUri(p)]))
+  const redirectUris = Object.fromEntries(consentProviders().map((p) => [p.id, s.connect.redirectUri(p)]))
   await app.register(
     async (api) => {
       api.addHook('onRequest', async (req) => {

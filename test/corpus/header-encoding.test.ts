@@ -3,7 +3,7 @@ import { test } from 'node:test'
 import fc from 'fast-check'
 import { simpleParser, type AddressObject } from 'mailparser'
 import { mailboxHeader, splitMessage } from '../../src/outgoing/raw-message.ts'
-import { ALICE, startWorld, type World } from '../support/world.ts'
+import { ALICE, runQueue, startWorld, type World } from '../support/world.ts'
 
 // Properties (fast-check) of the MIME Mailbridge writes: generated UTF-8 text comes back identical after
 // mailparser reads it, and no input can add a header line.
@@ -20,13 +20,6 @@ const hasBreak = (s: string) => /[\r\n]/.test(s)
 
 const FIELDS = new Set(['from', 'to', 'cc', 'reply-to', 'subject', 'message-id', 'date', 'mime-version', 'content-type', 'content-transfer-encoding', 'x-order'])
 
-async function drain(w: World): Promise<void> {
-  for (let i = 0; i < 50; i++) {
-    const started = await w.mb.services.mailWorker.tick()
-    await w.mb.services.mailWorker.idle()
-    if (started === 0) return
-  }
-}
 
 const firstName = (a: AddressObject | AddressObject[] | undefined) => (Array.isArray(a) ? a[0] : a)?.value[0]
 
@@ -53,7 +46,7 @@ test('queue MIME: any UTF-8 subject, display name and header value comes back id
         return
       }
       assert.equal(res.statusCode, 202, res.body)
-      await drain(w)
+      await runQueue(w)
       sent++
       const messageId = res.json().message_id as string
       const raw = w.smtp.messages.find((m) => m.raw.includes(messageId))?.raw
@@ -84,7 +77,7 @@ test('queue MIME: a subject that contains an encoded-word lookalike arrives unch
   await w.connect((await w.outgoingServer()).id)
   const subject = `Re: ${LOOKALIKE} order 42`
   assert.equal((await w.mb.api('POST', '/api/v1/mail', { to: ['bob@fabrikam.com'], subject, text: 'body' })).statusCode, 202)
-  await drain(w)
+  await runQueue(w)
   assert.equal((await simpleParser(w.smtp.messages[0]!.raw)).subject, subject)
 })
 

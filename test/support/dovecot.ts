@@ -72,6 +72,13 @@ export interface DovecotOptions {
   listenAddr?: string;
   /** auth_mechanisms (default 'xoauth2'; ImapFlow prefers OAUTHBEARER whenever it is advertised). */
   mechanisms?: string;
+  /**
+   * Also accept Microsoft app-only tokens, as Exchange does for client credentials: the token must carry this
+   * application permission as a role (e.g. 'IMAP.AccessAsApp') and the app's service principal must have been
+   * given the XOAUTH2 user's mailbox. Dovecot's oauth2 passdb sends only the token, so a checkpassword passdb
+   * (tried first, XOAUTH2 only) asks the introspection endpoint with the mailbox as `username`.
+   */
+  appRole?: string;
 }
 
 const DOVECOT_BIN = '/usr/sbin/dovecot';
@@ -247,6 +254,25 @@ export async function startDovecot(o: DovecotOptions): Promise<Dovecot> {
 
   const configPath = path.join(dir, 'dovecot.conf');
   const oauthPath = path.join(dir, 'dovecot-oauth2.conf.ext');
+  const appCheckPath = path.join(dir, 'app-token-check.sh');
+  if (o.appRole) {
+    // checkpassword interface (https://cr.yp.to/checkpwd/interface.html, Dovecot's passdb checkpassword): fd 3 holds
+    // "user\0password\0" (for XOAUTH2 the password is the bearer token); exit 1 refuses, 111 is a temporary failure,
+    // success execs the reply program given as argv.
+    await writeFile(
+      appCheckPath,
+      [
+        '#!/bin/bash',
+        "IFS= read -r -d '' user <&3; IFS= read -r -d '' token <&3",
+        'user=${user,,}',
+        `answer=$(curl -s --max-time 5 --data-urlencode "token=$token" --data-urlencode "username=$user" '${o.introspectUrl}') || exit 111`,
+        `case "$answer" in *'"active":true'*'"username":"'"$user"'"'*) ;; *) exit 1 ;; esac`,
+        `case "$answer" in *'"roles":"'*'${o.appRole}'*) exec "$@" ;; *) exit 1 ;; esac`,
+        '',
+      ].join('\n'),
+      { mode: 0o755 },
+    );
+  }
   const logPath = path.join(dir, 'dovecot.log');
   const stderrPath = path.join(dir, 'dovecot.stderr');
 
@@ -286,7 +312,13 @@ auth_mechanisms = ${mechanisms}
 auth_failure_delay = 0
 # auth_cache_size stays unset: every login is introspected, so revocation tests see it.
 
+${o.appRole ? `# App-only tokens first (see DovecotOptions.appRole); a refusal here falls through to the oauth2 passdb.
 passdb {
+  driver = checkpassword
+  mechanisms = xoauth2
+  args = ${appCheckPath}
+}
+` : ''}passdb {
   driver = oauth2
   mechanisms = xoauth2 oauthbearer
   args = ${oauthPath}

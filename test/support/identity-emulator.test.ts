@@ -344,6 +344,10 @@ test('client_credentials works with a tenant id and /.default, and is refused on
   const { em } = await setup(t)
   const tenant = '9a8b7c6d-5e4f-4321-8765-0123456789ab'
   const base = { client_id: 'app-1', client_secret: 's3cret~value', grant_type: 'client_credentials' }
+  // A multitenant app has no service principal in a tenant whose admin never consented: AADSTS700016.
+  const unprovisioned = await token(em, { ...base, scope: 'https://outlook.office365.com/.default' }, { tenant })
+  assert.deepEqual([unprovisioned.status, unprovisioned.body.error, aadsts(unprovisioned.body)], [400, 'unauthorized_client', 700016])
+  em.grantAppAccess({ clientId: 'app-1', tenant, roles: ['IMAP.AccessAsApp'], mailboxes: ['shared@contoso.com'] })
   const ok = await token(em, { ...base, scope: 'https://outlook.office365.com/.default' }, { tenant })
   assert.equal(ok.status, 200)
   assert.equal(ok.body.token_type, 'Bearer')
@@ -354,6 +358,13 @@ test('client_credentials works with a tenant id and /.default, and is refused on
   assert.deepEqual([common.status, common.body.error, aadsts(common.body)], [400, 'invalid_request', 9001023])
   const notDefault = await token(em, { ...base, scope: OUTLOOK_SMTP_SEND }, { tenant })
   assert.deepEqual([notDefault.body.error, aadsts(notDefault.body)], ['invalid_scope', 1002012])
+  // Introspection: the consented roles; a username only for a mailbox the app was given.
+  const ask = async (username?: string) =>
+    (await fetch(em.introspectUrl, { method: 'POST', body: new URLSearchParams({ token: ok.body.access_token as string, ...(username ? { username } : {}) }) })).json() as Promise<Record<string, unknown>>
+  const plain = await ask()
+  assert.deepEqual([plain.active, plain.roles, plain.username], [true, 'IMAP.AccessAsApp', undefined])
+  assert.equal((await ask('Shared@contoso.com')).username, 'shared@contoso.com')
+  assert.equal((await ask('ceo@contoso.com')).username, undefined)
 })
 
 test('setTokenEndpoint can cut the connection, answer 503 or delay, and touches neither authorize nor introspection', async (t) => {

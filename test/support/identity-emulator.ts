@@ -62,6 +62,12 @@ export interface Emulator {
   latestRefreshToken(email: string): string | undefined
   /** Every code, refresh and access token issued and every PKCE verifier received: for "never leaked" checks. */
   issuedSecrets(): string[]
+  /**
+   * App-only access in a tenant, as an admin sets it up (research B6): grant admin consent to application
+   * permissions (`IMAP.AccessAsApp`, `SMTP.SendAsApp`), create the Exchange service principal (New-ServicePrincipal)
+   * and give it mailboxes (Add-MailboxPermission). Repeated calls add to what was granted.
+   */
+  grantAppAccess(o: { clientId: string; tenant: string; roles?: string[]; mailboxes?: string[] }): void
   close(): Promise<void>
 }
 
@@ -102,7 +108,11 @@ interface RefreshGrant {
 interface AccessGrant {
   token: string; user?: User; clientId?: string; scope: string; resource: string; sub: string
   exp: number; iat: number; active: boolean
+  /** app-only tokens: the application permissions admin-consented in the token's tenant, and that tenant */
+  roles?: string[]; tid?: string
 }
+/** What an admin set up for an app in one tenant: consented application permissions and Exchange mailbox access. */
+interface AppAccess { roles: Set<string>; mailboxes: Set<string> }
 
 /** A Microsoft-shaped error: OAuth `error`, AADSTS number, text, HTTP status. */
 class AadError {
@@ -134,6 +144,7 @@ export async function startIdentityEmulator(opts: EmulatorOptions = {}): Promise
   const accessTokens = new Map<string, AccessGrant>()
   const consents = new Map<string, Set<string>>() // `${clientId} ${email}` → consented scopes
   const verifiersSeen: string[] = []
+  const appAccess = new Map<string, AppAccess>() // `${clientId} ${tenant}` → admin-granted app-only access
   const tokenRequests: TokenRequestRecord[] = []
   let tokenEndpoint: { down?: boolean; delayMs?: number; status503?: boolean } = {}
   let url = ''
@@ -535,8 +546,16 @@ ${hidden}
     if (!resource) {
       return new AadError('invalid_resource', 500011, `The resource principal named ${scope.slice(0, -'/.default'.length)} was not found in the tenant named ${tenantPath}. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You might have sent your authentication request to the wrong tenant.`)
     }
+    // The app needs a service principal in the tenant: its home tenant has one; another tenant only after an admin
+    // consented (AADSTS700016 otherwise, ERRORS). The token carries the application permissions consented there as
+    // `roles`; with none it is still issued, without roles, and the resource refuses it (CLIENT_CREDS, roles claim).
+    const tid = GUID.test(tenantPath) ? tenantPath.toLowerCase() : (app.tenant ?? tenantPath).toLowerCase()
+    const granted = appAccess.get(`${app.clientId} ${tid}`)
+    if (!granted && app.tenant?.toLowerCase() !== tid) {
+      return new AadError('unauthorized_client', 700016, `Application with identifier '${app.clientId}' was not found in the directory '${tenantPath}'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You may have sent your authentication request to the wrong tenant.`)
+    }
     const ttl = tokenLifetime()
-    const at = storeAccessToken({ clientId: app.clientId, scope, resource: new URL(scope).origin, sub: servicePrincipalId(app.clientId), ttl })
+    const at = storeAccessToken({ clientId: app.clientId, scope, resource: new URL(scope).origin, sub: servicePrincipalId(app.clientId), ttl, roles: [...(granted?.roles ?? [])], tid })
     // No refresh token and no id_token: "just request a new token" (CLIENT_CREDS, successful response).
     return { token_type: 'Bearer', expires_in: ttl, ext_expires_in: ttl, access_token: at }
   }
@@ -620,10 +639,10 @@ ${hidden}
     return `${head}.${payload}.${sig}`
   }
 
-  function storeAccessToken(o: { user?: User; clientId?: string; scope: string; resource: string; sub: string; ttl: number }) {
+  function storeAccessToken(o: { user?: User; clientId?: string; scope: string; resource: string; sub: string; ttl: number; roles?: string[]; tid?: string }) {
     const token = randomBytes(48).toString('base64url') // opaque: "treat them as opaque" (access-tokens doc)
     const iat = nowS()
-    accessTokens.set(token, { token, user: o.user, clientId: o.clientId, scope: o.scope, resource: o.resource, sub: o.sub, iat, exp: iat + o.ttl, active: true })
+    accessTokens.set(token, { token, user: o.user, clientId: o.clientId, scope: o.scope, resource: o.resource, sub: o.sub, iat, exp: iat + o.ttl, active: true, roles: o.roles, tid: o.tid })
     return token
   }
 
@@ -667,8 +686,13 @@ ${hidden}
 
   // ---------- introspection (RFC 7662) ----------
 
-  /** RFC 7662 §2.2: {"active":false} for unknown, expired or revoked tokens, and nothing else about them. */
-  function introspect(token: string | null): Record<string, unknown> {
+  /**
+   * RFC 7662 §2.2: {"active":false} for unknown, expired or revoked tokens, and nothing else about them.
+   * An app-only token has no resource owner, so no `username`; a peer may pass the mailbox it is asked for as the
+   * optional `username` parameter (RFC 7662 §2.1 allows extra context), and the answer names it only when an admin
+   * gave the app's service principal that mailbox (Add-MailboxPermission) — Exchange's own check.
+   */
+  function introspect(token: string | null, mailbox?: string | null): Record<string, unknown> {
     const at = token ? accessTokens.get(token) : undefined
     if (!at || !at.active || at.exp <= nowS()) return { active: false }
     const out: Record<string, unknown> = { active: true, token_type: 'Bearer', scope: at.scope, exp: at.exp, iat: at.iat, sub: at.sub, aud: at.resource }
@@ -677,6 +701,12 @@ ${hidden}
       out.username = at.user.email
       out.email = at.user.email
       out.upn = at.user.upn
+    }
+    if (at.roles) {
+      out.roles = at.roles.join(' ')
+      out.tid = at.tid
+      const wanted = mailbox?.trim().toLowerCase()
+      if (wanted && appAccess.get(`${at.clientId} ${at.tid}`)?.mailboxes.has(wanted)) out.username = wanted
     }
     return out
   }
@@ -713,7 +743,10 @@ ${hidden}
     void (async () => {
       const u = new URL(req.url ?? '/', 'http://127.0.0.1')
       const body = await readBody(req)
-      if (req.method === 'POST' && u.pathname === '/introspect') return json(res, 200, introspect(new URLSearchParams(body).get('token')))
+      if (req.method === 'POST' && u.pathname === '/introspect') {
+        const form = new URLSearchParams(body)
+        return json(res, 200, introspect(form.get('token'), form.get('username')))
+      }
       if (req.method === 'GET' && u.pathname === '/tokeninfo') return json(res, 200, introspect(u.searchParams.get('access_token')))
       json(res, 404, { error: 'not_found' })
     })().catch(() => res.destroy())
@@ -765,6 +798,13 @@ ${hidden}
       return best?.token
     },
     issuedSecrets: () => [...codes.keys(), ...refreshTokens.keys(), ...accessTokens.keys(), ...verifiersSeen],
+    grantAppAccess(o) {
+      const key = `${o.clientId} ${o.tenant.toLowerCase()}`
+      const access = appAccess.get(key) ?? { roles: new Set<string>(), mailboxes: new Set<string>() }
+      for (const r of o.roles ?? []) access.roles.add(r)
+      for (const m of o.mailboxes ?? []) access.mailboxes.add(m.toLowerCase())
+      appAccess.set(key, access)
+    },
     async close() {
       await Promise.all([main, side].map((s) => new Promise<void>((r) => { s.close(() => r()); s.closeAllConnections() })))
     },
@@ -773,7 +813,7 @@ ${hidden}
 
 /** One RSA signing key per process: generating one per emulator would cost each test ~100–400 ms. */
 let signingKeyPromise: Promise<{ privateKey: KeyObject; publicKey: KeyObject; kid: string }> | undefined
-function signingKey() {
+export function signingKey() {
   signingKeyPromise ??= promisify(generateKeyPair)('rsa', { modulusLength: 2048 }).then((k) => ({
     privateKey: k.privateKey as KeyObject,
     publicKey: k.publicKey as KeyObject,
@@ -785,7 +825,7 @@ function signingKey() {
 // ---------- consent driver: what a browser would do ----------
 
 /** GET the authorize URL, then POST the sign-in/consent form; return where Microsoft sends the browser next. */
-async function driveConsent(authorizeUrl: string, o: { user: string; approve?: boolean }, ca: Buffer): Promise<URL> {
+export async function driveConsent(authorizeUrl: string, o: { user: string; approve?: boolean }, ca: Buffer): Promise<URL> {
   const first = await request(authorizeUrl, { ca })
   if (first.status === 302) return new URL(first.headers.location as string)
   const form = /<form id="consent"[^>]*action="([^"]*)"[^>]*>([\s\S]*?)<\/form>/.exec(first.body)
@@ -873,7 +913,7 @@ function scopeLabel(scope: string) {
   return labels[name] ?? ''
 }
 
-function parseBasic(header: string | undefined): { id: string; secret: string } | undefined {
+export function parseBasic(header: string | undefined): { id: string; secret: string } | undefined {
   const m = /^Basic\s+(\S+)$/i.exec(header ?? '')
   if (!m) return undefined
   const decoded = Buffer.from(m[1] ?? '', 'base64').toString('utf8')
@@ -884,7 +924,7 @@ function parseBasic(header: string | undefined): { id: string; secret: string } 
   return { id: dec(decoded.slice(0, i)), secret: dec(decoded.slice(i + 1)) }
 }
 
-function safeEqual(a: string, b: string) {
+export function safeEqual(a: string, b: string) {
   const x = createHash('sha256').update(a).digest()
   const y = createHash('sha256').update(b).digest()
   return x.equals(y)
@@ -893,22 +933,22 @@ function safeEqual(a: string, b: string) {
 function isoDate(s: number) {
   return new Date(s * 1000).toISOString().replace(/\.\d+Z$/, 'Z')
 }
-const b64json = (o: unknown) => Buffer.from(JSON.stringify(o)).toString('base64url')
-const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;')
+export const b64json = (o: unknown) => Buffer.from(JSON.stringify(o)).toString('base64url')
+export const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;')
 const unesc = (s: string) => s.replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&quot;/g, '"').replace(/&#39;/g, "'").replace(/&amp;/g, '&')
 
-function html(res: http.ServerResponse, status: number, body: string) {
+export function html(res: http.ServerResponse, status: number, body: string) {
   res.writeHead(status, { 'Content-Type': 'text/html; charset=utf-8', 'Cache-Control': 'no-store' })
   res.end(body)
 }
 
 /** Token responses carry Cache-Control: no-store and Pragma: no-cache (RFC 6749 §5.1). */
-function json(res: http.ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}) {
+export function json(res: http.ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}) {
   res.writeHead(status, { 'Content-Type': 'application/json; charset=utf-8', 'Cache-Control': 'no-store', Pragma: 'no-cache', ...headers })
   res.end(JSON.stringify(body))
 }
 
-function readBody(req: http.IncomingMessage) {
+export function readBody(req: http.IncomingMessage) {
   return new Promise<string>((resolve, reject) => {
     const chunks: Buffer[] = []
     req.on('data', (c: Buffer) => chunks.push(c))
@@ -917,7 +957,7 @@ function readBody(req: http.IncomingMessage) {
   })
 }
 
-function listen(server: http.Server) {
+export function listen(server: http.Server) {
   return new Promise<number>((resolve, reject) => {
     server.once('error', reject)
     server.listen(0, '127.0.0.1', () => {

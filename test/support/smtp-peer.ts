@@ -56,8 +56,10 @@ export interface SmtpPeer {
 
 export interface SmtpPeerOptions {
   introspectUrl: string
-  /** default https://outlook.office.com/SMTP.Send */
+  /** default https://outlook.office.com/SMTP.Send (Gmail: https://mail.google.com/) */
   requiredScope?: string
+  /** the application permission an app-only token may carry instead (default SMTP.SendAsApp; null: none, as Gmail) */
+  appRole?: string | null
   behaviour?: Partial<PeerBehaviour>
 }
 
@@ -199,7 +201,9 @@ export async function startSmtpPeer(o: SmtpPeerOptions): Promise<SmtpPeer> {
       const res = await fetch(o.introspectUrl, {
         method: 'POST',
         headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' },
-        body: new URLSearchParams({ token: auth.accessToken ?? '' }).toString(),
+        // `username`: the mailbox asked for, so an app-only token's mailbox permission can be checked (Exchange
+        // takes the mailbox from XOAUTH2's user= for client-credentials tokens; research B6).
+        body: new URLSearchParams({ token: auth.accessToken ?? '', username: user }).toString(),
         signal: AbortSignal.timeout(5000),
       })
       if (!res.ok) throw new Error(`introspection answered ${res.status}`)
@@ -209,7 +213,10 @@ export async function startSmtpPeer(o: SmtpPeerOptions): Promise<SmtpPeer> {
     }
     const names = [info.username, info.email, info.upn].filter((v): v is string => typeof v === 'string').map((v) => v.toLowerCase())
     const scopes = typeof info.scope === 'string' ? info.scope.split(/\s+/) : []
-    if (info.active !== true || !names.includes(user.toLowerCase()) || !scopes.some((s) => scopeSatisfies(s, requiredScope))) {
+    // A delegated token carries SMTP.Send in its scope; an app-only one carries the SMTP.SendAsApp role instead.
+    const roles = typeof info.roles === 'string' ? info.roles.split(/\s+/) : []
+    const allowed = scopes.some((s) => scopeSatisfies(s, requiredScope)) || (o.appRole !== null && roles.includes(o.appRole ?? 'SMTP.SendAsApp'))
+    if (info.active !== true || !names.includes(user.toLowerCase()) || !allowed) {
       throw fail(R.authFailed)
     }
     const mailbox = user.toLowerCase()

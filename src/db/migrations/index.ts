@@ -6,6 +6,7 @@ import * as m0004 from './0004-webhooks.ts'
 import * as m0005 from './0005-relay.ts'
 import * as m0006 from './0006-admin-sessions.ts'
 import * as m0007 from './0007-smtp-slots.ts'
+import * as m0008 from './0008-providers.ts'
 import * as m0010 from './0010-message-seq.ts'
 
 /** Every migration, by name; they run in name order (kysely's Migrator sorts them). */
@@ -17,5 +18,6 @@ export const migrations: Record<string, Migration> = {
   '0005-relay': m0005,
   '0006-admin-sessions': m0006,
   '0007-smtp-slots': m0007,
+  '0008-providers': m0008,
   '0010-message-seq': m0010,
 }

@@ -2,16 +2,19 @@ import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import { html, type Html } from '../../html.ts'
 import type { IncomingServer, IncomingServerInput } from '../../incoming/model.ts'
 import { banner, csrfField, field, formError, formValue, postButton, radios, select, sendPage, seeOther, type FormError, type MenuItem, type Ui } from './kit.ts'
-import { tokenTag } from './outgoing-servers.ts'
+import { providerFor } from '../../oauth/providers.ts'
+import { OAUTH_CHOICES, tenantField, tokenTag } from './outgoing-servers.ts'
 
 export const incomingServerMenu: MenuItem[] = [{ group: 'Settings', label: 'Incoming Email Servers', href: '/admin/incoming-servers' }]
 
 const BASE = '/admin/incoming-servers'
-type Values = Partial<Record<'name' | 'username' | 'host' | 'port' | 'encryption' | 'folder' | 'poll_interval_s' | 'mark_seen', string>>
+type Values = Partial<Record<'name' | 'authentication' | 'username' | 'tenant_id' | 'host' | 'port' | 'encryption' | 'folder' | 'poll_interval_s' | 'mark_seen', string>>
 
 const toValues = (s: IncomingServer): Values => ({
   name: s.name,
+  authentication: s.authentication,
   username: s.username,
+  tenant_id: s.tenant_id ?? '',
   host: s.host,
   port: String(s.port),
   encryption: s.encryption,
@@ -20,12 +23,15 @@ const toValues = (s: IncomingServer): Values => ({
   mark_seen: s.mark_seen ? '1' : '0',
 })
 
-/** Form fields → the API's input; empty means the default (Outlook's host and port, INBOX, 60 s). */
-function toInput(body: unknown): IncomingServerInput | FormError {
+/** Form fields → the API's input; empty means the default (the provider's host and port, INBOX, 60 s). */
+function toInput(body: unknown, creating: boolean): IncomingServerInput | FormError {
   const v = (k: keyof Values) => formValue(body, k)?.trim()
-  const input: IncomingServerInput = { authentication: 'outlook' }
+  const auth = (v('authentication') || 'outlook') as NonNullable<IncomingServerInput['authentication']>
+  const input: IncomingServerInput = { authentication: auth }
   if (v('name') !== undefined) input.name = v('name')
   if (v('username') !== undefined) input.username = v('username')
+  if (providerFor(auth)?.needsTenant) input.tenant_id = v('tenant_id') || null
+  else if (!creating) input.tenant_id = null
   if (v('host')) input.host = v('host')
   if (v('encryption')) input.encryption = v('encryption') as IncomingServerInput['encryption']
   if (v('folder')) input.folder = v('folder')
@@ -63,23 +69,25 @@ ${items.length ? html`<table><thead><tr><th scope="col">Description</th><th scop
     const s = o.server
     const v = o.values
     const connected = s && s.token.status !== 'missing'
+    const p = providerFor(v.authentication ?? 'outlook')
     const body = html`<h1>${s ? s.name : 'New incoming server'}</h1>
 ${o.notice ?? ''}${o.error ? banner('bad', o.error.message) : ''}
 <section class="card"><form method="post" action="${s ? `${BASE}/${s.id}` : BASE}">${csrfField(req.admin!)}
 ${field({ name: 'name', label: 'Description', value: v.name, required: true, error: o.error, hint: 'Any name, shown in lists.' })}
-${radios({ name: 'authentication', legend: 'Authentication', value: 'outlook', options: [['outlook', 'Outlook', 'OAuth with Microsoft 365 (IMAP)']] })}
+${radios({ name: 'authentication', legend: 'Authentication', value: v.authentication ?? 'outlook', error: o.error, options: OAUTH_CHOICES })}
 ${field({ name: 'username', label: 'Username', type: 'email', value: v.username, error: o.error, autocomplete: 'off', hint: 'The mailbox address; one consent serves its outgoing and incoming servers.' })}
+${tenantField(v.tenant_id, o.error)}
 ${s ? html`<p>${tokenTag(s)} <span class="tag ${s.state === 'confirmed' ? 'ok' : 'muted'}">${s.state === 'confirmed' ? 'Confirmed' : 'Not Confirmed'}</span></p>` : ''}
 ${s?.sync_progress ? banner('warn', `Fetching: ${s.sync_progress}`) : ''}
-${field({ name: 'host', label: 'Host', value: v.host, error: o.error, placeholder: 'outlook.office365.com', hint: 'Left empty, Outlook fills in outlook.office365.com.' })}
+${field({ name: 'host', label: 'Host', value: v.host, error: o.error, placeholder: 'outlook.office365.com', hint: 'Left empty, Outlook fills in outlook.office365.com and Gmail imap.gmail.com.' })}
 ${field({ name: 'port', label: 'Port', type: 'number', value: v.port, error: o.error, min: 1, max: 65535, placeholder: '993' })}
 ${select({ name: 'encryption', label: 'Encryption', value: v.encryption ?? 'ssl', options: [['ssl', 'SSL/TLS'], ['starttls', 'TLS (STARTTLS)']], error: o.error })}
 ${field({ name: 'folder', label: 'Folder', value: v.folder, error: o.error, placeholder: 'INBOX' })}
 ${field({ name: 'poll_interval_s', label: 'Fetch every (seconds)', type: 'number', value: v.poll_interval_s, error: o.error, min: 1, placeholder: '60' })}
 ${select({ name: 'mark_seen', label: 'After storing a message', value: v.mark_seen ?? '1', options: [['1', 'Mark it read (\\Seen)'], ['0', 'Leave its flags alone']] })}
 <div class="actions"><button type="submit" name="then" value="save">Save</button>
-<button type="submit" name="then" value="connect" class="secondary">${connected ? 'Reconnect your Outlook account' : 'Connect your Outlook account'}</button></div>
-<p class="hint">Connect saves the form, then sends you to Microsoft to sign in as the Username and accept.</p>
+${p?.route ? html`<button type="submit" name="then" value="connect" class="secondary">${connected ? `Reconnect your ${p.label} account` : `Connect your ${p.label} account`}</button>` : ''}</div>
+${p?.route ? html`<p class="hint">Connect saves the form, then sends you to ${p.company} to sign in as the Username and accept.</p>` : html`<p class="hint">No one signs in: Test &amp; Confirm requests a token for the app in the tenant.</p>`}
 </form></section>
 ${s ? html`<section class="card"><h2>Check</h2><div class="actions">${postButton(req.admin!, `${BASE}/${s.id}/test`, 'Test & Confirm', { cls: '' })}${postButton(req.admin!, `${BASE}/${s.id}/fetch`, 'Fetch Now')}${postButton(req.admin!, `${BASE}/${s.id}/delete`, 'Delete', { cls: 'danger' })}</div>
 <p class="hint">Test &amp; Confirm signs in to ${s.host}:${s.port} with XOAUTH2 and opens ${s.folder}; a confirmed server is fetched every ${s.poll_interval_s} s. Last fetch: ${s.last_fetch_at ? s.last_fetch_at.replace('T', ' ').slice(0, 19) + ' UTC' : 'never'}.</p>
@@ -87,7 +95,7 @@ ${s.last_error ? banner('bad', s.last_error) : ''}<p><a href="/admin/messages?se
     return sendPage(ui, req, reply, s ? s.name : 'New incoming server', body, o.status ?? (o.error ? 400 : 200))
   }
 
-  app.get(`${BASE}/new`, async (req, reply) => form(req, reply, { values: { encryption: 'ssl', mark_seen: '1' } }))
+  app.get(`${BASE}/new`, async (req, reply) => form(req, reply, { values: { authentication: 'outlook', encryption: 'ssl', mark_seen: '1' } }))
 
   const saveThen = async (req: FastifyRequest, reply: FastifyReply, saved: IncomingServer) => {
     if (formValue(req.body, 'then') !== 'connect') return seeOther(reply, `${BASE}/${saved.id}?saved=1`)
@@ -101,7 +109,7 @@ ${s.last_error ? banner('bad', s.last_error) : ''}<p><a href="/admin/messages?se
   }
 
   app.post(BASE, async (req, reply) => {
-    const input = toInput(req.body)
+    const input = toInput(req.body, true)
     if (isError(input)) return form(req, reply, { values: req.body as Values, error: input })
     let created: IncomingServer
     try {
@@ -127,7 +135,7 @@ ${s.last_error ? banner('bad', s.last_error) : ''}<p><a href="/admin/messages?se
 
   app.post<{ Params: { id: string } }>(`${BASE}/:id`, async (req, reply) => {
     const s = await servers.get(req.params.id)
-    const input = toInput(req.body)
+    const input = toInput(req.body, false)
     if (isError(input)) return form(req, reply, { server: s, values: req.body as Values, error: input })
     let saved: IncomingServer
     try {

@@ -3,6 +3,7 @@ import { MailbridgeError } from '../../errors.ts'
 import { html, page, raw, type Html } from '../../html.ts'
 import type { Services } from '../../services.ts'
 import type { AdminSession } from '../admin-sessions.ts'
+import { providerFor } from '../../oauth/providers.ts'
 
 /** One entry of the admin menu; page modules export theirs, so incoming servers and messages slot in later. */
 export interface MenuItem {
@@ -132,7 +133,9 @@ export async function tokenBanner(ui: Ui): Promise<Html | ''> {
     ({ s }) => s.token.status === 'invalid' || s.token.status === 'expired',
   )
   if (!dead.length) return ''
-  return banner('bad', html`The token of ${dead.length === 1 ? 'this server' : 'these servers'} no longer works, so ${dead.length === 1 ? 'it waits' : 'they wait'} for a Reconnect: ${dead.map(({ s, href }, i) => html`${i ? ', ' : ''}<a href="${href}">${s.name} (${s.username})</a>`)}.`)
+  // App-only servers have nothing to reconnect: an admin fixes the app's permissions, then Test Connection.
+  const appOnly = dead.some(({ s }) => providerFor(s.authentication)?.route === null)
+  return banner('bad', html`The token of ${dead.length === 1 ? 'this server' : 'these servers'} no longer works, so ${dead.length === 1 ? 'it waits' : 'they wait'} for a Reconnect${appOnly ? ' (app-only servers: for the app\'s permissions, then Test Connection)' : ''}: ${dead.map(({ s, href }, i) => html`${i ? ', ' : ''}<a href="${href}">${s.name} (${s.username})</a>`)}.`)
 }
 
 /** Send a full admin page: menu, the warnings that need an admin (secret expiry, dead tokens), content. */

@@ -8,8 +8,19 @@ import { banner, csrfField, field, formError, formValue, postButton, radios, sel
 export const outgoingServerMenu: MenuItem[] = [{ group: 'Settings', label: 'Outgoing Email Servers', href: '/admin/outgoing-servers' }]
 
 const BASE = '/admin/outgoing-servers'
-const FIELDS = ['name', 'authentication', 'username', 'password', 'host', 'port', 'encryption', 'from_filter', 'sequence', 'max_per_minute'] as const
+const FIELDS = ['name', 'authentication', 'username', 'tenant_id', 'password', 'host', 'port', 'encryption', 'from_filter', 'sequence', 'max_per_minute'] as const
 type Values = Partial<Record<(typeof FIELDS)[number], string>>
+
+/** The OAuth choices, as Odoo's microsoft_outlook and google_gmail name them, and app-only access. */
+export const OAUTH_CHOICES: Array<[string, string, string]> = [
+  ['outlook', 'Outlook', 'OAuth with Microsoft 365: no password'],
+  ['gmail', 'Gmail', 'OAuth with Google: no password'],
+  ['outlook_app', 'Outlook (app-only)', 'A shared mailbox through the app\'s own permission: no one signs in'],
+]
+
+/** The Tenant ID field, shown for app-only access (the token is requested in that tenant). */
+export const tenantField = (value: string | undefined, error: FormError | undefined): Html =>
+  field({ name: 'tenant_id', label: 'Tenant ID', value, error, autocomplete: 'off', placeholder: '00000000-0000-0000-0000-000000000000', hint: 'Only for Outlook (app-only): the Directory (tenant) ID from the app\'s Overview page in Azure.' })
 
 const ENCRYPTIONS: Array<[string, string]> = [
   ['starttls', 'TLS (STARTTLS)'],
@@ -25,6 +36,7 @@ const toValues = (s: OutgoingServer): Values => ({
   name: s.name,
   authentication: s.authentication,
   username: s.username,
+  tenant_id: s.tenant_id ?? '',
   host: s.host,
   port: String(s.port),
   encryption: s.encryption,
@@ -50,6 +62,10 @@ function toInput(body: unknown, creating: boolean): OutgoingServerInput {
   if (auth) input.authentication = auth as OutgoingServerInput['authentication']
   const username = v('username')
   if (username !== undefined) input.username = username
+  // The tenant belongs to app-only access; switching away from it clears it.
+  const tenant = v('tenant_id')
+  if (auth && providerFor(auth)?.needsTenant) input.tenant_id = tenant || null
+  else if (!creating) input.tenant_id = null
   const password = formValue(body, 'password')
   if (password) input.password = password
   if (v('host')) input.host = v('host')
@@ -104,19 +120,21 @@ ${items.length ? html`<table><thead><tr><th scope="col">Description</th><th scop
 ${o.notice ?? ''}${o.error ? banner('bad', o.error.message) : ''}
 <section class="card"><form method="post" action="${action}">${csrfField(req.admin!)}
 ${field({ name: 'name', label: 'Description', value: v.name, required: true, error: o.error, hint: 'Any name, shown in lists.' })}
-${radios({ name: 'authentication', legend: 'Authentication', value: auth, error: o.error, options: [['outlook', 'Outlook', 'OAuth with Microsoft 365: no password'], ['login', 'Username and password'], ['none', 'None']] })}
-${field({ name: 'username', label: 'Username', type: 'email', value: v.username, error: o.error, autocomplete: 'off', hint: 'For Outlook, the mailbox address, such as alice@contoso.com: the account you will sign in with.' })}
+${radios({ name: 'authentication', legend: 'Authentication', value: auth, error: o.error, options: [...OAUTH_CHOICES, ['login', 'Username and password'], ['none', 'None']] })}
+${field({ name: 'username', label: 'Username', type: 'email', value: v.username, error: o.error, autocomplete: 'off', hint: 'For Outlook and Gmail, the mailbox address, such as alice@contoso.com: the account you will sign in with (for app-only, the shared mailbox).' })}
+${tenantField(v.tenant_id, o.error)}
 ${s && p ? html`<p>${tokenTag(s)}</p>` : ''}
-${field({ name: 'password', label: 'Password', type: 'password', error: o.error, autocomplete: 'new-password', placeholder: s?.password_set ? 'stored: leave empty to keep it' : '', hint: 'Only for "Username and password"; leave it empty for Outlook.' })}
-${field({ name: 'host', label: 'Host', value: v.host, error: o.error, placeholder: 'smtp.office365.com', hint: 'Left empty, Outlook fills in smtp.office365.com.' })}
+${field({ name: 'password', label: 'Password', type: 'password', error: o.error, autocomplete: 'new-password', placeholder: s?.password_set ? 'stored: leave empty to keep it' : '', hint: 'Only for "Username and password"; leave it empty for Outlook and Gmail.' })}
+${field({ name: 'host', label: 'Host', value: v.host, error: o.error, placeholder: 'smtp.office365.com', hint: 'Left empty, Outlook fills in smtp.office365.com and Gmail smtp.gmail.com.' })}
 ${field({ name: 'port', label: 'Port', type: 'number', value: v.port, error: o.error, min: 1, max: 65535, placeholder: '587' })}
-${select({ name: 'encryption', label: 'Encryption', value: v.encryption ?? 'starttls', options: ENCRYPTIONS, error: o.error, hint: 'Outlook needs TLS (STARTTLS) on port 587.' })}
+${select({ name: 'encryption', label: 'Encryption', value: v.encryption ?? 'starttls', options: ENCRYPTIONS, error: o.error, hint: 'Outlook and Gmail need TLS (STARTTLS) on port 587.' })}
 ${field({ name: 'from_filter', label: 'from_filter', value: v.from_filter, error: o.error, hint: 'Addresses or domains this server sends for, separated by commas. Left empty on a new Outlook server, it is the Username.' })}
 ${field({ name: 'sequence', label: 'Sequence', type: 'number', value: v.sequence, error: o.error, min: 0, placeholder: '10', hint: 'Lower first, when several servers could send a mail.' })}
 ${field({ name: 'max_per_minute', label: 'Messages per minute at most', type: 'number', value: v.max_per_minute, error: o.error, min: 1, hint: 'Exchange Online allows 30 per mailbox; empty on update means no limit.' })}
 <div class="actions"><button type="submit" name="then" value="save">Save</button>
-${p ? html`<button type="submit" name="then" value="connect" class="secondary">${connected ? `Reconnect your ${p.label} account` : `Connect your ${p.label} account`}</button>` : ''}</div>
-${p ? html`<p class="hint">Connect saves the form, then sends you to Microsoft to sign in as the Username and accept.</p>` : ''}
+${p?.route ? html`<button type="submit" name="then" value="connect" class="secondary">${connected ? `Reconnect your ${p.label} account` : `Connect your ${p.label} account`}</button>` : ''}</div>
+${p?.route ? html`<p class="hint">Connect saves the form, then sends you to ${p.company} to sign in as the Username and accept.</p>` : ''}
+${p && !p.route ? html`<p class="hint">No one signs in: Test Connection requests a token for the app in the tenant. An admin must have granted the app access to this mailbox (see the README).</p>` : ''}
 </form></section>
 ${s ? html`<section class="card"><h2>Check</h2><div class="actions">${postButton(req.admin!, `${BASE}/${s.id}/test`, 'Test Connection', { cls: '' })}${postButton(req.admin!, `${BASE}/${s.id}/delete`, 'Delete', { cls: 'danger' })}</div>
 <p class="hint">Test Connection signs in to ${s.host}:${s.port} and tries MAIL FROM / RCPT TO without sending anything.</p></section>` : ''}`
@@ -127,7 +145,7 @@ ${s ? html`<section class="card"><h2>Check</h2><div class="actions">${postButton
     form(req, reply, { values: { authentication: 'outlook', encryption: 'starttls', host: ui.smtpDefaults?.host, port: ui.smtpDefaults ? String(ui.smtpDefaults.port) : undefined } }),
   )
 
-  /** Save, then either show the server or, for "Connect your Outlook account", go to Microsoft. */
+  /** Save, then either show the server or, for "Connect your … account", go to the provider. */
   const saveThen = async (req: FastifyRequest, reply: FastifyReply, saved: OutgoingServer) => {
     if (formValue(req.body, 'then') !== 'connect') return seeOther(reply, `${BASE}/${saved.id}?saved=1`)
     try {

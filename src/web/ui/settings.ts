@@ -1,8 +1,9 @@
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import { html } from '../../html.ts'
-import { providers } from '../../oauth/providers.ts'
+import { clouds, CLOUD_IDS, type Cloud } from '../../oauth/clouds.ts'
+import { gmail, outlook } from '../../oauth/providers.ts'
 import type { SettingsPatch } from '../../settings/service.ts'
-import { banner, checkbox, csrfField, field, formError, formValue, hasPage, sendPage, seeOther, type FormError, type MenuItem, type Ui } from './kit.ts'
+import { banner, checkbox, csrfField, field, formError, formValue, hasPage, select, sendPage, seeOther, type FormError, type MenuItem, type Ui } from './kit.ts'
 
 export const settingsMenu: MenuItem[] = [{ group: 'Settings', label: 'General Settings', href: '/admin/settings' }]
 
@@ -13,23 +14,33 @@ export const settingsPages: FastifyPluginAsync<{ ui: Ui }> = async (app, { ui })
   const render = async (req: FastifyRequest, reply: FastifyReply, o: { error?: FormError; saved?: boolean; values?: Partial<Record<string, string>> } = {}) => {
     const v = await settings.view()
     const enabled = o.values ? o.values.external_email_servers === '1' : v.external_email_servers
-    const redirect = connect.redirectUri(providers.outlook)
+    const redirect = connect.redirectUri(outlook)
+    const gmailRedirect = connect.redirectUri(gmail)
     const incoming = hasPage(ui, 'Incoming Email Servers')
     const body = html`<h1>General Settings</h1>
 ${o.saved ? banner('ok', 'Settings saved.') : ''}${o.error ? banner('bad', o.error.message) : ''}
 <form method="post" action="/admin/settings">${csrfField(req.admin!)}
 <section class="card" aria-labelledby="discuss"><h2 id="discuss">Discuss</h2>
 <div class="setting">
-${checkbox({ name: 'external_email_servers', label: 'External Email Servers', checked: enabled, controls: 'outlook-credentials', hint: 'Send and receive mail through your own Microsoft 365 / Outlook mailboxes.' })}
+${checkbox({ name: 'external_email_servers', label: 'External Email Servers', checked: enabled, controls: 'provider-credentials', hint: 'Send and receive mail through your own Microsoft 365 / Outlook or Gmail mailboxes.' })}
 <p class="links"><a href="/admin/outgoing-servers">Outgoing Email Servers</a>${incoming ? html`<a href="${incoming.href}">Incoming Email Servers</a>` : html`<span class="muted" title="Arrives with incoming mail">Incoming Email Servers (not available yet)</span>`}</p>
-<fieldset id="outlook-credentials"${enabled ? '' : html` hidden`}><legend>Outlook Credentials</legend>
+<div id="provider-credentials"${enabled ? '' : html` hidden`}>
+<fieldset id="outlook-credentials"><legend>Outlook Credentials</legend>
 ${field({ name: 'microsoft_outlook_client_id', label: 'Client ID', value: o.values?.microsoft_outlook_client_id ?? v.microsoft_outlook_client_id, error: o.error, placeholder: 'ID of your Outlook app', autocomplete: 'off', hint: 'The Application (client) ID from the app\'s Overview page in Azure.' })}
 ${field({ name: 'microsoft_outlook_client_secret', label: 'Client Secret', type: 'password', error: o.error, autocomplete: 'new-password', placeholder: v.microsoft_outlook_client_secret_set ? 'stored: leave empty to keep it' : 'Secret of your Outlook app', hint: html`${v.microsoft_outlook_client_secret_set ? html`<span class="tag set">set</span> ` : html`<span class="tag muted">not set</span> `}The secret's <strong>Value</strong> from Certificates &amp; secrets (not its Secret ID). It is stored encrypted and never shown again.` })}
 ${field({ name: 'microsoft_outlook_client_secret_expires_at', label: 'Client Secret expiry date', type: 'date', value: o.values?.microsoft_outlook_client_secret_expires_at ?? v.microsoft_outlook_client_secret_expires_at?.slice(0, 10) ?? '', error: o.error, hint: 'Shown in Azure beside the secret. Mailbridge warns from 30 days before it.' })}
 <div class="field"><span class="label" id="redirect-label">Redirect URI to register in Azure (platform Web)</span>
 <p class="copy"><code id="redirect-uri" aria-labelledby="redirect-label">${redirect}</code><button type="button" class="secondary" data-copy="redirect-uri" hidden>Copy</button></p>
 <p class="hint">It comes from MAILBRIDGE_BASE_URL and must match character for character (else AADSTS50011).</p></div>
+${select({ name: 'microsoft_outlook_cloud', label: 'Microsoft cloud', value: o.values?.microsoft_outlook_cloud || v.microsoft_outlook_cloud, error: o.error, options: CLOUD_IDS.map((c) => [c, clouds[c].label]), hint: 'National clouds have their own sign-in host and mail hosts: register the app in that cloud\'s portal. Changes the defaults of new servers, not existing ones.' })}
 </fieldset>
+<fieldset id="gmail-credentials"><legend>Gmail Credentials</legend>
+${field({ name: 'google_gmail_client_id', label: 'Client ID', value: o.values?.google_gmail_client_id ?? v.google_gmail_client_id, error: o.error, placeholder: 'ID of your Google app', autocomplete: 'off', hint: 'The OAuth client ID from Google Cloud console → APIs & Services → Credentials (type "Web application").' })}
+${field({ name: 'google_gmail_client_secret', label: 'Client Secret', type: 'password', error: o.error, autocomplete: 'new-password', placeholder: v.google_gmail_client_secret_set ? 'stored: leave empty to keep it' : 'Secret of your Google app', hint: html`${v.google_gmail_client_secret_set ? html`<span class="tag set">set</span> ` : html`<span class="tag muted">not set</span> `}Stored encrypted and never shown again.` })}
+<div class="field"><span class="label" id="gmail-redirect-label">Authorized redirect URI to register in Google Cloud console</span>
+<p class="copy"><code id="gmail-redirect-uri" aria-labelledby="gmail-redirect-label">${gmailRedirect}</code><button type="button" class="secondary" data-copy="gmail-redirect-uri" hidden>Copy</button></p></div>
+</fieldset>
+</div>
 </div>
 <button type="submit">Save</button>
 </section></form>`
@@ -44,17 +55,23 @@ ${field({ name: 'microsoft_outlook_client_secret_expires_at', label: 'Client Sec
     const id = formValue(req.body, 'microsoft_outlook_client_id')
     const secret = formValue(req.body, 'microsoft_outlook_client_secret')
     const expires = formValue(req.body, 'microsoft_outlook_client_secret_expires_at')
+    const cloud = formValue(req.body, 'microsoft_outlook_cloud')
+    const gmailId = formValue(req.body, 'google_gmail_client_id')
+    const gmailSecret = formValue(req.body, 'google_gmail_client_secret')
     if (id !== undefined) patch.microsoft_outlook_client_id = id
+    if (cloud) patch.microsoft_outlook_cloud = cloud as Cloud
+    if (gmailId !== undefined) patch.google_gmail_client_id = gmailId
+    if (gmailSecret) patch.google_gmail_client_secret = gmailSecret
     // The secret is never shown back: an empty field means "keep the stored one".
     if (secret) patch.microsoft_outlook_client_secret = secret
     if (expires !== undefined) patch.microsoft_outlook_client_secret_expires_at = expires.trim() || null
     try {
       await settings.update(patch)
     } catch (e) {
-      const values = { external_email_servers: enabled ? '1' : '', microsoft_outlook_client_id: id ?? '', microsoft_outlook_client_secret_expires_at: expires ?? '' }
+      const values = { external_email_servers: enabled ? '1' : '', microsoft_outlook_client_id: id ?? '', microsoft_outlook_client_secret_expires_at: expires ?? '', microsoft_outlook_cloud: cloud ?? '', google_gmail_client_id: gmailId ?? '' }
       return render(req, reply, { error: formError(e), values })
     }
-    req.log.info({ session_id: req.admin!.id, external_email_servers: enabled, secret_changed: !!secret }, 'settings saved from the admin UI')
+    req.log.info({ session_id: req.admin!.id, external_email_servers: enabled, secret_changed: !!secret, gmail_secret_changed: !!gmailSecret }, 'settings saved from the admin UI')
     return seeOther(reply, '/admin/settings?saved=1')
   })
 }

@@ -1,0 +1,59 @@
+/**
+ * Microsoft's national clouds: each has its own login host, its own Exchange Online resource (the host the mail
+ * scopes name) and its own mail hosts. They change together; an app registered in one cloud does not exist in
+ * another.
+ * @see https://learn.microsoft.com/entra/identity-platform/authentication-national-cloud (login hosts)
+ * @see https://learn.microsoft.com/microsoft-365/enterprise/microsoft-365-u-s-government-gcc-high-endpoints (outlook.office365.us)
+ * @see https://learn.microsoft.com/microsoft-365/enterprise/urls-and-ip-address-ranges-21vianet (partner.outlook.cn)
+ */
+export type Cloud = 'global' | 'usgov' | 'china'
+
+export interface CloudSpec {
+  /** As the settings page names it. */
+  label: string
+  /** The identity platform's host, without a tenant. */
+  login: string
+  /** The resource delegated mail scopes name (`{resource}/SMTP.Send`). */
+  resource: string
+  /** The resource of the app-only `.default` scope. */
+  appResource: string
+  smtpHost: string
+  imapHost: string
+}
+
+export const clouds: Record<Cloud, CloudSpec> = {
+  global: {
+    label: 'Global (Microsoft 365)',
+    login: 'https://login.microsoftonline.com',
+    resource: 'https://outlook.office.com',
+    appResource: 'https://outlook.office365.com',
+    smtpHost: 'smtp.office365.com',
+    imapHost: 'outlook.office365.com',
+  },
+  // GCC High and DoD tenants sign in at login.microsoftonline.us and reach Exchange at outlook.office365.us.
+  usgov: {
+    label: 'US Government (GCC High, DoD)',
+    login: 'https://login.microsoftonline.us',
+    resource: 'https://outlook.office365.us',
+    appResource: 'https://outlook.office365.us',
+    smtpHost: 'smtp.office365.us',
+    imapHost: 'outlook.office365.us',
+  },
+  // Microsoft 365 operated by 21Vianet: login.partner.microsoftonline.cn (Microsoft's national-cloud page; EmailEngine
+  // uses login.chinacloudapi.cn, an older alias) and Exchange at partner.outlook.cn.
+  china: {
+    label: 'China (operated by 21Vianet)',
+    login: 'https://login.partner.microsoftonline.cn',
+    resource: 'https://partner.outlook.cn',
+    appResource: 'https://partner.outlook.cn',
+    smtpHost: 'smtp.partner.outlook.cn',
+    imapHost: 'partner.outlook.cn',
+  },
+}
+
+export const CLOUD_IDS = Object.keys(clouds) as Cloud[]
+
+export const isCloud = (v: unknown): v is Cloud => typeof v === 'string' && v in clouds
+
+/** The identity platform endpoint Mailbridge uses when `microsoft_outlook.endpoint` is not set. */
+export const defaultMicrosoftEndpoint = (cloud: Cloud): string => `${clouds[cloud].login}/common/oauth2/v2.0/`
