@@ -35,6 +35,8 @@ export interface FetchConfig {
   batchSize: number
   /** The lease one fetcher holds on a server; renewed after every batch. */
   leaseMs: number
+  /** Scheduled fetches (IMAP sessions) one node runs at once; the other due servers wait their turn. */
+  concurrency: number
   /** mailparser threads beside the main thread (0: parse inline). */
   parseThreads: number
 }
@@ -146,6 +148,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       pollMs: int(env, 'MAILBRIDGE_FETCH_POLL_MS', 5000, 10, 600_000),
       batchSize: int(env, 'MAILBRIDGE_FETCH_BATCH', 50, 1, 1000),
       leaseMs: int(env, 'MAILBRIDGE_FETCH_LEASE_S', 300, 1, 86_400) * 1000,
+      concurrency: int(env, 'MAILBRIDGE_FETCH_CONCURRENCY', 20, 1, 1000),
       // On two cores (one of them busy with TLS and SQLite) a parser thread measured slower than parsing inline (bench/fetch).
       parseThreads: int(env, 'MAILBRIDGE_PARSE_THREADS', availableParallelism() > 2 ? Math.min(4, availableParallelism() - 1) : 0, 0, 64),
     },
