@@ -37,6 +37,17 @@ const users = Array.from({ length: N }, (_, i) => `box${String(i).padStart(4, '0
 const room = await startMailroom({ shared: true, users })
 const { db } = room.mb.services.database
 say(`${DATABASE}: emulator with ${N} users, Dovecot, SMTP peer and the admin API up`)
+const env: Record<string, string> = {}
+if (process.env.MAILBRIDGE_FETCH_CONCURRENCY) env.MAILBRIDGE_FETCH_CONCURRENCY = process.env.MAILBRIDGE_FETCH_CONCURRENCY
+const vm = (pid: number, key: string) => Number(/\d+/.exec(readFileSync(`/proc/${pid}/status`, 'utf8').split('\n').find((l) => l.startsWith(key)) ?? '')?.[0] ?? NaN) / 1024
+
+// 0. What the same node holds with no mailbox at all, for scale: started, a few seconds idle, stopped.
+const empty = await startNode(room.nodeEnv(env), ['serve'])
+await new Promise((r) => setTimeout(r, 3000))
+const emptyRss = vm(empty.child.pid!, 'VmHWM:')
+empty.child.kill('SIGTERM')
+await empty.exited
+say(`an empty node peaks at ${emptyRss.toFixed(0)} MB`)
 
 // 1. Every mailbox through the API, as an admin would: incoming + outgoing server, Connect (consent), Test & Confirm.
 let t = performance.now()
@@ -84,7 +95,7 @@ let maxPolling = 0
 let maxFds = 0
 let last: Sample | undefined
 let sampling = true
-const procStatus = (key: string) => Number(/\d+/.exec(readFileSync(`/proc/${pid}/status`, 'utf8').split('\n').find((l) => l.startsWith(key)) ?? '')?.[0] ?? NaN) / 1024
+const procStatus = (key: string) => vm(pid, key)
 const sampler = (async () => {
   let lastSaid = 0
   while (sampling) {
@@ -125,8 +136,6 @@ const waitFor = async (what: string, ok: () => Promise<boolean>, timeoutMs: numb
 }
 
 say(`node: starting \`mailbridge serve\` with ${N} servers due`)
-const env: Record<string, string> = {}
-if (process.env.MAILBRIDGE_FETCH_CONCURRENCY) env.MAILBRIDGE_FETCH_CONCURRENCY = process.env.MAILBRIDGE_FETCH_CONCURRENCY
 const node = await startNode(room.nodeEnv(env), ['serve'])
 pid = node.child.pid!
 await waitFor(`${N} messages stored`, async () => (last?.stored ?? 0) >= N, 30 * 60_000)
@@ -179,13 +188,13 @@ console.log(`\nbench/mailboxes: ${N} mailboxes on one node (${DATABASE}), Doveco
 console.log(
   table([
     { what: `raw imapflow, own process (connect, XOAUTH2, SELECT, SEARCH, FETCH; nothing stored)`, concurrency: CONCURRENCY, seconds: raw.seconds, 'polls/s': raw.mailboxes / raw.seconds, messages: raw.messages, 'peak RSS MB': raw.max_rss_mb },
-    { what: `Mailbridge node, first poll → last message stored (+ store, parse, \\Seen)`, concurrency: env.MAILBRIDGE_FETCH_CONCURRENCY ?? 'default', seconds: cycleSeconds, 'polls/s': N / cycleSeconds, messages: Number(stored.n), 'peak RSS MB': hwmAfterCycle },
+    { what: `Mailbridge node, first poll → last message stored (+ store, parse, \\Seen)`, concurrency: env.MAILBRIDGE_FETCH_CONCURRENCY ?? '20 (default)', seconds: cycleSeconds, 'polls/s': N / cycleSeconds, messages: Number(stored.n), 'peak RSS MB': hwmAfterCycle },
   ]),
 )
 console.log(`\nratio Mailbridge cycle / raw imapflow: ${(cycleSeconds / raw.seconds).toFixed(2)}× the time`)
 console.log(`most polls seen running at once (leases, sampled every 100 ms): ${maxPolling}; most file descriptors of the node: ${maxFds}`)
 console.log(`second round: ${N} servers polled again between ${String(round2.first).slice(11, 19)} and ${String(round2.last).slice(11, 19)} UTC (${((Date.parse(String(round2.last)) - Date.parse(String(round2.first))) / 1000).toFixed(1)} s); servers with an error: ${Number(errors.n)}; messages stored in all: ${Number(stored.n)}`)
 console.log(`sending: ${N} mails accepted in ${acceptSeconds.toFixed(1)} s, all ${room.smtp.messages.length} at the SMTP peer ${sendSeconds.toFixed(1)} s after the first POST (${senders} mailboxes sent), most SMTP connections at once ${room.smtp.connections.max}`)
-console.log(`peak RSS of the node (VmHWM, whole run): ${peakRss.toFixed(0)} MB (target ≤ 300 MB)`)
+console.log(`peak RSS of the node (VmHWM, whole run): ${peakRss.toFixed(0)} MB (target ≤ 300 MB); the same node with no mailbox: ${emptyRss.toFixed(0)} MB`)
 console.log(`set-up (not measured against anything): ${N} mailboxes connected and confirmed through the API in ${setupSeconds.toFixed(1)} s, one mail each seeded in ${seedSeconds.toFixed(1)} s`)
 process.exit(0)
