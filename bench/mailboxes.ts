@@ -12,7 +12,8 @@
  * Prints the node's peak RSS (VmHWM), the most polls seen at once, its file descriptors, and the figures beside the
  * baseline.
  *   npm run bench:mailboxes -- [mailboxes=1000] [sqlite|postgres]
- * MAILBRIDGE_FETCH_CONCURRENCY is passed to the node (and used for the baseline) when set.
+ * MAILBRIDGE_FETCH_CONCURRENCY is passed to the node (and used for the baseline) when set. BENCH_ROLE=worker runs the
+ * node as `serve --role worker` (no HTTP, no background thread); the mails are then posted to the bench's own API.
  */
 import { execFile } from 'node:child_process'
 import { readdirSync, readFileSync } from 'node:fs'
@@ -27,6 +28,8 @@ const DATABASE = process.argv[3] === 'postgres' ? 'postgres' : 'sqlite'
 const POSTGRES = process.env.MAILBRIDGE_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test'
 const CONCURRENCY = Number(process.env.MAILBRIDGE_FETCH_CONCURRENCY ?? 20)
 const SETUP_LANES = 16
+const ROLE = process.env.BENCH_ROLE === 'worker' ? 'worker' : 'all'
+const SERVE = ['serve', '--role', ROLE]
 const POLL_INTERVAL_S = 60
 process.env.MAILBRIDGE_TEST_DATABASE_URL = DATABASE === 'postgres' ? POSTGRES : ''
 
@@ -42,7 +45,7 @@ if (process.env.MAILBRIDGE_FETCH_CONCURRENCY) env.MAILBRIDGE_FETCH_CONCURRENCY =
 const vm = (pid: number, key: string) => Number(/\d+/.exec(readFileSync(`/proc/${pid}/status`, 'utf8').split('\n').find((l) => l.startsWith(key)) ?? '')?.[0] ?? NaN) / 1024
 
 // 0. What the same node holds with no mailbox at all, for scale: started, a few seconds idle, stopped.
-const empty = await startNode(room.nodeEnv(env), ['serve'])
+const empty = await startNode(room.nodeEnv(env), SERVE)
 await new Promise((r) => setTimeout(r, 3000))
 const emptyRss = vm(empty.child.pid!, 'VmHWM:')
 empty.child.kill('SIGTERM')
@@ -136,7 +139,7 @@ const waitFor = async (what: string, ok: () => Promise<boolean>, timeoutMs: numb
 }
 
 say(`node: starting \`mailbridge serve\` with ${N} servers due`)
-const node = await startNode(room.nodeEnv(env), ['serve'])
+const node = await startNode(room.nodeEnv(env), SERVE)
 pid = node.child.pid!
 await waitFor(`${N} messages stored`, async () => (last?.stored ?? 0) >= N, 30 * 60_000)
 const lastStored = await db.selectFrom('messages').select((eb) => eb.fn.max('received_at').as('at')).executeTakeFirstOrThrow()
@@ -150,11 +153,11 @@ say(`sending ${N} mails through POST /api/v1/mail`)
 t = performance.now()
 await load(N, SETUP_LANES, async (i) => {
   const user = users[i]!
-  const res = await fetch(`${node.url}/api/v1/mail`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${API_TOKEN}`, 'content-type': 'application/json' },
-    body: JSON.stringify({ from: user, to: ['partner@fabrikam.com'], subject: `Re: Order ${i}`, text: `Thank you for order ${i}.\n` }),
-  })
+  const mail = { from: user, to: ['partner@fabrikam.com'], subject: `Re: Order ${i}`, text: `Thank you for order ${i}.\n` }
+  const res =
+    ROLE === 'worker'
+      ? await room.mb.api('POST', '/api/v1/mail', mail).then((r) => ({ status: r.statusCode, text: async () => r.body }))
+      : await fetch(`${node.url}/api/v1/mail`, { method: 'POST', headers: { authorization: `Bearer ${API_TOKEN}`, 'content-type': 'application/json' }, body: JSON.stringify(mail) })
   if (res.status !== 202) throw new Error(`POST /api/v1/mail for ${user}: ${res.status} ${await res.text()}`)
 })
 const acceptSeconds = (performance.now() - t) / 1000
@@ -184,7 +187,7 @@ await node.exited
 await room.close()
 
 const at = new Date().toISOString()
-console.log(`\nbench/mailboxes: ${N} mailboxes on one node (${DATABASE}), Dovecot on loopback (TLS + XOAUTH2), one new message each, polled every ${POLL_INTERVAL_S} s, ${at}\n`)
+console.log(`\nbench/mailboxes: ${N} mailboxes on one node (${DATABASE}, serve --role ${ROLE}), Dovecot on loopback (TLS + XOAUTH2), one new message each, polled every ${POLL_INTERVAL_S} s, ${at}\n`)
 console.log(
   table([
     { what: `raw imapflow, own process (connect, XOAUTH2, SELECT, SEARCH, FETCH; nothing stored)`, concurrency: CONCURRENCY, seconds: raw.seconds, 'polls/s': raw.mailboxes / raw.seconds, messages: raw.messages, 'peak RSS MB': raw.max_rss_mb },
