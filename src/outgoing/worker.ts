@@ -100,12 +100,21 @@ export class MailWorker {
         .execute()
     }
     const servers = await db.selectFrom('outgoing_servers').selectAll().execute()
+    // Only servers with mail due (or in flight) take connection slots and claim: a node holding a thousand connected
+    // mailboxes with no mail must not write a thousand slot leases and claims a second (bench/mailboxes).
+    const due = new Set(
+      (await db.selectFrom('mails').select('server_id').distinct().where('state', '=', 'outgoing').where('next_attempt_at', '<=', at).execute()).map((m) => m.server_id),
+    )
     const forced = (await this.deps.settings.parameter('mail.force.smtp.from')) || undefined
     let started = 0
     for (const server of servers) {
       const inflight = this.#inflight.get(server.id) ?? 0
       if (server.paused_until && server.paused_until > at) {
         if (inflight === 0) this.#releaseServer(server.id)
+        continue
+      }
+      if (inflight === 0 && !due.has(server.id)) {
+        if (Date.now() - (this.#busyAt.get(server.id) ?? 0) > this.deps.queue.slotLeaseMs) this.#releaseServer(server.id)
         continue
       }
       const slots = await this.#slots.refresh(server.id, true)
