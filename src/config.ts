@@ -65,6 +65,8 @@ export interface QueueConfig {
   drainMs: number
   /** How long a node's SMTP connection slots outlive it if it dies (see outgoing/slots.ts). */
   slotLeaseMs: number
+  /** Mailboxes one node sends through at once (each with up to 3 SMTP connections); the others wait their turn. */
+  sendConcurrency: number
 }
 
 /** The SMTP relay for legacy applications (src/relay/). */
@@ -143,6 +145,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       pauseMs: int(env, 'MAILBRIDGE_SERVER_PAUSE_S', 900, 0, 86_400) * 1000,
       drainMs: int(env, 'MAILBRIDGE_DRAIN_S', 30, 0, 3600) * 1000,
       slotLeaseMs: int(env, 'MAILBRIDGE_SMTP_SLOT_LEASE_S', 30, 1, 3600) * 1000,
+      sendConcurrency: int(env, 'MAILBRIDGE_SEND_CONCURRENCY', 50, 1, 10_000),
     },
     fetch: {
       pollMs: int(env, 'MAILBRIDGE_FETCH_POLL_MS', 5000, 10, 600_000),

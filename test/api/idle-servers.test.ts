@@ -25,3 +25,24 @@ test('queue: outgoing servers without mail take no SMTP connection slot and open
   assert.deepEqual(new Set((await slots()).map((s) => s.server_id)), new Set([servers[1]!.id]), 'only the server with mail holds slots')
   assert.equal(w.smtp.connections.max, 1)
 })
+
+test('queue: with MAILBRIDGE_SEND_CONCURRENCY=1, four mailboxes with a mail each send one after another, and every mail goes out', async (t) => {
+  const four = ['alice@contoso.com', 'bob@contoso.com', 'carol@contoso.com', 'dave@contoso.com']
+  const w = await startWorld({ users: four, env: { MAILBRIDGE_SEND_CONCURRENCY: '1' } })
+  t.after(w.close)
+  for (const user of four) {
+    const server = await w.outgoingServer({ username: user, body: { name: user, from_filter: user } })
+    await w.connect(server.id, { user })
+    assert.equal((await w.mb.api('POST', '/api/v1/mail', { from: user, to: ['partner@fabrikam.com'], subject: `From ${user}`, text: 'Hello' })).statusCode, 202)
+  }
+  const worker = w.mb.services.mailWorker
+  const startedPerPass: number[] = []
+  while (w.smtp.messages.length < four.length && startedPerPass.length < 20) {
+    startedPerPass.push(await worker.tick())
+    await worker.idle()
+  }
+  assert.deepEqual(new Set(w.smtp.messages.map((m) => m.user)), new Set(four), 'every mailbox sent its mail')
+  assert.ok(startedPerPass.every((n) => n <= 1), `one mailbox at a time: started per pass ${startedPerPass}`)
+  // A mailbox's connection ends (QUIT) as the next one opens, so two may overlap for a moment; never four.
+  assert.ok(w.smtp.connections.max <= 2, `saw ${w.smtp.connections.max} connections at once`)
+})
