@@ -40,6 +40,8 @@ export interface FetchConfig {
   batchSize: number
   /** The lease one fetcher holds on a server; renewed after every batch. */
   leaseMs: number
+  /** Scheduled fetches (IMAP sessions) one node runs at once; the other due servers wait their turn. */
+  concurrency: number
   /** mailparser threads beside the main thread (0: parse inline). */
   parseThreads: number
 }
@@ -68,6 +70,8 @@ export interface QueueConfig {
   drainMs: number
   /** How long a node's SMTP connection slots outlive it if it dies (see outgoing/slots.ts). */
   slotLeaseMs: number
+  /** Mailboxes one node sends through at once (each with up to 3 SMTP connections); the others wait their turn. */
+  sendConcurrency: number
 }
 
 /** The SMTP relay for legacy applications (src/relay/). */
@@ -164,11 +168,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       pauseMs: int(env, 'MAILBRIDGE_SERVER_PAUSE_S', 900, 0, 86_400) * 1000,
       drainMs: int(env, 'MAILBRIDGE_DRAIN_S', 30, 0, 3600) * 1000,
       slotLeaseMs: int(env, 'MAILBRIDGE_SMTP_SLOT_LEASE_S', 30, 1, 3600) * 1000,
+      sendConcurrency: int(env, 'MAILBRIDGE_SEND_CONCURRENCY', 50, 1, 10_000),
     },
     fetch: {
       pollMs: int(env, 'MAILBRIDGE_FETCH_POLL_MS', 5000, 10, 600_000),
       batchSize: int(env, 'MAILBRIDGE_FETCH_BATCH', 50, 1, 1000),
       leaseMs: int(env, 'MAILBRIDGE_FETCH_LEASE_S', 300, 1, 86_400) * 1000,
+      concurrency: int(env, 'MAILBRIDGE_FETCH_CONCURRENCY', 20, 1, 1000),
       // On two cores (one of them busy with TLS and SQLite) a parser thread measured slower than parsing inline (bench/fetch).
       parseThreads: int(env, 'MAILBRIDGE_PARSE_THREADS', availableParallelism() > 2 ? Math.min(4, availableParallelism() - 1) : 0, 0, 64),
     },

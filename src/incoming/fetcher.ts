@@ -378,11 +378,19 @@ export class Fetcher {
 }
 
 /**
- * The scheduler: every poll, each confirmed server whose poll interval has passed since its last fetch gets
- * one, unless a fetch of it runs already (here or, by its lease, on another node).
+ * The scheduler: every poll, each confirmed server whose poll interval has passed since its last fetch is queued
+ * (most overdue first), unless a fetch of it runs or waits already (here or, by its lease, on another node). At
+ * most `concurrency` queued fetches run at once on this node, each in its own IMAP session closed after: a node
+ * that starts with a thousand servers due opens twenty sessions at a time, not a thousand (a connection storm
+ * that Dovecot's login processes and Exchange's throttling both answer by refusing). Fetch Now is not queued.
  */
 export class IncomingScheduler {
   readonly #runs = new Set<Promise<unknown>>()
+  /** Due servers waiting for a free slot, in the order they are fetched. */
+  #queue: string[] = []
+  /** Servers queued or being fetched by this scheduler. */
+  readonly #pending = new Set<string>()
+  #stopping = false
   readonly #poll: PollLoop
 
   constructor(private readonly deps: { database: Database; fetcher: Fetcher; log: Logger; config: FetchConfig }) {
@@ -390,10 +398,11 @@ export class IncomingScheduler {
   }
 
   start(): void {
+    this.#stopping = false
     this.#poll.start()
   }
 
-  /** Start the fetches that are due; returns how many were started. */
+  /** Queue the fetches that are due and start as many as there are free slots; returns how many were queued. */
   async tick(): Promise<number> {
     const at = Date.now()
     const nowIso = now()
@@ -402,24 +411,56 @@ export class IncomingScheduler {
       .select(['id', 'poll_interval_s', 'last_fetch_at', 'lease_until'])
       .where('state', '=', 'confirmed')
       .execute()
-    let started = 0
+    const due: Array<{ id: string; dueAt: number }> = []
     for (const s of servers) {
-      if (this.deps.fetcher.busy(s.id)) continue
+      if (this.#pending.has(s.id) || this.deps.fetcher.busy(s.id)) continue
       if (s.lease_until && s.lease_until > nowIso) continue
-      if (s.last_fetch_at && Date.parse(s.last_fetch_at) + s.poll_interval_s * 1000 > at) continue
-      started++
-      const run = this.deps.fetcher.fetch(s.id, { skipIfBusy: true }).catch(() => undefined).finally(() => this.#runs.delete(run))
-      this.#runs.add(run)
+      // Never fetched: due since forever, so first in line.
+      const dueAt = s.last_fetch_at ? Date.parse(s.last_fetch_at) + s.poll_interval_s * 1000 : 0
+      if (dueAt > at) continue
+      due.push({ id: s.id, dueAt })
     }
-    return started
+    due.sort((a, b) => a.dueAt - b.dueAt)
+    for (const d of due) {
+      this.#queue.push(d.id)
+      this.#pending.add(d.id)
+    }
+    this.#fill()
+    return due.length
   }
 
+  /** Start queued fetches while slots are free; each one that ends starts the next. */
+  #fill(): void {
+    while (!this.#stopping && this.#runs.size < this.deps.config.concurrency && this.#queue.length) {
+      const id = this.#queue.shift()!
+      const run = this.#fetchIfConfirmed(id)
+        .catch(() => undefined)
+        .finally(() => {
+          this.#runs.delete(run)
+          this.#pending.delete(id)
+          this.#fill()
+        })
+      this.#runs.add(run)
+    }
+  }
+
+  /** A server may have been edited back to draft (or deleted) while it waited in the queue. */
+  async #fetchIfConfirmed(id: string): Promise<unknown> {
+    const row = await this.deps.database.db.selectFrom('incoming_servers').select('state').where('id', '=', id).executeTakeFirst()
+    if (row?.state !== 'confirmed') return null
+    return this.deps.fetcher.fetch(id, { skipIfBusy: true })
+  }
+
+  /** Wait until the queue is empty and no scheduled fetch runs. */
   async idle(): Promise<void> {
     while (this.#runs.size) await Promise.allSettled([...this.#runs])
   }
 
-  /** Stop starting fetches; the running ones finish their batch (what is committed stays, the rest is refetched). */
+  /** Stop starting fetches (the queued ones wait for the next start); the running ones finish their batch. */
   async stop(): Promise<void> {
+    this.#stopping = true
+    for (const id of this.#queue) this.#pending.delete(id)
+    this.#queue = []
     this.deps.fetcher.stop()
     await this.#poll.stop()
     await this.idle()

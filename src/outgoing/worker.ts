@@ -110,15 +110,33 @@ export class MailWorker {
         .execute()
     }
     const servers = await db.selectFrom('outgoing_servers').selectAll().execute()
+    // Only servers with mail due (or in flight) take connection slots and claim: a node holding a thousand connected
+    // mailboxes with no mail must not write a thousand slot leases and claims a second (bench/mailboxes).
+    const due = new Set(
+      (await db.selectFrom('mails').select('server_id').distinct().where('state', '=', 'outgoing').where('next_attempt_at', '<=', at).execute()).map((m) => m.server_id),
+    )
     const forced = (await this.deps.settings.parameter('mail.force.smtp.from')) || undefined
+    // At most sendConcurrency mailboxes hold connections here at once: a thousand mailboxes with a mail each must not
+    // open a thousand SMTP connections at once (TLS handshakes time out, and Exchange throttles such bursts).
+    let sending = servers.filter((s) => this.#slots.count(s.id) > 0).length
+    const waiting = [...due].some((id) => this.#slots.count(id) === 0)
     let started = 0
     for (const server of servers) {
       const inflight = this.#inflight.get(server.id) ?? 0
       if (server.paused_until && server.paused_until > at) {
-        if (inflight === 0) this.#releaseServer(server.id)
+        if (inflight === 0) sending -= this.#releaseServer(server.id)
         continue
       }
+      if (inflight === 0 && !due.has(server.id)) {
+        // Keep connections through short lulls, unless mailboxes with mail wait for room on this node.
+        const full = waiting && sending >= this.deps.queue.sendConcurrency
+        if (full || Date.now() - (this.#busyAt.get(server.id) ?? 0) > this.deps.queue.slotLeaseMs) sending -= this.#releaseServer(server.id)
+        continue
+      }
+      const had = this.#slots.count(server.id)
+      if (had === 0 && sending >= this.deps.queue.sendConcurrency) continue
       const slots = await this.#slots.refresh(server.id, true)
+      if (had === 0 && slots > 0) sending++
       // Close the connections of slots given back (fair share shrank, or a lease was lost).
       const held = new Set(this.#slots.held(server.id))
       for (const slot of this.#pool.open(server.id)) if (!held.has(slot)) this.#pool.drop(server.id, slot)
@@ -127,7 +145,7 @@ export class MailWorker {
       const claimed = await this.#claim(server, room)
       if (claimed.length > 0 || inflight > 0) this.#busyAt.set(server.id, Date.now())
       // Keep connections through short lulls (and through claims lost to other nodes); give them back when idle.
-      else if (Date.now() - (this.#busyAt.get(server.id) ?? 0) > this.deps.queue.slotLeaseMs) this.#releaseServer(server.id)
+      else if (Date.now() - (this.#busyAt.get(server.id) ?? 0) > this.deps.queue.slotLeaseMs) sending -= this.#releaseServer(server.id)
       for (const mail of claimed) {
         started++
         this.#inflight.set(server.id, (this.#inflight.get(server.id) ?? 0) + 1)
@@ -157,11 +175,12 @@ export class MailWorker {
     return best
   }
 
-  /** No mail for a server here: close its connections and give its slots back. */
-  #releaseServer(serverId: string): void {
-    if (this.#slots.count(serverId) === 0) return
+  /** No mail for a server here: close its connections and give its slots back; 1 when it held any. */
+  #releaseServer(serverId: string): 0 | 1 {
+    if (this.#slots.count(serverId) === 0) return 0
     this.#pool.drop(serverId)
     this.#slots.release(serverId)
+    return 1
   }
 
   /** Wait until every mail this worker started has an outcome (tests and drains). */
