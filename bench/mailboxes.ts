@@ -14,7 +14,8 @@
  *   npm run bench:mailboxes -- [mailboxes=1000] [sqlite|postgres]
  * MAILBRIDGE_FETCH_CONCURRENCY is passed to the node (and used for the baseline) when set. BENCH_ROLE=worker runs the
  * node as `serve --role worker` (no HTTP, no background thread); the mails are then posted to the bench's own API.
- * BENCH_NODE_ARGS (space-separated) are given to the node's `node`, e.g. BENCH_NODE_ARGS=--max-semi-space-size=1.
+ * The node runs as production runs it: the compiled build (BENCH_TSX=1: through tsx) with `node
+ * --max-semi-space-size=2`; BENCH_NODE_ARGS (space-separated) replaces those flags (BENCH_NODE_ARGS= for none).
  */
 import { execFile } from 'node:child_process'
 import { readdirSync, readFileSync } from 'node:fs'
@@ -22,7 +23,7 @@ import { performance } from 'node:perf_hooks'
 import { API_TOKEN } from '../test/support/harness.ts'
 import { rfc822, startMailroom } from '../test/support/mailroom.ts'
 import { startNode } from '../test/support/process.ts'
-import { load, table } from './lib.ts'
+import { load, productionBuild, table } from './lib.ts'
 
 const N = Number(process.argv[2] ?? 1000)
 const DATABASE = process.argv[3] === 'postgres' ? 'postgres' : 'sqlite'
@@ -31,7 +32,10 @@ const CONCURRENCY = Number(process.env.MAILBRIDGE_FETCH_CONCURRENCY ?? 20)
 const SETUP_LANES = 16
 const ROLE = process.env.BENCH_ROLE === 'worker' ? 'worker' : 'all'
 const SERVE = ['serve', '--role', ROLE]
-const NODE_ARGS = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean)
+// The node as production runs it (README, Running in production), unless BENCH_NODE_ARGS says otherwise.
+const NODE_ARGS = (process.env.BENCH_NODE_ARGS ?? '--max-semi-space-size=2').split(' ').filter(Boolean)
+// The node as production runs it: compiled (npm run build), unless BENCH_TSX=1.
+const MAIN = productionBuild()
 const POLL_INTERVAL_S = 60
 process.env.MAILBRIDGE_TEST_DATABASE_URL = DATABASE === 'postgres' ? POSTGRES : ''
 
@@ -47,7 +51,7 @@ if (process.env.MAILBRIDGE_FETCH_CONCURRENCY) env.MAILBRIDGE_FETCH_CONCURRENCY =
 const vm = (pid: number, key: string) => Number(/\d+/.exec(readFileSync(`/proc/${pid}/status`, 'utf8').split('\n').find((l) => l.startsWith(key)) ?? '')?.[0] ?? NaN) / 1024
 
 // 0. What the same node holds with no mailbox at all, for scale: started, a few seconds idle, stopped.
-const empty = await startNode(room.nodeEnv(env), SERVE, NODE_ARGS)
+const empty = await startNode(room.nodeEnv(env), SERVE, NODE_ARGS, MAIN)
 await new Promise((r) => setTimeout(r, 3000))
 const emptyRss = vm(empty.child.pid!, 'VmHWM:')
 empty.child.kill('SIGTERM')
@@ -146,7 +150,7 @@ const waitFor = async (what: string, ok: () => Promise<boolean>, timeoutMs: numb
 }
 
 say(`node: starting \`mailbridge serve\` with ${N} servers due`)
-const node = await startNode(room.nodeEnv(env), SERVE, NODE_ARGS)
+const node = await startNode(room.nodeEnv(env), SERVE, NODE_ARGS, MAIN)
 pid = node.child.pid!
 await waitFor(`${N} messages stored`, async () => (last?.stored ?? 0) >= N, 30 * 60_000)
 const lastStored = await db.selectFrom('messages').select((eb) => eb.fn.max('received_at').as('at')).executeTakeFirstOrThrow()
@@ -197,7 +201,7 @@ await node.exited
 await room.close()
 
 const at = new Date().toISOString()
-console.log(`\nbench/mailboxes: ${N} mailboxes on one node (${DATABASE}, ${[...NODE_ARGS, 'serve', '--role', ROLE].join(' ')}), Dovecot on loopback (TLS + XOAUTH2), one new message each, polled every ${POLL_INTERVAL_S} s, ${at}\n`)
+console.log(`\nbench/mailboxes: ${N} mailboxes on one node (${DATABASE}, ${MAIN ? 'compiled build' : 'tsx'}: ${[...NODE_ARGS, 'serve', '--role', ROLE].join(' ')}), Dovecot on loopback (TLS + XOAUTH2), one new message each, polled every ${POLL_INTERVAL_S} s, ${at}\n`)
 console.log(
   table([
     { what: `raw imapflow, own process (connect, XOAUTH2, SELECT, SEARCH, FETCH; nothing stored)`, concurrency: CONCURRENCY, seconds: raw.seconds, 'polls/s': raw.mailboxes / raw.seconds, messages: raw.messages, 'peak RSS MB': raw.max_rss_mb },

@@ -30,7 +30,7 @@ export function runInline(s: Services): Background {
  * requests cannot starve SMTP conversations that need many round trips, and the second core gets used.
  */
 export async function runInThread(s: Services): Promise<Background> {
-  const worker = new Worker(fileURLToPath(new URL('./worker-thread-entry.mjs', import.meta.url)), { execArgv: [] })
+  const worker = new Worker(fileURLToPath(threadEntry('worker-thread', import.meta.url)), { execArgv: [] })
   const ready = new Promise<void>((resolve, reject) => {
     worker.once('message', () => resolve())
     worker.once('error', reject)
@@ -81,3 +81,9 @@ export async function runInThread(s: Services): Promise<Background> {
 }
 
 export const inWorkerThread = (): boolean => !isMainThread && parentPort !== null
+
+/**
+ * The file a worker thread starts from: the compiled module in a build (dist/), else a small .mjs that registers
+ * tsx first, because worker threads do not inherit the main thread's loader hooks on Node 20.
+ */
+export const threadEntry = (name: string, base: string): URL => new URL(base.endsWith('.js') ? `./${name}.js` : `./${name}-entry.mjs`, base)

@@ -2,6 +2,7 @@ import { fileURLToPath } from 'node:url'
 import { Worker } from 'node:worker_threads'
 import { simpleParser, type AddressObject, type ParsedMail } from 'mailparser'
 import type { MessageRow } from '../db/schema.ts'
+import { threadEntry } from '../roles.ts'
 import { messageIds } from './threading.ts'
 
 export interface Parsed {
@@ -65,7 +66,7 @@ export class ParsePool {
 
   #worker(): Worker {
     if (this.#workers.length < this.threads) {
-      const w = new Worker(fileURLToPath(new URL('./parse-worker-entry.mjs', import.meta.url)), { execArgv: [] })
+      const w = new Worker(fileURLToPath(threadEntry('parse-worker', import.meta.url)), { execArgv: [] })
       w.on('message', (m: { seq: number; parsed: Parsed }) => {
         this.#pending.get(m.seq)?.resolve(m.parsed)
         this.#pending.delete(m.seq)

@@ -23,11 +23,14 @@ export interface Node {
   exited: Promise<number | string>
 }
 
-/** Start `mailbridge serve` (or another command) as a real process, and wait until /healthz answers. */
-export async function startNode(env: Record<string, string>, args = ['serve'], nodeArgs: string[] = []): Promise<Node> {
+/**
+ * Start `mailbridge serve` (or another command) as a real process, and wait until /healthz answers. `main`: a
+ * compiled main.js (npm run build) to run instead of the TypeScript through tsx.
+ */
+export async function startNode(env: Record<string, string>, args = ['serve'], nodeArgs: string[] = [], main?: string): Promise<Node> {
   const port = await freePort()
   let out = ''
-  const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', 'src/main.ts', ...args], {
+  const child = spawn(process.execPath, [...nodeArgs, ...(main ? [main] : ['--import', 'tsx', 'src/main.ts']), ...args], {
     cwd: ROOT,
     env: { ...process.env, MAILBRIDGE_PORT: String(port), MAILBRIDGE_HOST: '127.0.0.1', MAILBRIDGE_LOG_LEVEL: 'warn', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

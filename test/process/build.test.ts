@@ -1,0 +1,37 @@
+import assert from 'node:assert/strict'
+import { execFile } from 'node:child_process'
+import { rmSync } from 'node:fs'
+import { join } from 'node:path'
+import { test } from 'node:test'
+import { fileURLToPath } from 'node:url'
+import { promisify } from 'node:util'
+import { API_TOKEN } from '../support/harness.ts'
+import { startNode } from '../support/process.ts'
+import { startWorld } from '../support/world.ts'
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url))
+
+test('build: the compiled node (plain node dist/src/main.js) serves the API and sends from its background thread', async (t) => {
+  // Its own output folder, so the test never runs (or removes) an operator's dist/.
+  const out = join(ROOT, '.tmp', `build-${process.pid}`)
+  t.after(() => rmSync(out, { recursive: true, force: true }))
+  await promisify(execFile)(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json', '--outDir', out], { cwd: ROOT })
+
+  const w = await startWorld({ shared: true })
+  t.after(w.close)
+  const server = await w.outgoingServer()
+  await w.connect(server.id)
+  const node = await startNode(w.nodeEnv(), ['serve'], [], join(out, 'src/main.js'))
+  t.after(() => node.child.kill('SIGKILL'))
+  const res = await fetch(`${node.url}/api/v1/mail`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${API_TOKEN}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ to: ['bob@fabrikam.com'], subject: 'from the build', text: 'x' }),
+  })
+  assert.equal(res.status, 202)
+  await w.smtp.waitFor(1, 30_000)
+  const metrics = await (await fetch(`${node.url}/metrics`)).text()
+  assert.match(metrics, /^mailbridge_send_duration_seconds_count\{outcome="sent"\} 1$/m, 'sent by the background thread, counted')
+  node.child.kill('SIGTERM')
+  assert.equal(await node.exited, 0, node.output())
+})
