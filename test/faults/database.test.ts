@@ -13,7 +13,8 @@ import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import SQLite from 'better-sqlite3'
 import { sql } from 'kysely'
-import { runQueue, startWorld, type World } from '../support/world.ts'
+import { adminClient } from '../support/admin-client.ts'
+import { ALICE, runQueue, startWorld, type World } from '../support/world.ts'
 
 const skip = process.env.MAILBRIDGE_TEST_DATABASE_URL?.startsWith('postgres') ? 'SQLite faults (busy lock, page limit)' : false
 
@@ -69,14 +70,18 @@ test('database busy (another process holds the write lock past busy_timeout): th
   const other = new SQLite(file(w))
   t.after(() => other.close())
   const queued = (await send(w)).json()
+  const admin = await adminClient(w.mb.app, w.mb.services)
 
-  // The API: a write waits busy_timeout (5 s), then SQLITE_BUSY becomes a 503.
+  // The API: a write waits busy_timeout (5 s), then SQLITE_BUSY becomes a 503; an admin form says the same.
   other.exec('BEGIN IMMEDIATE')
   const busy = await send(w)
+  const form = await admin.post('/admin/parameters', { key: 'mail.force.smtp.from', value: ALICE })
   other.exec('COMMIT')
   assert.equal(busy.statusCode, 503, busy.body)
   assert.equal(busy.json().error.code, 'database_busy')
   assert.match(busy.json().error.message, /busy: another process held its write lock/)
+  assert.equal(form.statusCode, 503)
+  assert.match(form.body, /class="banner bad" role="alert">The database is busy: another process held its write lock/)
   assert.equal((await send(w)).statusCode, 202, 'the next request works')
 
   // The worker, running as in production (its poll loop): the lock is taken while the mails are on the wire, so

@@ -1,5 +1,5 @@
 import type { FastifyPluginAsync } from 'fastify'
-import { MailbridgeError } from '../../errors.ts'
+import { databaseErrorCode, MailbridgeError } from '../../errors.ts'
 import { html, page } from '../../html.ts'
 import type { Services } from '../../services.ts'
 import { authRoutes } from './auth.ts'
@@ -40,11 +40,15 @@ export const adminUi: FastifyPluginAsync<AdminUiOptions> = async (app, { service
       }
     })
 
-    admin.setErrorHandler(async (e, req, reply) => {
-      const known = e instanceof MailbridgeError && e.status < 500
-      if (!known) req.log.error({ err: e }, 'admin page failed')
-      const status = known ? e.status : (e as { statusCode?: number }).statusCode && (e as { statusCode: number }).statusCode < 500 ? (e as { statusCode: number }).statusCode : 500
-      const message = known ? e.message : status < 500 ? (e as Error).message : 'Something went wrong inside Mailbridge; the details are in its log.'
+    admin.setErrorHandler(async (thrown, req, reply) => {
+      // The API's table decides here too: a busy or full database says so, and what a 5xx may show.
+      const fromDatabase = databaseErrorCode(thrown)
+      const e = fromDatabase ? new MailbridgeError(fromDatabase, {}, { cause: thrown }) : thrown
+      const known = e instanceof MailbridgeError
+      if (!known || e.status >= 500) req.log.error({ err: e }, 'admin page failed')
+      const other = (e as { statusCode?: number }).statusCode
+      const status = known ? e.status : other && other < 500 ? other : 500
+      const message = known ? e.publicMessage : status < 500 ? (e as Error).message : 'Something went wrong inside Mailbridge; the details are in its log.'
       const body = html`<section class="card"><h1>${status === 404 ? 'Not found' : 'That did not work'}</h1>${banner('bad', message)}<p><a href="/admin">Back to Mailbridge</a></p></section>`
       if (!req.admin) return reply.code(status).type('text/html; charset=utf-8').send(page('Error', body))
       return sendPage(ui, req, reply, 'Error', body, status)
