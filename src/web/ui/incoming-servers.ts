@@ -1,9 +1,10 @@
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import { html, type Html } from '../../html.ts'
 import type { IncomingServer, IncomingServerInput } from '../../incoming/model.ts'
-import { banner, csrfField, field, formError, formValue, postButton, radios, select, sendPage, seeOther, type FormError, type MenuItem, type Ui } from './kit.ts'
+import { banner, csrfField, field, formError, formValue, postButton, radios, select, sendPage, type FormError, type MenuItem, type Ui } from './kit.ts'
 import { providerFor } from '../../oauth/providers.ts'
 import { OAUTH_CHOICES, tenantField, tokenTag } from './outgoing-servers.ts'
+import { serverPages, type ServerForm } from './server-pages.ts'
 
 export const incomingServerMenu: MenuItem[] = [{ group: 'Settings', label: 'Incoming Email Servers', href: '/admin/incoming-servers' }]
 
@@ -46,7 +47,6 @@ function toInput(body: unknown, creating: boolean): IncomingServerInput | FormEr
   return input
 }
 
-const isError = (x: IncomingServerInput | FormError): x is FormError => 'message' in x
 
 /** Incoming Email Servers: list, form, Connect your Outlook account, Test & Confirm, Fetch Now. */
 export const incomingServerPages: FastifyPluginAsync<{ ui: Ui }> = async (app, { ui }) => {
@@ -65,7 +65,7 @@ ${items.length ? html`<table><thead><tr><th scope="col">Description</th><th scop
     return sendPage(ui, req, reply, 'Incoming Email Servers', body)
   })
 
-  const form = async (req: FastifyRequest, reply: FastifyReply, o: { server?: IncomingServer; values: Values; error?: FormError; notice?: Html; status?: number }) => {
+  const form = async (req: FastifyRequest, reply: FastifyReply, o: ServerForm<IncomingServer>) => {
     const s = o.server
     const v = o.values
     const connected = s && s.token.status !== 'missing'
@@ -97,59 +97,14 @@ ${s.last_error ? banner('bad', s.last_error) : ''}<p><a href="/admin/messages?se
 
   app.get(`${BASE}/new`, async (req, reply) => form(req, reply, { values: { authentication: 'outlook', encryption: 'ssl', mark_seen: '1' } }))
 
-  const saveThen = async (req: FastifyRequest, reply: FastifyReply, saved: IncomingServer) => {
-    if (formValue(req.body, 'then') !== 'connect') return seeOther(reply, `${BASE}/${saved.id}?saved=1`)
-    try {
-      return seeOther(reply, await servers.connect(saved.id, req.admin!.id))
-    } catch (e) {
-      const error = formError(e)
-      const link = /Settings/.test(error.message) ? html` <a href="/admin/settings">Open General Settings</a>` : ''
-      return form(req, reply, { server: saved, values: toValues(saved), notice: banner('bad', html`${error.message}${link}`), status: 409 })
-    }
-  }
-
-  app.post(BASE, async (req, reply) => {
-    const input = toInput(req.body, true)
-    if (isError(input)) return form(req, reply, { values: req.body as Values, error: input })
-    let created: IncomingServer
-    try {
-      created = await servers.create(input)
-    } catch (e) {
-      return form(req, reply, { values: req.body as Values, error: formError(e) })
-    }
-    return saveThen(req, reply, created)
-  })
-
-  app.get<{ Params: { id: string }; Querystring: { saved?: string; connected?: string } }>(`${BASE}/:id`, async (req, reply) => {
-    const s = await servers.get(req.params.id)
-    const notice =
-      req.query.connected === '1'
-        ? s.token.valid
-          ? banner('ok', `Connected: ${s.username} is linked to Mailbridge. Click Test & Confirm to start fetching.`)
-          : banner('bad', `The sign-in came back, but the token is not usable: ${s.token.label}`)
-        : req.query.saved === '1'
-          ? banner('ok', 'Saved.')
-          : undefined
-    return form(req, reply, { server: s, values: toValues(s), notice })
-  })
-
-  app.post<{ Params: { id: string } }>(`${BASE}/:id`, async (req, reply) => {
-    const s = await servers.get(req.params.id)
-    const input = toInput(req.body, false)
-    if (isError(input)) return form(req, reply, { server: s, values: req.body as Values, error: input })
-    let saved: IncomingServer
-    try {
-      saved = await servers.update(s.id, input)
-    } catch (e) {
-      return form(req, reply, { server: s, values: req.body as Values, error: formError(e) })
-    }
-    return saveThen(req, reply, saved)
-  })
-
-  app.post<{ Params: { id: string } }>(`${BASE}/:id/test`, async (req, reply) => {
-    const result = await servers.test(req.params.id)
-    const fresh = await servers.get(req.params.id)
-    return form(req, reply, { server: fresh, values: toValues(fresh), notice: banner(result.ok ? 'ok' : 'bad', result.message) })
+  serverPages(app, {
+    base: BASE,
+    kind: 'incoming',
+    servers,
+    form,
+    toValues,
+    read: toInput,
+    connected: (s) => `Connected: ${s.username} is linked to Mailbridge. Click Test & Confirm to start fetching.`,
   })
 
   app.post<{ Params: { id: string } }>(`${BASE}/:id/fetch`, async (req, reply) => {
@@ -163,12 +118,5 @@ ${s.last_error ? banner('bad', s.last_error) : ''}<p><a href="/admin/messages?se
     }
     const fresh = await servers.get(s.id)
     return form(req, reply, { server: fresh, values: toValues(fresh), notice })
-  })
-
-  app.post<{ Params: { id: string } }>(`${BASE}/:id/delete`, async (req, reply) => {
-    const s = await servers.get(req.params.id)
-    await servers.delete(s.id)
-    req.log.info({ server_id: s.id, mailbox: s.username }, 'incoming server deleted from the admin UI')
-    return seeOther(reply, BASE)
   })
 }

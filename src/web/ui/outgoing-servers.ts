@@ -2,8 +2,8 @@ import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import { html, type Html } from '../../html.ts'
 import { providerFor } from '../../oauth/providers.ts'
 import type { OutgoingServer, OutgoingServerInput } from '../../outgoing/model.ts'
-import type { TestResult } from '../../outgoing/service.ts'
-import { banner, csrfField, field, formError, formValue, postButton, radios, select, sendPage, seeOther, type FormError, type MenuItem, type Ui } from './kit.ts'
+import { banner, csrfField, field, formValue, postButton, radios, select, sendPage, type FormError, type MenuItem, type Ui } from './kit.ts'
+import { serverPages, type ServerForm } from './server-pages.ts'
 
 export const outgoingServerMenu: MenuItem[] = [{ group: 'Settings', label: 'Outgoing Email Servers', href: '/admin/outgoing-servers' }]
 
@@ -105,11 +105,7 @@ ${items.length ? html`<table><thead><tr><th scope="col">Description</th><th scop
     return sendPage(ui, req, reply, 'Outgoing Email Servers', body)
   })
 
-  const form = async (
-    req: FastifyRequest,
-    reply: FastifyReply,
-    o: { server?: OutgoingServer; values: Values; error?: FormError; notice?: Html; status?: number },
-  ) => {
+  const form = async (req: FastifyRequest, reply: FastifyReply, o: ServerForm<OutgoingServer>) => {
     const s = o.server
     const v = o.values
     const auth = v.authentication ?? 'outlook'
@@ -145,72 +141,16 @@ ${s ? html`<section class="card"><h2>Check</h2><div class="actions">${postButton
     form(req, reply, { values: { authentication: 'outlook', encryption: 'starttls', host: ui.smtpDefaults?.host, port: ui.smtpDefaults ? String(ui.smtpDefaults.port) : undefined } }),
   )
 
-  /** Save, then either show the server or, for "Connect your … account", go to the provider. */
-  const saveThen = async (req: FastifyRequest, reply: FastifyReply, saved: OutgoingServer) => {
-    if (formValue(req.body, 'then') !== 'connect') return seeOther(reply, `${BASE}/${saved.id}?saved=1`)
-    try {
-      const url = await servers.connect(saved.id, req.admin!.id)
-      req.log.info({ server_id: saved.id, mailbox: saved.username }, 'sending the admin to the provider to connect')
-      return seeOther(reply, url)
-    } catch (e) {
-      const error = formError(e)
-      const link = /Settings/.test(error.message) ? html` <a href="/admin/settings">Open General Settings</a>` : ''
-      return form(req, reply, { server: saved, values: toValues(saved), notice: banner('bad', html`${error.message}${link}`), status: 409 })
-    }
-  }
-
-  app.post(BASE, async (req, reply) => {
-    const input = toInput(req.body, true)
-    const bad = checkNumbers(input)
-    if (bad) return form(req, reply, { values: req.body as Values, error: bad })
-    let created: OutgoingServer
-    try {
-      created = await servers.create(input)
-    } catch (e) {
-      return form(req, reply, { values: req.body as Values, error: formError(e) })
-    }
-    return saveThen(req, reply, created)
-  })
-
-  app.get<{ Params: { id: string }; Querystring: { saved?: string; connected?: string } }>(`${BASE}/:id`, async (req, reply) => {
-    const s = await servers.get(req.params.id)
-    const notice =
-      req.query.connected === '1'
-        ? s.token.valid
-          ? banner('ok', `Connected: ${s.username} is linked to Mailbridge.`)
-          : banner('bad', `The sign-in came back, but the token is not usable: ${s.token.label}`)
-        : req.query.saved === '1'
-          ? banner('ok', 'Saved.')
-          : undefined
-    return form(req, reply, { server: s, values: toValues(s), notice })
-  })
-
-  app.post<{ Params: { id: string } }>(`${BASE}/:id`, async (req, reply) => {
-    const s = await servers.get(req.params.id)
-    const input = toInput(req.body, false)
-    const bad = checkNumbers(input)
-    if (bad) return form(req, reply, { server: s, values: req.body as Values, error: bad })
-    let saved: OutgoingServer
-    try {
-      saved = await servers.update(s.id, input)
-    } catch (e) {
-      return form(req, reply, { server: s, values: req.body as Values, error: formError(e) })
-    }
-    return saveThen(req, reply, saved)
-  })
-
-  app.post<{ Params: { id: string } }>(`${BASE}/:id/test`, async (req, reply) => {
-    const s = await servers.get(req.params.id)
-    const result: TestResult = await servers.test(s.id)
-    // The test may have changed the token's health (a refused token turns the tag red): read it again.
-    const fresh = await servers.get(s.id)
-    return form(req, reply, { server: fresh, values: toValues(fresh), notice: banner(result.ok ? 'ok' : 'bad', result.message) })
-  })
-
-  app.post<{ Params: { id: string } }>(`${BASE}/:id/delete`, async (req, reply) => {
-    const s = await servers.get(req.params.id)
-    await servers.delete(s.id)
-    req.log.info({ server_id: s.id, mailbox: s.username }, 'outgoing server deleted from the admin UI')
-    return seeOther(reply, BASE)
+  serverPages(app, {
+    base: BASE,
+    kind: 'outgoing',
+    servers,
+    form,
+    toValues,
+    read: (body, creating) => {
+      const input = toInput(body, creating)
+      return checkNumbers(input) ?? input
+    },
+    connected: (s) => `Connected: ${s.username} is linked to Mailbridge.`,
   })
 }
