@@ -1,6 +1,6 @@
 import { fileURLToPath } from 'node:url'
 import { Worker } from 'node:worker_threads'
-import { simpleParser, type AddressObject, type ParsedMail } from 'mailparser'
+import { MailParser, type AddressObject, type AttachmentStream, type Headers, type MessageText } from 'mailparser'
 import type { MessageRow } from '../db/schema.ts'
 import { threadEntry } from '../roles.ts'
 import { messageIds } from './threading.ts'
@@ -13,29 +13,63 @@ export interface Parsed {
 const addresses = (a: AddressObject | AddressObject[] | undefined): string[] =>
   (Array.isArray(a) ? a : a ? [a] : []).flatMap((o) => o.value).filter((v) => v.address).map((v) => (v.name ? `${v.name} <${v.address}>` : v.address!))
 
+const OPTIONS = { skipHtmlToText: true, skipTextToHtml: true, skipImageLinks: true, skipTextLinks: true, checksumAlgo: false } as const
+
 /**
- * Parse one message with mailparser. Its text-to-HTML and HTML-to-text conversions are skipped: they are most
- * of its cost and the application gets both bodies as sent.
+ * Parse one message with mailparser's stream parser. Its text-to-HTML and HTML-to-text conversions are skipped:
+ * they are most of its cost and the application gets both bodies as sent. Attachments are counted as they stream
+ * by, never held: their bytes stay in the raw message, which is stored anyway (simpleParser would buffer each one).
  */
-export async function parseMessage(raw: Buffer): Promise<Parsed> {
-  const m: ParsedMail = await simpleParser(raw, { skipHtmlToText: true, skipTextToHtml: true, skipImageLinks: true, skipTextLinks: true, checksumAlgo: false })
-  const date = m.date && !Number.isNaN(m.date.getTime()) ? m.date.toISOString() : null
-  return {
-    row: {
-      message_id: messageIds(m.messageId)[0] ?? null,
-      in_reply_to: messageIds(m.inReplyTo)[0] ?? null,
-      references: JSON.stringify(messageIds(m.references)),
-      from_addr: addresses(m.from)[0] ?? null,
-      to_addrs: JSON.stringify(addresses(m.to)),
-      cc_addrs: JSON.stringify(addresses(m.cc)),
-      subject: m.subject ?? null,
-      date,
-      text_body: m.text ?? null,
-      html_body: typeof m.html === 'string' ? m.html : null,
-      parse_error: null,
-    },
-    attachments: m.attachments.map((a) => ({ filename: a.filename ?? null, content_type: a.contentType, size: a.size })),
-  }
+export function parseMessage(raw: Buffer): Promise<Parsed> {
+  return new Promise((resolve, reject) => {
+    const parser = new MailParser(OPTIONS)
+    let headers: Headers = new Map()
+    let text: string | undefined
+    let html: string | undefined
+    const attachments: Parsed['attachments'] = []
+    let failed = false
+    // mailparser may report an error and still end: the first error wins.
+    parser.on('error', (e: Error) => {
+      failed = true
+      reject(e)
+    })
+    parser.on('headers', (h: Headers) => (headers = h))
+    parser.on('data', (d: AttachmentStream | MessageText) => {
+      if (d.type === 'text') {
+        text = d.text
+        html = typeof d.html === 'string' ? d.html : undefined
+        return
+      }
+      let size = 0
+      d.content.on('data', (chunk: Buffer) => (size += chunk.length))
+      d.content.on('end', () => {
+        attachments.push({ filename: d.filename ?? null, content_type: d.contentType, size })
+        d.release?.()
+      })
+    })
+    parser.on('end', () => {
+      if (failed) return
+      const h = <T>(key: string) => headers.get(key) as T | undefined
+      const date = h<Date>('date')
+      resolve({
+        row: {
+          message_id: messageIds(h<string>('message-id'))[0] ?? null,
+          in_reply_to: messageIds(h<string>('in-reply-to'))[0] ?? null,
+          references: JSON.stringify(messageIds(h<string | string[]>('references'))),
+          from_addr: addresses(h<AddressObject>('from'))[0] ?? null,
+          to_addrs: JSON.stringify(addresses(h<AddressObject | AddressObject[]>('to'))),
+          cc_addrs: JSON.stringify(addresses(h<AddressObject | AddressObject[]>('cc'))),
+          subject: h<string>('subject') ?? null,
+          date: date instanceof Date && !Number.isNaN(date.getTime()) ? date.toISOString() : null,
+          text_body: text ?? null,
+          html_body: html ?? null,
+          parse_error: null,
+        },
+        attachments,
+      })
+    })
+    parser.end(raw)
+  })
 }
 
 /** What is still known of a message mailparser refused: the Message-ID, if a header line gives it. */
