@@ -1,6 +1,7 @@
 import { fileURLToPath } from 'node:url'
 import { Worker, isMainThread, parentPort } from 'node:worker_threads'
 import { addCounterSource } from './metrics.ts'
+import { threadEntry } from './thread-entry.ts'
 import type { Services } from './services.ts'
 
 export type Role = 'web' | 'worker' | 'all'
@@ -81,9 +82,3 @@ export async function runInThread(s: Services): Promise<Background> {
 }
 
 export const inWorkerThread = (): boolean => !isMainThread && parentPort !== null
-
-/**
- * The file a worker thread starts from: the compiled module in a build (dist/), else a small .mjs that registers
- * tsx first, because worker threads do not inherit the main thread's loader hooks on Node 20.
- */
-export const threadEntry = (name: string, base: string): URL => new URL(base.endsWith('.js') ? `./${name}.js` : `./${name}-entry.mjs`, base)

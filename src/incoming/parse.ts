@@ -2,7 +2,7 @@ import { fileURLToPath } from 'node:url'
 import { Worker } from 'node:worker_threads'
 import { MailParser, type AddressObject, type AttachmentStream, type Headers, type MessageText } from 'mailparser'
 import type { MessageRow } from '../db/schema.ts'
-import { threadEntry } from '../roles.ts'
+import { threadEntry } from '../thread-entry.ts'
 import { messageIds } from './threading.ts'
 
 export interface Parsed {
