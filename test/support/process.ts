@@ -28,7 +28,19 @@ export interface Node {
  * compiled main.js (npm run build) to run instead of the TypeScript through tsx.
  */
 export async function startNode(env: Record<string, string>, args = ['serve'], nodeArgs: string[] = [], main?: string): Promise<Node> {
-  const port = await freePort()
+  // The port is free when chosen, but another listener may take it before the node binds it: then choose again.
+  for (let attempt = 1; ; attempt++) {
+    const port = await freePort()
+    try {
+      return await startNodeOn(port, env, args, nodeArgs, main)
+    } catch (e) {
+      const taken = e instanceof Error && e.message.includes('EADDRINUSE') && e.message.includes(`:${port}`)
+      if (!taken || attempt >= 5) throw e
+    }
+  }
+}
+
+async function startNodeOn(port: number, env: Record<string, string>, args: string[], nodeArgs: string[], main?: string): Promise<Node> {
   let out = ''
   const child = spawn(process.execPath, [...nodeArgs, ...(main ? [main] : ['--import', 'tsx', 'src/main.ts']), ...args], {
     cwd: ROOT,

@@ -41,7 +41,18 @@ export interface UiWorld {
  * Nothing is configured in Mailbridge except the endpoint parameter (the sandbox does the same).
  */
 export async function startUiWorld(): Promise<UiWorld> {
-  const port = await freePort()
+  // The port is chosen before Mailbridge starts (its public URL names it), so another listener may take it
+  // meanwhile (EADDRINUSE): then start again on another port.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startUiWorldOn(await freePort())
+    } catch (e) {
+      if ((e as { code?: string }).code !== 'EADDRINUSE' || attempt >= 5) throw e
+    }
+  }
+}
+
+async function startUiWorldOn(port: number): Promise<UiWorld> {
   const url = `http://127.0.0.1:${port}`
   const ms = await startIdentityEmulator()
   // Whatever fails to start, close what did: a listener left open keeps the test file's process alive.
@@ -49,7 +60,11 @@ export async function startUiWorld(): Promise<UiWorld> {
     await ms.close()
     throw e
   })
-  await mb.app.listen({ host: '127.0.0.1', port })
+  await mb.app.listen({ host: '127.0.0.1', port }).catch(async (e: unknown) => {
+    await mb.close()
+    await ms.close()
+    throw e
+  })
   const smtp = await startSmtpPeer({ introspectUrl: ms.introspectUrl })
   ms.registerApp({ clientId: CLIENT_ID, clientSecret: CLIENT_SECRET, redirectUris: [`${url}/microsoft_outlook/confirm`], name: 'Mailbridge' })
   ms.addUser(ALICE)
