@@ -125,6 +125,11 @@ export class CredentialService {
     }
   }
 
+  /** Whether any credential has a failure on record: one cheap query before anything lists every server's token. */
+  async anyFailing(): Promise<boolean> {
+    return (await this.deps.db.selectFrom('credentials').select('id').where('last_error', 'is not', null).limit(1).executeTakeFirst()) !== undefined
+  }
+
   async find(p: ProviderSpec, account: Account): Promise<CredentialRow | undefined> {
     return this.deps.db
       .selectFrom('credentials')

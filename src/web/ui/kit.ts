@@ -128,6 +128,8 @@ export async function expiryBanner(ui: Ui): Promise<Html | ''> {
  * inbox is not read, until someone clicks Reconnect on the server's page.
  */
 export async function tokenBanner(ui: Ui): Promise<Html | ''> {
+  // Every page renders this: with a thousand mailboxes, listing each server's token is thousands of queries.
+  if (!(await ui.services.credentials.anyFailing())) return ''
   const [outgoing, incoming] = await Promise.all([ui.services.outgoingServers.list(), ui.services.incomingServers.list()])
   const dead = [...outgoing.map((s) => ({ s, href: `/admin/outgoing-servers/${s.id}` })), ...incoming.map((s) => ({ s, href: `/admin/incoming-servers/${s.id}` }))].filter(
     ({ s }) => s.token.status === 'invalid' || s.token.status === 'expired',
