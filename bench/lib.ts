@@ -1,7 +1,5 @@
-import { execFileSync } from 'node:child_process'
-import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
-import { fileURLToPath } from 'node:url'
+import { buildInto } from '../test/support/process.ts'
 
 export const percentile = (sorted: number[], p: number): number => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN
 
@@ -38,10 +36,6 @@ export const progress = (label: string, done: number, total: number) => {
  * The production build (tsconfig.build.json) in .tmp/, for benches that measure a node as it runs in production;
  * returns its main.js for startNode. BENCH_TSX=1 measures the TypeScript through tsx instead (returns undefined).
  */
-export function productionBuild(): string | undefined {
-  if (process.env.BENCH_TSX) return undefined
-  const root = fileURLToPath(new URL('../', import.meta.url))
-  const out = join(root, '.tmp', 'bench-build')
-  execFileSync(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json', '--outDir', out], { cwd: root, stdio: 'inherit' })
-  return join(out, 'src/main.js')
+export async function productionBuild(): Promise<string | undefined> {
+  return process.env.BENCH_TSX ? undefined : buildInto('bench-build')
 }

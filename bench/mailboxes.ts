@@ -35,7 +35,7 @@ const SERVE = ['serve', '--role', ROLE]
 // The node as production runs it (README, Running in production), unless BENCH_NODE_ARGS says otherwise.
 const NODE_ARGS = (process.env.BENCH_NODE_ARGS ?? '--max-semi-space-size=2').split(' ').filter(Boolean)
 // The node as production runs it: compiled (npm run build), unless BENCH_TSX=1.
-const MAIN = productionBuild()
+const MAIN = await productionBuild()
 const POLL_INTERVAL_S = 60
 process.env.MAILBRIDGE_TEST_DATABASE_URL = DATABASE === 'postgres' ? POSTGRES : ''
 

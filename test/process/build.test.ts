@@ -1,27 +1,24 @@
 import assert from 'node:assert/strict'
-import { execFile } from 'node:child_process'
 import { rmSync } from 'node:fs'
 import { join } from 'node:path'
 import { test } from 'node:test'
 import { fileURLToPath } from 'node:url'
-import { promisify } from 'node:util'
 import { API_TOKEN } from '../support/harness.ts'
-import { startNode } from '../support/process.ts'
+import { buildInto, startNode } from '../support/process.ts'
 import { startWorld } from '../support/world.ts'
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url))
 
 test('build: the compiled node (plain node dist/src/main.js) serves the API and sends from its background thread', async (t) => {
-  // Its own output folder, so the test never runs (or removes) an operator's dist/.
-  const out = join(ROOT, '.tmp', `build-${process.pid}`)
-  t.after(() => rmSync(out, { recursive: true, force: true }))
-  await promisify(execFile)(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json', '--outDir', out], { cwd: ROOT })
+  const name = `build-${process.pid}`
+  t.after(() => rmSync(join(ROOT, '.tmp', name), { recursive: true, force: true }))
+  const main = await buildInto(name)
 
   const w = await startWorld({ shared: true })
   t.after(w.close)
   const server = await w.outgoingServer()
   await w.connect(server.id)
-  const node = await startNode(w.nodeEnv(), ['serve'], [], join(out, 'src/main.js'))
+  const node = await startNode(w.nodeEnv(), ['serve'], [], main)
   t.after(() => node.child.kill('SIGKILL'))
   const res = await fetch(`${node.url}/api/v1/mail`, {
     method: 'POST',

@@ -1,8 +1,20 @@
-import { spawn, type ChildProcess } from 'node:child_process'
+import { execFile, spawn, type ChildProcess } from 'node:child_process'
 import { createServer } from 'node:net'
+import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { promisify } from 'node:util'
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url))
+
+/**
+ * The production build (tsconfig.build.json, as `npm run build` makes it) into `.tmp/<name>` — never the
+ * operator's dist/; returns its main.js, for startNode's `main`.
+ */
+export async function buildInto(name: string): Promise<string> {
+  const out = join(ROOT, '.tmp', name)
+  await promisify(execFile)(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json', '--outDir', out], { cwd: ROOT })
+  return join(out, 'src/main.js')
+}
 
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
