@@ -51,21 +51,21 @@ export interface ProviderClient extends ClientAuth {
 }
 
 export function tokenView(p: ProviderSpec, row: CredentialRow | undefined): TokenView {
+  // The provider could not be reached or was briefly unavailable: the link itself is fine, mails wait and retry.
+  const unreachable = row?.last_error_code?.startsWith('transient:') ? row.last_error : null
+  const retried = { status: 'valid', valid: true, label: `${p.label} Token Valid (the last ${p.grant === 'client_credentials' ? 'token request' : 'refresh'} could not reach ${p.label}; it is retried)`, expires_at: row?.access_expires_at ?? null, last_error: unreachable } as const
   if (p.grant === 'client_credentials') {
     // No consent, no refresh token: a token is requested on first use (or Test Connection).
-    if (row?.last_error) return { status: 'invalid', valid: false, label: `${p.label} Token Invalid: ${row.last_error}`, expires_at: row.access_expires_at, last_error: row.last_error }
+    if (row?.last_error && !unreachable) return { status: 'invalid', valid: false, label: `${p.label} Token Invalid: ${row.last_error}`, expires_at: row.access_expires_at, last_error: row.last_error }
     if (!row?.access_token) {
-      return { status: 'missing', valid: false, label: `${p.label} Token Missing: click Test Connection to request one`, expires_at: null, last_error: null }
+      return { status: 'missing', valid: false, label: `${p.label} Token Missing: click Test Connection to request one`, expires_at: null, last_error: unreachable }
     }
-    return { status: 'valid', valid: true, label: `${p.label} Token Valid`, expires_at: row.access_expires_at, last_error: null }
+    return unreachable ? retried : { status: 'valid', valid: true, label: `${p.label} Token Valid`, expires_at: row.access_expires_at, last_error: null }
   }
   if (!row?.refresh_token) {
     return { status: 'missing', valid: false, label: `${p.label} Token Missing: click Connect your ${p.label} account`, expires_at: null, last_error: null }
   }
-  if (row.last_error_code?.startsWith('transient:')) {
-    // The provider could not be reached or was briefly unavailable: the link itself is fine, mails wait and retry.
-    return { status: 'valid', valid: true, label: `${p.label} Token Valid (the last refresh could not reach ${p.label}; it is retried)`, expires_at: row.access_expires_at, last_error: row.last_error }
-  }
+  if (unreachable) return retried
   if (row.last_error) {
     const expired = /700082|70008|expired/i.test(row.last_error_code ?? '')
     return {

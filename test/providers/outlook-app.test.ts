@@ -72,6 +72,23 @@ test('app-only: an expired token is replaced by a new client-credentials request
   assert.equal(appTokenRequests(w).length, 2, 'one request for the first token, one for its replacement')
 })
 
+test('app-only: an unreachable token endpoint keeps the tag valid (retried), not Invalid, until the next token comes', async (t) => {
+  const w = await appWorld()
+  t.after(w.close)
+  const server = await appServer(w)
+  await w.mb.services.credentials.accessToken(outlookApp, account)
+  await w.mb.services.database.db.updateTable('credentials').set({ access_expires_at: new Date(Date.now() + 60_000).toISOString() }).execute()
+  const label = async () => (await w.mb.api('GET', `/api/v1/outgoing-servers/${server.id}`)).json().token.label as string
+
+  w.ms.setTokenEndpoint({ down: true })
+  await assert.rejects(w.mb.services.credentials.accessToken(outlookApp, account))
+  assert.match(await label(), /^Outlook \(app-only\) Token Valid \(the last token request could not reach Outlook \(app-only\); it is retried\)$/)
+
+  w.ms.setTokenEndpoint({})
+  await w.mb.services.credentials.accessToken(outlookApp, account)
+  assert.equal(await label(), 'Outlook (app-only) Token Valid')
+})
+
 test('app-only: a tenant where the app was never admin-consented gets AADSTS700016; a mailbox the app was not given gets 535 naming Add-MailboxPermission', async (t) => {
   const w = await appWorld()
   t.after(w.close)
