@@ -1,5 +1,5 @@
 // The baseline: raw imapflow fetching every message's source (BODY.PEEK[]) from the folder in one streamed
-// UID FETCH, in its own process, storing nothing. argv: host port user token; prints {"seconds", "messages", "bytes"}.
+// UID FETCH, in its own process, storing nothing. argv: host port user token; prints {"seconds", "messages", "bytes", "cpu"}.
 import { performance } from 'node:perf_hooks'
 import { ImapFlow } from 'imapflow'
 
@@ -16,4 +16,5 @@ for await (const m of client.fetch('1:*', { uid: true, source: true }, { uid: tr
 }
 lock.release()
 await client.logout()
-process.stdout.write(JSON.stringify({ seconds: (performance.now() - t0) / 1000, messages, bytes }) + '\n')
+const cpu = process.cpuUsage()
+process.stdout.write(JSON.stringify({ seconds: (performance.now() - t0) / 1000, messages, bytes, cpu: (cpu.user + cpu.system) / 1e6 }) + '\n')
