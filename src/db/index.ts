@@ -77,6 +77,23 @@ function withStatementCache(sqlite: SQLite.Database, max = 500): SQLite.Database
   return sqlite
 }
 
+/**
+ * Items in groups small enough for one statement: SQLite binds at most 32,766 parameters and PostgreSQL 65,535,
+ * so a long `in (…)` list (a batch's References) or a many-row insert is sent in parts.
+ */
+export function groupsOf<T>(items: readonly T[], size = 500): T[][] {
+  const out: T[][] = []
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size))
+  return out
+}
+
+/** `select … where x in (values)` for any number of values, each asked once. */
+export async function whereIn<V extends string | number, T>(values: readonly V[], query: (group: V[]) => Promise<T[]>): Promise<T[]> {
+  const out: T[] = []
+  for (const g of groupsOf([...new Set(values)])) out.push(...(await query(g)))
+  return out
+}
+
 export async function migrate(db: Kysely<DB>, schema?: string): Promise<string[]> {
   // Name the schema: kysely otherwise looks for its migration tables in every schema of the database.
   // Feature branches land in any order (0007 shipped before 0005): a database that already ran a later migration

@@ -2,8 +2,8 @@ import { randomBytes } from 'node:crypto'
 import type { ImapFlow } from 'imapflow'
 import type { FetchConfig } from '../config.ts'
 import type { Secret } from '../crypto/secret.ts'
-import { type Database, isoIn, newId, now, type Tx } from '../db/index.ts'
-import type { IncomingServerRow, MessageRow } from '../db/schema.ts'
+import { type Database, groupsOf, isoIn, newId, now, type Tx, whereIn } from '../db/index.ts'
+import type { IncomingServerRow } from '../db/schema.ts'
 import { MailbridgeError } from '../errors.ts'
 import type { Logger } from '../log.ts'
 import { accountOf, type CredentialService } from '../oauth/credentials.ts'
@@ -13,7 +13,7 @@ import { ImapError, openSession, toImapError } from './imap.ts'
 import type { FetchResult } from './model.ts'
 import { explainImapFailure, type IncomingServerService } from './service.ts'
 import type { ParsePool, Parsed } from './parse.ts'
-import { linkThread } from './threading.ts'
+import { linkThreads } from './threading.ts'
 import { fetches, messagesFetched } from '../metrics.ts'
 import { PollLoop } from '../poll-loop.ts'
 
@@ -280,7 +280,11 @@ export class Fetcher {
     return db.updateTable('incoming_servers').set({ sync_progress: text, lease_until: isoIn(this.deps.config.leaseMs) }).where('id', '=', serverId).where('lease_owner', '=', this.id).execute()
   }
 
-  /** One transaction: messages, raw, attachments, threads, webhook deliveries, the folder's last UID, the progress. */
+  /**
+   * One transaction per batch: messages, raw, attachments, threads, webhook deliveries, the folder's last UID, the
+   * progress. A few statements for the whole batch (duplicates, threads, then multi-row inserts), not a few per
+   * message: on PostgreSQL each one is a round trip.
+   */
   async #store(
     row: IncomingServerRow,
     uidvalidity: string,
@@ -299,71 +303,77 @@ export class Fetcher {
       // after another, so seq follows commit order and a reader's "after my cursor" can never skip a message.
       const counter = await tx.updateTable('counters').set((eb) => ({ value: eb('value', '+', 0) })).where('name', '=', 'messages').returning('value').executeTakeFirstOrThrow()
       const seq = Number(counter.value)
+      // Already stored: the same UID of this folder, or the same Message-ID on this server (a copy in another
+      // folder, a refetch after UIDVALIDITY changed, or twice in this very batch). Two lookups, each on its own
+      // index: by Message-ID alone, the server compared here (with both in the WHERE, SQLite without ANALYZE walks
+      // the server's index instead, every message of the mailbox).
+      const sameUid = new Set(
+        (
+          await whereIn(
+            fetched.map((m) => m.uid),
+            (uids) => tx.selectFrom('messages').select('uid').where('server_id', '=', row.id).where('folder', '=', row.folder).where('uidvalidity', '=', uidvalidity).where('uid', 'in', uids).execute(),
+          )
+        ).map((r) => r.uid),
+      )
+      const sameId = new Set(
+        (await whereIn(parsed.flatMap((p) => p.row.message_id ?? []), (ids) => tx.selectFrom('messages').select(['message_id', 'server_id']).where('message_id', 'in', ids).execute()))
+          .filter((r) => r.server_id === row.id)
+          .map((r) => r.message_id),
+      )
+      const fresh: Array<{ id: string; uid: number; source: Buffer; p: Parsed }> = []
       for (const [i, m] of fetched.entries()) {
         const p = parsed[i]!
-        // Two lookups, each on its own index: an OR across both would scan the table once per message.
-        const same =
-          (await tx
-            .selectFrom('messages')
-            .select('id')
-            .where('server_id', '=', row.id)
-            .where('folder', '=', row.folder)
-            .where('uidvalidity', '=', uidvalidity)
-            .where('uid', '=', m.uid)
-            .executeTakeFirst()) ??
-          (p.row.message_id
-            ? // By Message-ID alone, the server compared here: with both in the WHERE, SQLite (no ANALYZE) walks the
-              // server's index instead, every message of the mailbox for every new one.
-              (await tx.selectFrom('messages').select(['id', 'server_id']).where('message_id', '=', p.row.message_id).execute()).find((x) => x.server_id === row.id)
-            : undefined)
-        if (same) {
+        if (sameUid.has(m.uid) || (p.row.message_id && sameId.has(p.row.message_id))) {
           result.duplicates++
           continue
         }
-        const id = newId()
-        const link = await linkThread(tx, { messageId: p.row.message_id, inReplyTo: p.row.in_reply_to, references: JSON.parse(p.row.references) as string[] }, `<${id}@mailbridge.thread>`)
-        await tx
-          .insertInto('messages')
-          .values({
-            id,
-            server_id: row.id,
-            folder: row.folder,
-            uidvalidity,
-            uid: m.uid,
-            ...p.row,
-            thread_id: link.threadId,
-            in_reply_to_mail_id: link.inReplyToMailId,
-            size: m.source.length,
-            received_at: at,
-            seq: seq + stored + 1,
-          })
-          .execute()
-        await tx.insertInto('message_raws').values({ message_id: id, raw: m.source }).execute()
-        if (p.attachments.length) {
-          await tx
-            .insertInto('message_attachments')
-            .values(p.attachments.map((a, position) => ({ id: newId(), message_id: id, position, ...a })))
-            .execute()
-        }
-        await this.deps.webhooks.enqueue(tx, 'message.received', {
-          message_id: id,
+        if (p.row.message_id) sameId.add(p.row.message_id)
+        fresh.push({ id: newId(), uid: m.uid, source: m.source, p })
+      }
+      const links = await linkThreads(
+        tx,
+        fresh.map((f) => ({ id: f.id, messageId: f.p.row.message_id, inReplyTo: f.p.row.in_reply_to, references: JSON.parse(f.p.row.references) as string[] })),
+      )
+      const messages = fresh.map((f, i) => ({
+        id: f.id,
+        server_id: row.id,
+        folder: row.folder,
+        uidvalidity,
+        uid: f.uid,
+        ...f.p.row,
+        thread_id: links[i]!.threadId,
+        in_reply_to_mail_id: links[i]!.inReplyToMailId,
+        size: f.source.length,
+        received_at: at,
+        seq: seq + i + 1,
+      }))
+      for (const g of groupsOf(messages)) await tx.insertInto('messages').values(g).execute()
+      for (const g of groupsOf(fresh, 50)) await tx.insertInto('message_raws').values(g.map((f) => ({ message_id: f.id, raw: f.source }))).execute()
+      const attachments = fresh.flatMap((f) => f.p.attachments.map((a, position) => ({ id: newId(), message_id: f.id, position, ...a })))
+      for (const g of groupsOf(attachments)) await tx.insertInto('message_attachments').values(g).execute()
+      await this.deps.webhooks.enqueueAll(
+        tx,
+        'message.received',
+        messages.map((m) => ({
+          message_id: m.id,
           server_id: row.id,
           mailbox: row.username,
           folder: row.folder,
           uid: m.uid,
-          internet_message_id: p.row.message_id,
-          thread_id: link.threadId,
-          in_reply_to_mail_id: link.inReplyToMailId,
-          from: p.row.from_addr,
-          subject: p.row.subject,
-          parse_error: p.row.parse_error,
-        })
-        if (p.row.parse_error) {
-          result.parse_errors++
-          log.warn({ uid: m.uid, message_id: id, cause: p.row.parse_error }, 'message kept raw: it could not be parsed')
-        }
-        stored++
+          internet_message_id: m.message_id,
+          thread_id: m.thread_id,
+          in_reply_to_mail_id: m.in_reply_to_mail_id,
+          from: m.from_addr,
+          subject: m.subject,
+          parse_error: m.parse_error,
+        })),
+      )
+      for (const m of messages) {
+        if (!m.parse_error) continue
+        result.parse_errors++
+        log.warn({ uid: m.uid, message_id: m.id, cause: m.parse_error }, 'message kept raw: it could not be parsed')
       }
+      stored = fresh.length
       await tx
         .insertInto('incoming_sync')
         .values({ server_id: row.id, folder: row.folder, uidvalidity, last_uid: lastUid, updated_at: at })

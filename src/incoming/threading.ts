@@ -1,5 +1,5 @@
 import type { Kysely } from 'kysely'
-import type { DB } from '../db/index.ts'
+import { type DB, whereIn } from '../db/index.ts'
 
 export interface ThreadHeaders {
   messageId: string | null
@@ -19,24 +19,35 @@ export function messageIds(value: string | string[] | undefined | null): string[
   return [...text.matchAll(/<[^<>\s]+>/g)].map((m) => m[0])
 }
 
+const pointersOf = (h: ThreadHeaders) => [...new Set([...(h.inReplyTo ? [h.inReplyTo] : []), ...h.references])]
+const parentOf = (h: ThreadHeaders) => h.inReplyTo ?? h.references[h.references.length - 1] ?? null
+
 /**
- * Thread a message the way RFC 5256 §2.2 (REFERENCES) starts: the parent is In-Reply-To or the last of
- * References. A thread is named by the Message-ID of its root: the thread of any known message it points to
- * (incoming, any server), else the first of its References, else its In-Reply-To, else itself. A reply to a
- * mail Mailbridge sent gets that mail's root, so both directions share one thread_id.
+ * Thread messages stored together, in order, the way RFC 5256 §2.2 (REFERENCES) starts: the parent is
+ * In-Reply-To or the last of References. A thread is named by the Message-ID of its root: the thread of any known
+ * message it points to (incoming, any server, or earlier in the same batch), else the first of its References,
+ * else its In-Reply-To, else itself (`<id@mailbridge.thread>` when it has no Message-ID). A reply to a mail
+ * Mailbridge sent gets that mail's root, so both directions share one thread_id. Two lookups for the whole batch.
  */
-export async function linkThread(db: Pick<Kysely<DB>, 'selectFrom'>, h: ThreadHeaders, fallback: string): Promise<ThreadLink> {
-  const pointers = [...new Set([...(h.inReplyTo ? [h.inReplyTo] : []), ...h.references])]
-  let threadId: string | undefined
-  let inReplyToMailId: string | null = null
-  if (pointers.length) {
-    const known = await db.selectFrom('messages').select(['thread_id']).where('message_id', 'in', pointers).orderBy('id').limit(1).executeTakeFirst()
-    threadId = known?.thread_id
-    const parent = h.inReplyTo ?? h.references[h.references.length - 1]
-    if (parent) {
-      const mail = await db.selectFrom('mails').select(['id']).where('message_id', '=', parent).executeTakeFirst()
-      inReplyToMailId = mail?.id ?? null
-    }
+export async function linkThreads(db: Pick<Kysely<DB>, 'selectFrom'>, batch: Array<ThreadHeaders & { id: string }>): Promise<ThreadLink[]> {
+  // The oldest stored message of each Message-ID names the thread when several do.
+  const known = new Map<string, { id: string; thread_id: string }>()
+  const rows = await whereIn(batch.flatMap(pointersOf), (ids) => db.selectFrom('messages').select(['id', 'message_id', 'thread_id']).where('message_id', 'in', ids).execute())
+  for (const r of rows) {
+    const k = known.get(r.message_id!)
+    if (!k || r.id < k.id) known.set(r.message_id!, r)
   }
-  return { threadId: threadId ?? h.references[0] ?? h.inReplyTo ?? h.messageId ?? fallback, inReplyToMailId }
+  const parents = batch.map(parentOf).filter((p): p is string => p !== null)
+  const mails = new Map((await whereIn(parents, (ids) => db.selectFrom('mails').select(['id', 'message_id']).where('message_id', 'in', ids).execute())).map((m) => [m.message_id, m.id]))
+  return batch.map((h) => {
+    let root: { id: string; thread_id: string } | undefined
+    for (const p of pointersOf(h)) {
+      const k = known.get(p)
+      if (k && (!root || k.id < root.id)) root = k
+    }
+    const threadId = root?.thread_id ?? h.references[0] ?? h.inReplyTo ?? h.messageId ?? `<${h.id}@mailbridge.thread>`
+    if (h.messageId && !known.has(h.messageId)) known.set(h.messageId, { id: h.id, thread_id: threadId })
+    const parent = parentOf(h)
+    return { threadId, inReplyToMailId: parent ? (mails.get(parent) ?? null) : null }
+  })
 }

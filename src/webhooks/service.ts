@@ -2,7 +2,7 @@ import type { Kysely } from 'kysely'
 import type { SecretBox } from '../crypto/secret-box.ts'
 import { randomToken } from '../crypto/passwords.ts'
 import { Secret } from '../crypto/secret.ts'
-import { type DB, newId, now } from '../db/index.ts'
+import { type DB, groupsOf, newId, now } from '../db/index.ts'
 import type { WebhookRow } from '../db/schema.ts'
 import { invalid, notFound } from '../errors.ts'
 import type { Logger } from '../log.ts'
@@ -105,12 +105,17 @@ export class WebhookService {
    * Queue one delivery per subscribed webhook, in the caller's transaction: the event is recorded exactly when
    * the state change it reports is, so a crash cannot lose it (delivery is then at least once).
    */
-  async enqueue(q: Queryable, event: WebhookEvent, data: Record<string, unknown>): Promise<number> {
-    const hooks = await q.selectFrom('webhooks').select(['id', 'events']).execute()
+  enqueue(q: Queryable, event: WebhookEvent, data: Record<string, unknown>): Promise<number> {
+    return this.enqueueAll(q, event, [data])
+  }
+
+  /** One delivery per subscribed webhook and event, in one insert (a fetched batch's message.received events). */
+  async enqueueAll(q: Queryable, event: WebhookEvent, events: Array<Record<string, unknown>>): Promise<number> {
+    if (!events.length) return 0
+    const hooks = (await q.selectFrom('webhooks').select(['id', 'events']).execute()).filter((h) => (JSON.parse(h.events) as string[]).includes(event))
     const at = now()
-    const rows = hooks
-      .filter((h) => (JSON.parse(h.events) as string[]).includes(event))
-      .map((h) => {
+    const rows = hooks.flatMap((h) =>
+      events.map((data) => {
         const id = newId()
         return {
           id,
@@ -127,8 +132,10 @@ export class WebhookService {
           created_at: at,
           updated_at: at,
         }
-      })
-    if (rows.length) await q.insertInto('webhook_deliveries').values(rows).execute()
+      }),
+    )
+    for (const g of groupsOf(rows)) await q.insertInto('webhook_deliveries').values(g).execute()
     return rows.length
   }
+
 }

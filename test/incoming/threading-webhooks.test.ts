@@ -142,3 +142,21 @@ test('webhooks: bad input says what to fix', async (t) => {
   assert.equal(none.json().error.field, 'events')
   assert.equal((await mb.api('GET', '/api/v1/webhooks/nope/deliveries')).statusCode, 404)
 })
+
+test('threading: a chain fetched in one batch (each naming only its parent) shares the root\'s thread; a second copy of a Message-ID in the batch is a duplicate', { skip }, async (t) => {
+  const room = await startMailroom()
+  t.after(room.close)
+  const server = await room.confirmedServer()
+  await room.dovecot.seedMany(ALICE, [
+    rfc822({ subject: 'Order 7', messageId: '<root@fabrikam.com>' }),
+    rfc822({ subject: 'Re: Order 7', messageId: '<child@fabrikam.com>', headers: 'In-Reply-To: <root@fabrikam.com>\r\n' }),
+    rfc822({ subject: 'Re: Re: Order 7', messageId: '<grandchild@fabrikam.com>', headers: 'In-Reply-To: <child@fabrikam.com>\r\n' }),
+    rfc822({ subject: 'Re: Order 7 (sent twice)', messageId: '<child@fabrikam.com>', headers: 'In-Reply-To: <root@fabrikam.com>\r\n' }),
+    rfc822({ subject: 'No Message-ID at all' }),
+  ])
+  assert.deepEqual((await room.mb.api('POST', `/api/v1/incoming-servers/${server.id}/fetch`)).json(), { fetched: 5, stored: 4, duplicates: 1, failed: 0, parse_errors: 0 })
+  const [root, child, grandchild, loose] = (await room.mb.api('GET', '/api/v1/messages')).json().items
+  assert.deepEqual([root.thread_id, child.thread_id, grandchild.thread_id], ['<root@fabrikam.com>', '<root@fabrikam.com>', '<root@fabrikam.com>'])
+  assert.equal(loose.subject, 'No Message-ID at all')
+  assert.equal(loose.thread_id, `<${loose.id}@mailbridge.thread>`)
+})
