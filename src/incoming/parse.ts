@@ -3,6 +3,7 @@ import { Worker } from 'node:worker_threads'
 import { MailParser, type AddressObject, type AttachmentStream, type Headers, type MessageText } from 'mailparser'
 import type { MessageRow } from '../db/schema.ts'
 import { threadEntry } from '../thread-entry.ts'
+import { cutAttachmentBodies, MARKER_HEADER, markerIndex } from './attachment-bodies.ts'
 import { messageIds } from './threading.ts'
 
 export interface Parsed {
@@ -15,24 +16,48 @@ const addresses = (a: AddressObject | AddressObject[] | undefined): string[] =>
 
 const OPTIONS = { skipHtmlToText: true, skipTextToHtml: true, skipImageLinks: true, skipTextLinks: true, checksumAlgo: false } as const
 
+/** mailparser read the cut copy other than the original would be read: parse the original. */
+class CutMismatch extends Error {}
+
 /**
- * Parse one message with mailparser's stream parser. Its text-to-HTML and HTML-to-text conversions are skipped:
- * they are most of its cost and the application gets both bodies as sent. Attachments are counted as they stream
- * by, never held: their bytes stay in the raw message, which is stored anyway (simpleParser would buffer each one).
+ * Parse one message with mailparser's stream parser, given a copy without its base64 attachment bodies when it
+ * has some (attachment-bodies.ts): the same fields, a fraction of the work. If mailparser reads that copy in any
+ * way the original would not be read, or fails on it, the original is parsed instead.
  */
-export function parseMessage(raw: Buffer): Promise<Parsed> {
+export async function parseMessage(raw: Buffer): Promise<Parsed> {
+  const cut = cutAttachmentBodies(raw)
+  if (cut) {
+    const parsed = await mailparse(cut.raw, cut.sizes).catch(() => null)
+    if (parsed) return parsed
+  }
+  return parseWhole(raw)
+}
+
+/** mailparser on the message as it is, nothing cut: what parseMessage must always agree with. */
+export const parseWhole = (raw: Buffer): Promise<Parsed> => mailparse(raw, [])
+
+/**
+ * mailparser, with its text-to-HTML and HTML-to-text conversions skipped: they are most of its cost and the
+ * application gets both bodies as sent. Attachments are counted as they stream by, never held: their bytes stay in
+ * the raw message, which is stored anyway. A part marked as cut must come out as an attachment with no content,
+ * and each exactly once (`sizes` are their sizes); otherwise CutMismatch.
+ */
+function mailparse(raw: Buffer, sizes: number[]): Promise<Parsed> {
   return new Promise((resolve, reject) => {
     const parser = new MailParser(OPTIONS)
     let headers: Headers = new Map()
     let text: string | undefined
     let html: string | undefined
     const attachments: Parsed['attachments'] = []
+    const seen = new Set<number>()
     let failed = false
-    // mailparser may report an error and still end: the first error wins.
-    parser.on('error', (e: Error) => {
+    const fail = (e: Error) => {
+      if (failed) return
       failed = true
       reject(e)
-    })
+    }
+    // mailparser may report an error and still end: the first error wins.
+    parser.on('error', fail)
     parser.on('headers', (h: Headers) => (headers = h))
     parser.on('data', (d: AttachmentStream | MessageText) => {
       if (d.type === 'text') {
@@ -40,14 +65,20 @@ export function parseMessage(raw: Buffer): Promise<Parsed> {
         html = typeof d.html === 'string' ? d.html : undefined
         return
       }
-      let size = 0
-      d.content.on('data', (chunk: Buffer) => (size += chunk.length))
+      const mark = sizes.length ? markerIndex(d.headers.get(MARKER_HEADER)) : null
+      if (mark !== null && (mark >= sizes.length || seen.has(mark))) fail(new CutMismatch(`cut part ${mark} read twice`))
+      if (mark !== null) seen.add(mark)
+      const entry = { filename: d.filename ?? null, content_type: d.contentType, size: 0 }
+      attachments.push(entry)
+      d.content.on('data', (chunk: Buffer) => (entry.size += chunk.length))
       d.content.on('end', () => {
-        attachments.push({ filename: d.filename ?? null, content_type: d.contentType, size })
+        if (mark !== null && entry.size !== 0) fail(new CutMismatch(`cut part ${mark} has content`))
+        if (mark !== null) entry.size = sizes[mark]!
         d.release?.()
       })
     })
     parser.on('end', () => {
+      if (seen.size !== sizes.length) fail(new CutMismatch(`${sizes.length - seen.size} cut parts were not read as attachments`))
       if (failed) return
       const h = <T>(key: string) => headers.get(key) as T | undefined
       const date = h<Date>('date')
