@@ -19,6 +19,8 @@ import { PollLoop } from '../poll-loop.ts'
 
 /** Reconnects one fetch may make (a dropped session, `BYE ... AccessTokenExpired`) before it gives up. */
 const MAX_RECONNECTS = 3
+/** Batches handed to the parser and the database but not yet committed, before the FETCH stream pauses. */
+const MAX_PENDING_BATCHES = 4
 /** Fetch Now waits this long between looks at another node's lease on the same server. */
 const LEASE_WAIT_STEP_MS = 200
 
@@ -216,11 +218,21 @@ export class Fetcher {
     }
     await this.#progress(db, row.id, progressText())
     const chunkSize = batchSize * 10
-    for (let c = 0; c < uids.length; c += chunkSize) {
+    // One chain of commits for the whole sync: batches commit in order, one after another, while the FETCH
+    // streams go on; at most MAX_PENDING_BATCHES wait (the stream pauses, and TCP pauses the server).
+    let commits: Promise<void> = Promise.resolve()
+    let commitError: unknown
+    const pending: Array<Promise<void>> = []
+    // \Seen for a chunk once its batches are committed. imapflow runs one command at a time, so it follows the
+    // next chunk's FETCH, which starts as soon as this chunk's stream ends: the session never waits for a commit.
+    let flags: Promise<void> = Promise.resolve()
+    let flagError: unknown
+    /** The folder's last UID as committed: it never moves back, whatever order a chunk's UIDs arrive in. */
+    let storedUpTo = lastUid
+    for (let c = 0; c < uids.length && commitError === undefined && flagError === undefined; c += chunkSize) {
       const chunk = uids.slice(c, c + chunkSize)
-      // Batches commit in order, one after another, while the FETCH stream continues. The folder's last UID only
-      // moves past UIDs that are committed, so a server streaming out of UID order cannot make us skip one.
-      let commits: Promise<void> = Promise.resolve()
+      // The folder's last UID only moves past UIDs that are committed, so a server streaming out of UID order
+      // cannot make us skip one.
       const committed: number[] = []
       const inChunk = new Set<number>()
       let safe = 0
@@ -232,15 +244,21 @@ export class Fetcher {
           const parsed = await parsing
           for (const m of batch) inChunk.add(m.uid)
           while (safe < chunk.length && inChunk.has(chunk[safe]!)) safe++
-          const upTo = final ? chunk[chunk.length - 1]! : safe > 0 ? chunk[safe - 1]! : lastUid
-          upToCommitted = Math.max(upTo, lastUid)
+          const upTo = Math.max(storedUpTo, final ? chunk[chunk.length - 1]! : safe > 0 ? chunk[safe - 1]! : 0)
           const before = done
           done = c + (final ? chunk.length : safe)
-          const stored = await this.#store(row, uidvalidity, batch, parsed, upToCommitted, done !== before ? progressText() : null, result, log)
+          const stored = await this.#store(row, uidvalidity, batch, parsed, upTo, done !== before ? progressText() : null, result, log)
+          storedUpTo = upToCommitted = upTo
           for (const m of batch) committed.push(m.uid)
           if (done !== before) logProgress()
           if (batch.length) await hooks.afterBatch?.({ uids: batch.map((m) => m.uid), stored })
         })
+        // A failed commit stops the sync; the batches after it are not stored (the chain skips them).
+        const settled = commits.catch((e: unknown) => {
+          commitError ??= e
+        })
+        pending.push(settled)
+        return settled
       }
       let streamError: unknown
       try {
@@ -249,30 +267,40 @@ export class Fetcher {
           if (!m.source) continue
           result.fetched++
           batch.push({ uid: m.uid, source: m.source })
-          if (batch.length === batchSize) {
-            commit(batch, false)
-            batch = []
-          }
+          if (batch.length < batchSize) continue
+          commit(batch, false)
+          batch = []
+          while (pending.length > MAX_PENDING_BATCHES) await pending.shift()
+          if (commitError !== undefined) break
         }
         // The stream ended: messages of the chunk it did not return were deleted meanwhile; move past them.
-        commit(batch, true)
+        if (commitError === undefined) commit(batch, true)
       } catch (e) {
         streamError = toImapError(e, 'fetch', client)
       }
-      // Whatever happened to the stream, what was handed over is committed, up to the first batch that fails.
-      const commitError = await commits.then(() => undefined, (e: unknown) => e)
-      // Only now, with them committed, may the mailbox see those messages as read. A crash or a dropped session in
+      // Only with them committed may the mailbox see those messages as read. A crash or a dropped session in
       // between leaves seen_uid behind last_uid: the next session flags that range first.
-      if (!streamError && row.mark_seen && committed.length) {
-        await flag(committed.join(','))
-        await flaggedUpTo(upToCommitted)
+      const chunkCommitted = commits.catch(() => undefined)
+      if (!streamError && row.mark_seen) {
+        flags = flags.then(async () => {
+          await chunkCommitted
+          if (flagError !== undefined || !committed.length) return
+          await flag(committed.join(','))
+          await flaggedUpTo(upToCommitted)
+        }).catch((e: unknown) => {
+          flagError ??= e
+        })
       }
-      if (commitError || streamError) throw commitError ?? streamError
-      if (this.#stopping) {
-        log.info({ done, total }, 'stopping: the rest is fetched next time')
-        return
+      if (streamError) {
+        // What was handed over is committed, up to the first batch that fails.
+        await Promise.all([commits.catch(() => undefined), flags])
+        throw commitError ?? streamError
       }
+      if (this.#stopping) break
     }
+    await Promise.all([commits.catch(() => undefined), flags])
+    if (commitError !== undefined || flagError !== undefined) throw commitError ?? flagError
+    if (this.#stopping && done < total) log.info({ done, total }, 'stopping: the rest is fetched next time')
   }
 
   /** The server's status line ("n of m new messages stored"), and a longer lease: this fetch is alive. */
