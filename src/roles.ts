@@ -1,7 +1,7 @@
 import { fileURLToPath } from 'node:url'
 import { Worker, isMainThread, parentPort } from 'node:worker_threads'
 import { addCounterSource } from './metrics.ts'
-import { threadEntry } from './thread-entry.ts'
+import { threadEntry, threadExecArgv } from './thread-entry.ts'
 import type { Services } from './services.ts'
 
 export type Role = 'web' | 'worker' | 'all'
@@ -31,7 +31,7 @@ export function runInline(s: Services): Background {
  * requests cannot starve SMTP conversations that need many round trips, and the second core gets used.
  */
 export async function runInThread(s: Services): Promise<Background> {
-  const worker = new Worker(fileURLToPath(threadEntry('worker-thread', import.meta.url)), { execArgv: [] })
+  const worker = new Worker(fileURLToPath(threadEntry('worker-thread', import.meta.url)), { execArgv: threadExecArgv() })
   const ready = new Promise<void>((resolve, reject) => {
     worker.once('message', () => resolve())
     worker.once('error', reject)

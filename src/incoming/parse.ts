@@ -2,7 +2,7 @@ import { fileURLToPath } from 'node:url'
 import { Worker } from 'node:worker_threads'
 import { MailParser, type AddressObject, type AttachmentStream, type Headers, type MessageText } from 'mailparser'
 import type { MessageRow } from '../db/schema.ts'
-import { threadEntry } from '../thread-entry.ts'
+import { threadEntry, threadExecArgv } from '../thread-entry.ts'
 import { cutAttachmentBodies, MARKER_HEADER, markerIndex } from './attachment-bodies.ts'
 import { messageIds } from './threading.ts'
 
@@ -131,7 +131,7 @@ export class ParsePool {
 
   #worker(): Worker {
     if (this.#workers.length < this.threads) {
-      const w = new Worker(fileURLToPath(threadEntry('parse-worker', import.meta.url)), { execArgv: [] })
+      const w = new Worker(fileURLToPath(threadEntry('parse-worker', import.meta.url)), { execArgv: threadExecArgv() })
       w.on('message', (m: { seq: number; parsed: Parsed }) => {
         this.#pending.get(m.seq)?.resolve(m.parsed)
         this.#pending.delete(m.seq)
