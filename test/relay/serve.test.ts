@@ -16,9 +16,9 @@ test('serve: MAILBRIDGE_RELAY_PORT starts the relay beside the API; a relayed ma
   const server = await w.outgoingServer()
   await w.connect(server.id)
   assert.equal((await w.mb.api('POST', '/api/v1/relay-users', { username: 'erp', password: 'erp-password-123' })).statusCode, 201)
-  const relayPort = await freePort()
-  const node = await startNode(
-    w.nodeEnv({ MAILBRIDGE_RELAY_PORT: String(relayPort), MAILBRIDGE_RELAY_TLS_CERT: join(TLS, 'cert.pem'), MAILBRIDGE_RELAY_TLS_KEY: join(TLS, 'key.pem'), NODE_EXTRA_CA_CERTS: 'test/support/tls/ca.pem' }),
+  let relayPort = 0
+  const node = await startNode(async () =>
+    w.nodeEnv({ MAILBRIDGE_RELAY_PORT: String((relayPort = await freePort())), MAILBRIDGE_RELAY_TLS_CERT: join(TLS, 'cert.pem'), MAILBRIDGE_RELAY_TLS_KEY: join(TLS, 'key.pem'), NODE_EXTRA_CA_CERTS: 'test/support/tls/ca.pem' }),
   )
   t.after(() => node.child.kill('SIGKILL'))
   assert.match(node.output(), new RegExp(`SMTP relay for legacy applications on 127\\.0\\.0\\.1:${relayPort} \\(STARTTLS\\)`))

@@ -60,15 +60,15 @@ test('secrets: a full scenario on a real process leaks no known secret into the 
   t.after(room.close)
   const receiver = await startReceiver()
   t.after(receiver.close)
-  const relayPort = await freePort()
-  const node = await startNode(
+  let relayPort = 0
+  const node = await startNode(async () =>
     room.nodeEnv({
       MAILBRIDGE_LOG_LEVEL: 'debug',
       MAILBRIDGE_BASE_URL: 'http://localhost:8080',
       MAILBRIDGE_QUEUE_POLL_MS: '50',
       MAILBRIDGE_WEBHOOK_POLL_MS: '50',
       MAILBRIDGE_RETRY_BASE_S: '0',
-      MAILBRIDGE_RELAY_PORT: String(relayPort),
+      MAILBRIDGE_RELAY_PORT: String((relayPort = await freePort())),
       MAILBRIDGE_RELAY_TLS_CERT: join(TLS, 'cert.pem'),
       MAILBRIDGE_RELAY_TLS_KEY: join(TLS, 'key.pem'),
     }),

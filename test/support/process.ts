@@ -37,16 +37,17 @@ export interface Node {
 
 /**
  * Start `mailbridge serve` (or another command) as a real process, and wait until /healthz answers. `main`: a
- * compiled main.js (npm run build) to run instead of the TypeScript through tsx.
+ * compiled main.js (npm run build) to run instead of the TypeScript through tsx. `env` may be a function: it is
+ * asked again when a port it chose (the relay's, say) was taken before the node could bind it.
  */
-export async function startNode(env: Record<string, string>, args = ['serve'], nodeArgs: string[] = [], main?: string): Promise<Node> {
-  // The port is free when chosen, but another listener may take it before the node binds it: then choose again.
+export async function startNode(env: Record<string, string> | (() => Promise<Record<string, string>>), args = ['serve'], nodeArgs: string[] = [], main?: string): Promise<Node> {
+  // A port is free when chosen, but another listener may take it before the node binds it: then choose again.
   for (let attempt = 1; ; attempt++) {
     const port = await freePort()
     try {
-      return await startNodeOn(port, env, args, nodeArgs, main)
+      return await startNodeOn(port, typeof env === 'function' ? await env() : env, args, nodeArgs, main)
     } catch (e) {
-      const taken = e instanceof Error && e.message.includes('EADDRINUSE') && e.message.includes(`:${port}`)
+      const taken = e instanceof Error && e.message.includes('EADDRINUSE') && (typeof env === 'function' || e.message.includes(`:${port}`))
       if (!taken || attempt >= 5) throw e
     }
   }
