@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs'
 import { performance } from 'node:perf_hooks'
 import { buildInto } from '../test/support/process.ts'
 
@@ -38,4 +39,10 @@ export const progress = (label: string, done: number, total: number) => {
  */
 export async function productionBuild(): Promise<string | undefined> {
   return process.env.BENCH_TSX ? undefined : buildInto('bench-build')
+}
+
+/** CPU seconds the whole machine spent busy so far (/proc/stat): the client, Dovecot, the database, everything. */
+export const machineCpu = (): number => {
+  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number)
+  return (f.reduce((a, b) => a + b, 0) - f[3]! - f[4]!) / 100
 }
