@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { test, type TestContext } from 'node:test'
-import { Migrator } from 'kysely'
+import { Migrator, sql } from 'kysely'
 import { createTestDatabase } from '../../test/support/harness.ts'
 import { migrate, openDatabase } from './index.ts'
 import { migrations } from './migrations/index.ts'
@@ -50,4 +50,20 @@ test('0010-message-seq: messages stored before it get seq in id order, and the c
   const rows = await db.selectFrom('messages').select(['id', 'seq']).orderBy('id').execute()
   assert.deepEqual(rows.map((r) => [r.id, Number(r.seq)]), [['m1', 1], ['m2', 2], ['m3', 3]])
   assert.equal(Number((await db.selectFrom('counters').select('value').where('name', '=', 'messages').executeTakeFirstOrThrow()).value), 3)
+})
+
+test('0011-large-values: on PostgreSQL raw messages and mail contents are stored with lz4 (or uncompressed), not pglz', async (t) => {
+  const database = await freshDatabase(t)
+  await migrate(database.db, database.schema)
+  if (database.traits.dialect !== 'postgres') return t.skip('SQLite stores values as given')
+  const lz4 = (await sql<{ lz4: boolean }>`select 'lz4' = any(enumvals) as lz4 from pg_settings where name = 'default_toast_compression'`.execute(database.db)).rows[0]?.lz4
+  const { rows } = await sql<{ table: string; compression: string; storage: string }>`
+    select c.relname as table, a.attcompression as compression, a.attstorage as storage
+    from pg_attribute a join pg_class c on c.oid = a.attrelid join pg_namespace n on n.oid = c.relnamespace
+    where n.nspname = ${database.schema} and ((c.relname = 'message_raws' and a.attname = 'raw') or (c.relname = 'mails' and a.attname = 'content'))
+    order by c.relname`.execute(database.db)
+  assert.deepEqual(
+    rows.map((r) => [r.table, lz4 ? r.compression : r.storage]),
+    [['mails', lz4 ? 'l' : 'e'], ['message_raws', lz4 ? 'l' : 'e']],
+  )
 })

@@ -8,6 +8,7 @@ import * as m0006 from './0006-admin-sessions.ts'
 import * as m0007 from './0007-smtp-slots.ts'
 import * as m0008 from './0008-providers.ts'
 import * as m0010 from './0010-message-seq.ts'
+import * as m0011 from './0011-large-values.ts'
 
 /** Every migration, by name; they run in name order (kysely's Migrator sorts them). */
 export const migrations: Record<string, Migration> = {
@@ -20,4 +21,5 @@ export const migrations: Record<string, Migration> = {
   '0007-smtp-slots': m0007,
   '0008-providers': m0008,
   '0010-message-seq': m0010,
+  '0011-large-values': m0011,
 }
