@@ -14,7 +14,7 @@ import { settingsRoutes } from '../settings/routes.ts'
 import { incomingServerRoutes, messageRoutes } from '../incoming/routes.ts'
 import { webhookRoutes } from '../webhooks/routes.ts'
 import { EMPTY_JSON_BODY, frameworkErrors, installErrorHandler } from './errors.ts'
-import { refuseNul, refuseUnexpectedBody } from './input-checks.ts'
+import { refuseNonIntegerQuery, refuseNul, refuseUnexpectedBody } from './input-checks.ts'
 import { metricsRoutes } from './metrics.ts'
 import { docsCsp, registerSecurityHeaders } from './security-headers.ts'
 import { adminUi, type AdminUiOptions } from './ui/index.ts'
@@ -90,6 +90,7 @@ export async function buildApp(s: Services, o: AppOptions = {}): Promise<Fastify
       api.setValidatorCompiler(TypeBoxValidatorCompiler)
       api.addHook('preValidation', refuseNul)
       api.addHook('preValidation', refuseUnexpectedBody)
+      api.addHook('preValidation', refuseNonIntegerQuery)
       await api.register(settingsRoutes, { settings: s.settings, redirectUris })
       await api.register(outgoingServerRoutes, { servers: s.outgoingServers })
       await api.register(mailRoutes, { mails: s.mails, maxBytes: s.config.maxMailBytes })

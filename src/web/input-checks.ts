@@ -28,3 +28,15 @@ export async function refuseUnexpectedBody(req: FastifyRequest): Promise<void> {
   const field = keys?.[0] ?? 'body'
   throw invalid(field, `${req.method} ${req.routeOptions.url} takes no body; remove ${keys ? `"${field}"` : 'it'}.`)
 }
+
+/**
+ * An integer in a query string is digits: TypeBox's conversion would read `limit=1.5` as 1 and `limit=1e2` as
+ * 100, answering a request the client did not make.
+ */
+export async function refuseNonIntegerQuery(req: FastifyRequest): Promise<void> {
+  const fields = (req.routeOptions.schema?.querystring as { properties?: Record<string, { type?: string }> } | undefined)?.properties
+  if (!fields || !req.query || typeof req.query !== 'object') return
+  for (const [k, v] of Object.entries(req.query)) {
+    if (fields[k]?.type === 'integer' && typeof v === 'string' && !/^-?\d+$/.test(v.trim())) throw invalid(k, `${k} must be integer, got "${v}"; send whole digits.`)
+  }
+}

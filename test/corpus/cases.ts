@@ -215,6 +215,8 @@ function pagingCases(api: OpenApi, f: Fixtures): Case[] {
       ['limit=-5', /limit must be >= 1/],
       ['limit=501', /limit must be <= 500/],
       ['limit=abc', /limit must be integer/],
+      ['limit=1.5', /limit must be integer, got "1\.5"/],
+      ['limit=1e2', /limit must be integer, got "1e2"/],
       ['limit=1&limit=2', /limit must be integer/],
       [`cursor=${'c'.repeat(65)}`, /cursor must match pattern/],
       ['cursor=not-an-id', /cursor must match pattern/],
