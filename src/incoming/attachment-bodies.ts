@@ -5,9 +5,9 @@ import libmime from 'libmime'
  * mailparser splits every line of every attachment and decodes it only to report its size: on a mailbox with
  * files, most of the cost of a fetch. Those bytes are stored in the raw message anyway, so mailparser is given a
  * copy without them: the body of each base64 attachment is cut out, and its part marked with a header that names
- * it; its decoded size is counted here, natively. What mailparser then reports for that part must be an attachment
- * that carries the marker and has no content; anything else (a structure read differently, a marker it did not
- * see) makes parse.ts parse the original instead, so the result never depends on this scanner being right.
+ * it; its decoded size is counted here, over the bytes. What mailparser then reports for that part must be an
+ * attachment that carries the marker and has no content; anything else (a structure read differently, a marker it
+ * did not see) makes parse.ts parse the original instead, so the result never depends on this scanner being right.
  *
  * Only bodies that cannot change how mailparser reads the rest are cut: whole lines without a "-", so none of them
  * can be a boundary delimiter ("--boundary") of any multipart, and with base64 padding at the end only.
