@@ -3,8 +3,7 @@ import { rmSync } from 'node:fs'
 import { join } from 'node:path'
 import { test } from 'node:test'
 import { fileURLToPath } from 'node:url'
-import { API_TOKEN } from '../support/harness.ts'
-import { buildInto, startNode } from '../support/process.ts'
+import { buildInto, postMail, startNode } from '../support/process.ts'
 import { startWorld } from '../support/world.ts'
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url))
@@ -20,11 +19,7 @@ test('build: the compiled node (plain node dist/src/main.js) serves the API and 
   await w.connect(server.id)
   const node = await startNode(w.nodeEnv(), ['serve'], [], main)
   t.after(() => node.child.kill('SIGKILL'))
-  const res = await fetch(`${node.url}/api/v1/mail`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${API_TOKEN}`, 'content-type': 'application/json' },
-    body: JSON.stringify({ to: ['bob@fabrikam.com'], subject: 'from the build', text: 'x' }),
-  })
+  const res = await postMail(node, 'from the build')
   assert.equal(res.status, 202)
   await w.smtp.waitFor(1, 30_000)
   const metrics = await (await fetch(`${node.url}/metrics`)).text()

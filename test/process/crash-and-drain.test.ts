@@ -1,8 +1,6 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import { simpleParser } from 'mailparser'
-import { API_TOKEN } from '../support/harness.ts'
-import { startNode } from '../support/process.ts'
+import { postMail, startNode } from '../support/process.ts'
 import { startWorld } from '../support/world.ts'
 
 const MAILS = 150
@@ -19,11 +17,7 @@ test('queue: SIGKILL mid-batch, restart → every mail delivered, duplicates no 
   t.after(() => first.child.kill('SIGKILL'))
   const ids: string[] = []
   for (let i = 0; i < MAILS; i++) {
-    const res = await fetch(`${first.url}/api/v1/mail`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${API_TOKEN}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ to: ['bob@fabrikam.com'], subject: `crash ${i}`, text: 'x' }),
-    })
+    const res = await postMail(first, `crash ${i}`)
     assert.equal(res.status, 202)
     ids.push(((await res.json()) as { id: string }).id)
   }
@@ -36,7 +30,7 @@ test('queue: SIGKILL mid-batch, restart → every mail delivered, duplicates no 
   const second = await startNode(env)
   t.after(() => second.child.kill('SIGKILL'))
   const deadline = Date.now() + 60_000
-  const unique = async () => new Set(await Promise.all(w.smtp.messages.map(async (m) => (await simpleParser(m.raw)).messageId))).size
+  const unique = async () => new Set(await w.smtp.messageIds()).size
   while ((await unique()) < MAILS && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200))
   assert.equal(await unique(), MAILS, 'every mail was delivered')
   const duplicates = w.smtp.messages.length - MAILS

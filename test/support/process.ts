@@ -3,6 +3,7 @@ import { createServer } from 'node:net'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
+import { API_TOKEN } from './harness.ts'
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url))
 
@@ -26,6 +27,14 @@ export async function freePort(): Promise<number> {
     })
   })
 }
+
+/** POST /api/v1/mail to a running node, as an application would. */
+export const postMail = (node: Pick<Node, 'url'>, subject: string): Promise<Response> =>
+  fetch(`${node.url}/api/v1/mail`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${API_TOKEN}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ to: ['bob@fabrikam.com'], subject, text: 'x' }),
+  })
 
 export interface Node {
   child: ChildProcess

@@ -12,6 +12,7 @@
 import { EventEmitter } from 'node:events'
 import { readFileSync } from 'node:fs'
 import { randomUUID } from 'node:crypto'
+import { simpleParser } from 'mailparser'
 import { SMTPServer, type SMTPServerAuthentication, type SMTPServerAuthenticationResponse, type SMTPServerSession } from 'smtp-server'
 
 export interface SmtpReply { code: number; message: string }
@@ -49,6 +50,8 @@ export interface SmtpPeer {
   connections: { current: number; max: number }
   /** DATA commands seen, including those refused or cut: the attempts, where `messages` are the deliveries */
   dataCommands(): number
+  /** The Message-ID of every delivered message, in order (a mail delivered twice appears twice) */
+  messageIds(): Promise<Array<string | undefined>>
   behave(b: Partial<PeerBehaviour>): void
   waitFor(n: number, timeoutMs?: number): Promise<void>
   close(): Promise<void>
@@ -273,6 +276,7 @@ export async function startSmtpPeer(o: SmtpPeerOptions): Promise<SmtpPeer> {
     authAttempts,
     connections,
     dataCommands: () => dataCount,
+    messageIds: () => Promise.all(messages.map(async (m) => (await simpleParser(m.raw)).messageId)),
     behave(b) {
       behaviour = { ...behaviour, ...b }
     },
