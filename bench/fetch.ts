@@ -62,15 +62,14 @@ const raw = JSON.parse((await run(process.execPath, ['--import', 'tsx', 'bench/r
 if (raw.messages !== N) throw new Error(`raw imapflow fetched ${raw.messages} of ${N}`)
 progress('raw imapflow', N, N)
 
-/** CPU seconds of each thread of a process so far (/proc/<pid>/task): the fetch thread, parser threads, V8's GC helpers. */
-const threadCpu = (pid: number) =>
-  new Map(
-    readdirSync(`/proc/${pid}/task`).map((tid) => {
-      const f = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8').split(') ')[1]!.split(' ')
-      return [tid, (Number(f[11]) + Number(f[12])) / 100] as const
-    }),
-  )
-const cpu = (pid: number) => { const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' '); return (Number(f[11]) + Number(f[12])) / 100 }
+/** CPU seconds (user + system) in a /proc stat file: a process's, or one of its threads'. */
+const statCpu = (path: string) => {
+  const f = readFileSync(path, 'utf8').split(') ')[1]!.split(' ')
+  return (Number(f[11]) + Number(f[12])) / 100
+}
+const cpu = (pid: number) => statCpu(`/proc/${pid}/stat`)
+/** Each thread's so far (/proc/<pid>/task): the fetch thread, parser threads, V8's GC helpers. */
+const threadCpu = (pid: number) => new Map(readdirSync(`/proc/${pid}/task`).map((tid) => [tid, statCpu(`/proc/${pid}/task/${tid}/stat`)] as const))
 const batch = process.env.BENCH_BATCH ?? '50'
 const prof = (name: string) => (process.env.BENCH_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROF}/${name}`] : [])
 

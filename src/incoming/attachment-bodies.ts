@@ -53,7 +53,7 @@ export function cutAttachmentBodies(raw: Buffer): CutCopy | null {
   const parts: Buffer[] = []
   let at = 0
   cuts.forEach((c, i) => {
-    parts.push(raw.subarray(at, c.headEnd), Buffer.from(`X-Mailbridge-Cut: ${TOKEN}-${i}\r\n`, 'latin1'), raw.subarray(c.headEnd, c.bodyStart))
+    parts.push(raw.subarray(at, c.headEnd), Buffer.from(`${MARKER_HEADER}: ${TOKEN}-${i}\r\n`, 'latin1'), raw.subarray(c.headEnd, c.bodyStart))
     at = c.bodyEnd
   })
   parts.push(raw.subarray(at))

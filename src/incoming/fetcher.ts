@@ -254,11 +254,11 @@ export class Fetcher {
           if (batch.length) await hooks.afterBatch?.({ uids: batch.map((m) => m.uid), stored })
         })
         // A failed commit stops the sync; the batches after it are not stored (the chain skips them).
-        const settled = commits.catch((e: unknown) => {
-          commitError ??= e
-        })
-        pending.push(settled)
-        return settled
+        pending.push(
+          commits.catch((e: unknown) => {
+            commitError ??= e
+          }),
+        )
       }
       let streamError: unknown
       try {
