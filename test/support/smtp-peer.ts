@@ -64,6 +64,11 @@ export interface SmtpPeerOptions {
   /** the application permission an app-only token may carry instead (default SMTP.SendAsApp; null: none, as Gmail) */
   appRole?: string | null
   behaviour?: Partial<PeerBehaviour>
+  /**
+   * Local delivery, as Exchange puts mail for its own mailboxes in their store: called with every accepted message
+   * before the 250 (a failure answers 451 4.3.0, as a store that cannot take it now; the message is not recorded).
+   */
+  deliver?: (m: SmtpPeerMessage) => Promise<void>
 }
 
 const HOST = '127.0.0.1'
@@ -87,6 +92,8 @@ const R = {
   notAuthenticated: { code: 530, message: '5.7.57 Client not authenticated to send mail.' },
   // Send-as check (research B7, test-peers §2a).
   sendAs: { code: 550, message: '5.7.60 SMTP; Client does not have permissions to send as this sender' },
+  // RFC 3463 4.3.0: a transient mail system failure (local delivery could not store the message now).
+  storeUnavailable: { code: 451, message: '4.3.0 Temporary server error. Please try again later' },
   tooBig: { code: 552, message: '5.3.4 Message size exceeds fixed maximum message size' },
 } satisfies Record<string, SmtpReply>
 
@@ -174,17 +181,23 @@ export async function startSmtpPeer(o: SmtpPeerOptions): Promise<SmtpPeer> {
             if (reply.code === 421) setImmediate(() => socket()?.end())
             return
           }
-          messages.push({
+          const message: SmtpPeerMessage = {
             from: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
             to: session.envelope.rcptTo.map((r) => r.address),
             raw,
             user: session.user as string,
             at: new Date(),
-          })
-          events.emit('message')
-          if (behaviour.dropBeforeReply(n)) return void socket()?.destroy()
-          // Exchange: "250 2.0.0 OK <Message-ID> [Hostname=...]"
-          callback(null, reply ? reply.message : `2.0.0 OK ${messageId(raw)} [Hostname=${HOST}]`)
+          }
+          return (o.deliver?.(message) ?? Promise.resolve()).then(
+            () => {
+              messages.push(message)
+              events.emit('message')
+              if (behaviour.dropBeforeReply(n)) return void socket()?.destroy()
+              // Exchange: "250 2.0.0 OK <Message-ID> [Hostname=...]"
+              callback(null, reply ? reply.message : `2.0.0 OK ${messageId(raw)} [Hostname=${HOST}]`)
+            },
+            () => callback(replyError(R.storeUnavailable)),
+          )
         })
       })
     },
