@@ -37,6 +37,11 @@ export interface PeerBehaviour {
    * the reply is lost on the way, the client cannot know the mail went through
    */
   dropBeforeReply: (n: number) => boolean
+  /**
+   * the tenant's message size limit in bytes, counted on the message as submitted (encoded attachments included):
+   * 35 MB by default, which an admin may raise up to 150 MB (LIMITS, message size limits)
+   */
+  maxMessageBytes: number
 }
 
 export interface SmtpPeerMessage { from: string; to: string[]; raw: Buffer; user: string; at: Date }
@@ -73,8 +78,6 @@ export interface SmtpPeerOptions {
 
 const HOST = '127.0.0.1'
 const TLS_DIR = new URL('./tls/', import.meta.url)
-// Exchange Online accepts 35 MB by default (LIMITS, message size limits).
-const MAX_SIZE = 35 * 1024 * 1024
 // Exchange Online answers to both app id URIs for the same permissions (research B2).
 const EXCHANGE_ORIGINS = new Set(['https://outlook.office.com', 'https://outlook.office365.com'])
 
@@ -106,6 +109,8 @@ const defaults: PeerBehaviour = {
   maxConnections: Number.POSITIVE_INFINITY,
   dropDuringData: () => false,
   dropBeforeReply: () => false,
+  // Exchange Online accepts 35 MB by default (LIMITS, message size limits).
+  maxMessageBytes: 35 * 1024 * 1024,
 }
 
 export async function startSmtpPeer(o: SmtpPeerOptions): Promise<SmtpPeer> {
@@ -128,7 +133,8 @@ export async function startSmtpPeer(o: SmtpPeerOptions): Promise<SmtpPeer> {
     authOptional: true,
     hideENHANCEDSTATUSCODES: false,
     hideDSN: false,
-    size: MAX_SIZE,
+    // smtp-server reads it at each EHLO and DATA, so behave() can change it.
+    size: behaviour.maxMessageBytes,
     disableReverseLookup: true,
     heloResponse: '%s Hello %s',
     logger: false,
@@ -292,6 +298,7 @@ export async function startSmtpPeer(o: SmtpPeerOptions): Promise<SmtpPeer> {
     messageIds: () => Promise.all(messages.map(async (m) => (await simpleParser(m.raw)).messageId)),
     behave(b) {
       behaviour = { ...behaviour, ...b }
+      server.options.size = behaviour.maxMessageBytes
     },
     waitFor(n, timeoutMs = 5000) {
       if (messages.length >= n) return Promise.resolve()
