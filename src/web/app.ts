@@ -91,7 +91,7 @@ export async function buildApp(s: Services, o: AppOptions = {}): Promise<Fastify
       api.addHook('preValidation', refuseNul)
       api.addHook('preValidation', refuseUnexpectedBody)
       api.addHook('preValidation', refuseNonIntegerQuery)
-      await api.register(settingsRoutes, { settings: s.settings, redirectUris })
+      await api.register(settingsRoutes, { settings: s.settings, credentials: s.credentials, redirectUris })
       await api.register(outgoingServerRoutes, { servers: s.outgoingServers })
       await api.register(mailRoutes, { mails: s.mails, maxBytes: s.config.maxMailBytes })
       await api.register(relayUserRoutes, { relayUsers: s.relayUsers })
