@@ -94,6 +94,7 @@ export class IncomingServerService {
       lease_owner: null,
       lease_until: null,
       last_fetch_at: null,
+      last_fetch_ok_at: null,
       last_error: null,
       sync_progress: null,
       created_at: at,
