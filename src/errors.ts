@@ -15,6 +15,10 @@ export const codes = {
     status: 409,
     admin: 'Enter the {provider} Credentials (Client ID and Client Secret) in Settings → General Settings first.',
   },
+  client_secret_refused: {
+    status: 422,
+    admin: '{company} refused this Client Secret ({code}) when Mailbridge tried it for {mailbox}: {action} Nothing was saved; the stored secret is still used. A secret created a moment ago may take a minute to work: save it again shortly.',
+  },
   username_missing: { status: 409, admin: 'Set the server\'s Username to the mailbox address before connecting.' },
   state_invalid: { status: 400, admin: 'This sign-in link is unknown or was forged. Click "Connect your {provider} account" again.' },
   state_used: { status: 400, admin: 'This sign-in link was already used. If the server does not show a valid token, click Connect again.' },

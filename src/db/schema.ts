@@ -159,6 +159,8 @@ export interface IncomingServerRow {
   lease_owner: string | null
   lease_until: string | null
   last_fetch_at: string | null
+  /** The last fetch that ended without error (last_fetch_at moves on every attempt). */
+  last_fetch_ok_at: string | null
   last_error: string | null
   /** The running fetch's progress ("1200 of 5000 messages"), null when none runs. */
   sync_progress: string | null

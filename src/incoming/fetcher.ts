@@ -115,7 +115,7 @@ export class Fetcher {
     } finally {
       await db
         .updateTable('incoming_servers')
-        .set({ lease_owner: null, lease_until: null, last_fetch_at: now(), last_error: error, sync_progress: null })
+        .set({ lease_owner: null, lease_until: null, last_fetch_at: now(), ...(error ? {} : { last_fetch_ok_at: now() }), last_error: error, sync_progress: null })
         .where('id', '=', serverId)
         .where('lease_owner', '=', this.id)
         .execute()

@@ -94,6 +94,7 @@ export class IncomingServerService {
       lease_owner: null,
       lease_until: null,
       last_fetch_at: null,
+      last_fetch_ok_at: null,
       last_error: null,
       sync_progress: null,
       created_at: at,
@@ -140,7 +141,8 @@ export class IncomingServerService {
     const p = this.provider(row)
     const log = this.deps.log.child({ server_id: id, mailbox: row.username, host: row.host })
     const attempt = async (rejected?: Secret) => {
-      const token = await this.deps.credentials.accessToken(p, accountOf(row), { rejected })
+      // A new token on the first attempt: the test must exercise the client secret, not a token cached an hour ago.
+      const token = await this.deps.credentials.accessToken(p, accountOf(row), { rejected, renew: !rejected })
       const client = await openSession(row, token).catch((e: unknown) => {
         throw Object.assign(toImapError(e, 'connect'), { token })
       })

@@ -9,7 +9,7 @@ import type { SettingsService } from '../settings/service.ts'
 import { tokenRefreshes } from '../metrics.ts'
 import { isCloud, type Cloud } from './clouds.ts'
 import { ProviderError, clientCredentialsGrant, refreshGrant, type ClientAuth, type Identity, type TokenSet } from './protocol.ts'
-import type { Endpoints, ProviderSpec } from './providers.ts'
+import { providers, type Endpoints, type ProviderId, type ProviderSpec } from './providers.ts'
 
 export type TokenStatus = 'valid' | 'missing' | 'expired' | 'invalid'
 
@@ -41,6 +41,21 @@ export const accountOf = (row: { username: string; tenant_id: string | null }): 
 
 const mailboxOf = (a: Account): string => (typeof a === 'string' ? a : a.mailbox).toLowerCase()
 const tenantOf = (a: Account): string | null => (typeof a === 'string' ? null : a.tenant?.toLowerCase() || null)
+
+/** A client id and secret not saved yet, to be tried with the provider first. */
+export interface ClientCandidate {
+  clientId?: string
+  clientSecret: Secret
+}
+
+/**
+ * What a provider said of a client secret when a real token request carried it. `refused`: the provider
+ * authenticated the app and said no (`invalid_client`, RFC 6749 §5.2); `unchecked`: nothing could prove it either way.
+ */
+export type ClientCheck =
+  | { result: 'accepted'; mailbox: string; message: string }
+  | { result: 'refused'; mailbox: string; code: string; message: string }
+  | { result: 'unchecked'; message: string }
 
 /** A provider's app as configured here: its client, its endpoints and scopes in the chosen cloud. */
 export interface ProviderClient extends ClientAuth {
@@ -104,11 +119,14 @@ export class CredentialService {
     return isCloud(stored) ? stored : 'global'
   }
 
-  /** The app's client id and secret, endpoints and scopes, or a clear refusal naming what to fill in. */
-  async client(p: ProviderSpec, o: { tenant?: string | null } = {}): Promise<ProviderClient> {
+  /**
+   * The app's client id and secret, endpoints and scopes, or a clear refusal naming what to fill in. `candidate`:
+   * an id or secret about to be saved, used instead of the stored one.
+   */
+  async client(p: ProviderSpec, o: { tenant?: string | null; candidate?: ClientCandidate } = {}): Promise<ProviderClient> {
     const { settings } = this.deps
-    const clientId = await settings.get(`${p.settingsPrefix}_client_id`)
-    const clientSecret = await settings.secret(`${p.settingsPrefix}_client_secret`)
+    const clientId = o.candidate?.clientId || (await settings.get(`${p.settingsPrefix}_client_id`))
+    const clientSecret = o.candidate?.clientSecret ?? (await settings.secret(`${p.settingsPrefix}_client_secret`))
     if (!clientId || !clientSecret) throw new MailbridgeError('credentials_missing', { provider: p.credentialsLabel })
     if (p.needsTenant && !o.tenant) throw new MailbridgeError('conflict', { message: `${p.article} ${p.label} server needs its Tenant ID (the Directory (tenant) ID from the app's Overview page in Azure).` })
     const cloud = await this.cloud(p)
@@ -170,19 +188,20 @@ export class CredentialService {
 
   /**
    * An access token with more than the refresh margin left. `rejected`: the token a server just refused
-   * (SMTP 535): refresh unless another caller already replaced it.
+   * (SMTP 535): refresh unless another caller already replaced it. `renew`: ask the provider for a new one
+   * even if the stored token is fresh, so the request proves the client secret (Test Connection).
    */
-  async accessToken(p: ProviderSpec, account: Account, o: { rejected?: Secret } = {}): Promise<Secret> {
-    const key = `${p.id}:${mailboxOf(account)}:${tenantOf(account) ?? ''}`
+  async accessToken(p: ProviderSpec, account: Account, o: { rejected?: Secret; renew?: boolean } = {}): Promise<Secret> {
+    const key = `${p.id}:${mailboxOf(account)}:${tenantOf(account) ?? ''}${o.renew ? ':renew' : ''}`
     const running = this.#inflight.get(key)
     if (running) return running
-    const work = this.#accessToken(p, mailboxOf(account), tenantOf(account), o.rejected).finally(() => this.#inflight.delete(key))
+    const work = this.#accessToken(p, mailboxOf(account), tenantOf(account), o.rejected, o.renew).finally(() => this.#inflight.delete(key))
     this.#inflight.set(key, work)
     return work
   }
 
-  #fresh(row: CredentialRow, rejected?: Secret, tenant?: string | null): Secret | null {
-    if (!row.access_token || !row.access_expires_at) return null
+  #fresh(row: CredentialRow, rejected?: Secret, tenant?: string | null, renew?: boolean): Secret | null {
+    if (renew || !row.access_token || !row.access_expires_at) return null
     // An app-only token is good only in the tenant it came from.
     if (tenant !== undefined && (row.tenant_id ?? null) !== tenant) return null
     const token = this.deps.box.open(row.access_token, 'credentials.access_token')
@@ -191,7 +210,7 @@ export class CredentialService {
     return Date.parse(row.access_expires_at) - margin > Date.now() ? token : null
   }
 
-  async #accessToken(p: ProviderSpec, mailbox: string, tenant: string | null, rejected?: Secret): Promise<Secret> {
+  async #accessToken(p: ProviderSpec, mailbox: string, tenant: string | null, rejected?: Secret, renew?: boolean): Promise<Secret> {
     const { db, log } = this.deps
     const deadline = Date.now() + LOCK_MS + 5_000
     const appOnly = p.grant === 'client_credentials'
@@ -210,34 +229,42 @@ export class CredentialService {
       if (!row || (!appOnly && !row.refresh_token)) throw new MailbridgeError('token_error', { message: `${mailbox} is not connected to ${p.label}: click Connect your ${p.label} account.` })
       // App-only has no consent to redo: every use may try again once the admin fixed the app in Azure.
       if (!appOnly && isDead(row)) throw new MailbridgeError('token_error', { message: `${mailbox}: ${row.last_error}` })
-      const fresh = this.#fresh(row, rejected, appOnly ? tenant : undefined)
+      const fresh = this.#fresh(row, rejected, appOnly ? tenant : undefined, renew)
       if (fresh) return fresh
-      // Take the refresh lease: one refresh per credential across all nodes (the conditional UPDATE is atomic).
-      const at = now()
-      const taken = await db
-        .updateTable('credentials')
-        .set({ refresh_lock_until: isoIn(LOCK_MS) })
-        .where('id', '=', row.id)
-        .where((eb) => eb.or([eb('refresh_lock_until', 'is', null), eb('refresh_lock_until', '<', at)]))
-        .executeTakeFirst()
-      if (taken.numUpdatedRows > 0n) return this.#refresh(p, row.id, tenant, log.child({ provider: p.id, mailbox }), rejected)
+      if (await this.#lease(row.id)) return this.#refresh(p, row.id, tenant, log.child({ provider: p.id, mailbox }), { rejected, renew })
       if (Date.now() > deadline) throw new MailbridgeError('token_error', { message: `${mailbox}: another refresh of this token did not finish in time` })
       await sleep(WAIT_STEP_MS)
     }
   }
 
-  async #refresh(p: ProviderSpec, id: string, tenant: string | null, log: Logger, rejected?: Secret): Promise<Secret> {
+  /** Take the refresh lease: one refresh per credential across all nodes (the conditional UPDATE is atomic). */
+  async #lease(id: string): Promise<boolean> {
+    const at = now()
+    const taken = await this.deps.db
+      .updateTable('credentials')
+      .set({ refresh_lock_until: isoIn(LOCK_MS) })
+      .where('id', '=', id)
+      .where((eb) => eb.or([eb('refresh_lock_until', 'is', null), eb('refresh_lock_until', '<', at)]))
+      .executeTakeFirst()
+    return taken.numUpdatedRows > 0n
+  }
+
+  /**
+   * One token request under the lease. `candidate`: a client secret not saved yet; its refusal is not the stored
+   * credential's failure, so it is not recorded (the stored secret may still be good).
+   */
+  async #refresh(p: ProviderSpec, id: string, tenant: string | null, log: Logger, o: { rejected?: Secret; renew?: boolean; candidate?: ClientCandidate } = {}): Promise<Secret> {
     const { db, box } = this.deps
     const appOnly = p.grant === 'client_credentials'
     // Re-read under the lease: another node may have refreshed between our read and our lease.
     const row = await db.selectFrom('credentials').selectAll().where('id', '=', id).executeTakeFirstOrThrow()
-    const fresh = this.#fresh(row, rejected, appOnly ? tenant : undefined)
+    const fresh = this.#fresh(row, o.rejected, appOnly ? tenant : undefined, o.renew || o.candidate !== undefined)
     if (fresh) {
       await db.updateTable('credentials').set({ refresh_lock_until: null }).where('id', '=', id).execute()
       return fresh
     }
     try {
-      const client = await this.client(p, { tenant })
+      const client = await this.client(p, { tenant, candidate: o.candidate })
       const tokens = appOnly
         ? await clientCredentialsGrant(p, { tokenUrl: client.endpoints.token, client, scopes: client.scopes })
         : await refreshGrant(p, {
@@ -270,6 +297,11 @@ export class CredentialService {
     } catch (e) {
       const pe = e instanceof ProviderError ? e : undefined
       const code = pe ? (pe.reconnect ? `reconnect:${pe.shortCode}` : pe.transient ? `transient:${pe.shortCode}` : pe.shortCode) : 'error'
+      if (o.candidate) {
+        await db.updateTable('credentials').set({ refresh_lock_until: null }).where('id', '=', id).execute()
+        log.warn({ err_code: code, cause: (e as Error).message }, 'client secret check failed')
+        throw e
+      }
       await db
         .updateTable('credentials')
         .set({ last_error: (e as Error).message, last_error_code: code, refresh_lock_until: null, updated_at: now() })
@@ -279,6 +311,40 @@ export class CredentialService {
       log.warn({ err_code: code, cause: (e as Error).message }, 'token refresh failed')
       throw e
     }
+  }
+
+  /**
+   * Try a client secret before it is saved: refresh one connected mailbox of the app with it (or, for app-only
+   * access, request a token in its tenant). A wrong secret gets AADSTS7000215, an expired one AADSTS7000222, both
+   * `invalid_client`; a success saves the new tokens as any refresh does (refresh tokens rotate).
+   * @see https://learn.microsoft.com/entra/identity-platform/reference-error-codes
+   */
+  async checkClient(prefix: ProviderSpec['settingsPrefix'], candidate: ClientCandidate): Promise<ClientCheck> {
+    const ps = Object.values(providers).filter((p) => p.settingsPrefix === prefix)
+    const rows = await this.deps.db
+      .selectFrom('credentials')
+      .selectAll()
+      .where('provider', 'in', ps.map((p) => p.id))
+      .orderBy('last_refresh_at', 'desc')
+      .execute()
+    const label = ps[0]!.credentialsLabel
+    for (const row of rows) {
+      const p = providers[row.provider as ProviderId]
+      const usable = p.grant === 'client_credentials' ? row.tenant_id !== null : row.refresh_token !== null && !isDead(row)
+      if (!usable || !(await this.#lease(row.id))) continue
+      const log = this.deps.log.child({ provider: p.id, mailbox: row.mailbox })
+      try {
+        await this.#refresh(p, row.id, row.tenant_id, log, { candidate })
+        log.info('client secret checked: accepted')
+        return { result: 'accepted', mailbox: row.mailbox, message: `${p.company} accepted the Client Secret: a token request for ${row.mailbox} with it succeeded.` }
+      } catch (e) {
+        if (e instanceof ProviderError && e.error === 'invalid_client') {
+          return { result: 'refused', mailbox: row.mailbox, code: e.shortCode, message: p.explain({ error: e.error, error_codes: e.aadsts ? [e.aadsts] : undefined }).action }
+        }
+        return { result: 'unchecked', message: `The Client Secret could not be checked: the token request for ${row.mailbox} failed (${(e as Error).message}). Test Connection checks it again.` }
+      }
+    }
+    return { result: 'unchecked', message: `No mailbox is connected with the ${label} Credentials yet: connecting one (or Test Connection) checks the Client Secret.` }
   }
 
   /** A server refused a token we believed good (e.g. 535 after a refresh): the badge must turn red. */

@@ -162,7 +162,8 @@ export class OutgoingServerService {
       let token: Secret | undefined
       let auth: Parameters<typeof probeSmtp>[0]['auth']
       if (p) {
-        token = await this.deps.credentials.accessToken(p, accountOf(row), { rejected })
+        // A new token on the first attempt: the test must exercise the client secret, not a token cached an hour ago.
+        token = await this.deps.credentials.accessToken(p, accountOf(row), { rejected, renew: !rejected })
         auth = { mechanism: 'XOAUTH2', initial: xoauth2(row.username, token) }
       } else if (row.authentication === 'login') {
         auth = { mechanism: 'PLAIN', user: row.username, password: this.deps.box.open(row.password!, 'outgoing_servers.password') }

@@ -2,11 +2,21 @@ import type { FastifyPluginAsync } from 'fastify'
 import { Type, type Static } from 'typebox'
 import { notFound } from '../errors.ts'
 import { CLOUD_IDS } from '../oauth/clouds.ts'
+import type { CredentialService } from '../oauth/credentials.ts'
+import { updateCheckingSecrets } from './checked-update.ts'
 import type { SettingsPatch, SettingsService } from './service.ts'
 
 const Cloud = Type.Union(CLOUD_IDS.map((c) => Type.Literal(c)), {
   description: 'Microsoft national cloud: global, usgov (GCC High, DoD) or china (21Vianet). Changes the login host, the mail scopes and the default mail hosts together.',
 })
+
+const SecretCheck = Type.Object(
+  {
+    result: Type.Union([Type.Literal('accepted'), Type.Literal('unchecked')], { description: 'accepted: a token request with the new secret succeeded; unchecked: no connected mailbox to try it with, or the provider could not be reached. A refused secret is answered 422 and not saved.' }),
+    message: Type.String(),
+  },
+  { additionalProperties: false, description: 'Only in the answer to a PATCH that gave this client secret.' },
+)
 
 const Settings = Type.Object(
   {
@@ -18,6 +28,8 @@ const Settings = Type.Object(
     google_gmail_client_id: Type.String(),
     google_gmail_client_secret_set: Type.Boolean(),
     redirect_uris: Type.Record(Type.String(), Type.String()),
+    microsoft_outlook_client_secret_check: Type.Optional(SecretCheck),
+    google_gmail_client_secret_check: Type.Optional(SecretCheck),
   },
   { additionalProperties: false },
 )
@@ -38,13 +50,13 @@ const SettingsPatchBody = Type.Object(
 const Parameter = Type.Object({ key: Type.String(), value: Type.String() }, { additionalProperties: false })
 const KeyParams = Type.Object({ key: Type.String({ minLength: 1, maxLength: 200 }) })
 
-export const settingsRoutes: FastifyPluginAsync<{ settings: SettingsService; redirectUris: Record<string, string> }> = async (app, { settings, redirectUris }) => {
+export const settingsRoutes: FastifyPluginAsync<{ settings: SettingsService; credentials: CredentialService; redirectUris: Record<string, string> }> = async (app, { settings, credentials, redirectUris }) => {
   const tags = ['settings']
   app.get('/settings', { schema: { tags, summary: 'General Settings', response: { 200: Settings } } }, async () => ({ ...(await settings.view()), redirect_uris: redirectUris }))
   app.patch<{ Body: Static<typeof SettingsPatchBody> }>(
     '/settings',
-    { schema: { tags, summary: 'Change settings (the client secrets are write-only)', body: SettingsPatchBody, response: { 200: Settings } } },
-    async (req) => ({ ...(await settings.update(req.body as SettingsPatch)), redirect_uris: redirectUris }),
+    { schema: { tags, summary: 'Change settings (the client secrets are write-only, and tried with the provider before they are saved)', body: SettingsPatchBody, response: { 200: Settings } } },
+    async (req) => ({ ...(await updateCheckingSecrets({ settings, credentials }, req.body as SettingsPatch)), redirect_uris: redirectUris }),
   )
 
   const ptags = ['parameters']

@@ -51,7 +51,8 @@ export async function buildApp(s: Services, o: AppOptions = {}): Promise<Fastify
   const app = Fastify({
     loggerInstance: s.log.child({ part: 'http' }) as FastifyBaseLogger,
     bodyLimit: o.bodyLimit ?? 1024 * 1024,
-    trustProxy: false,
+    // Only the listed proxies' X-Forwarded-For is believed: anyone else could name any address and dodge the sign-in throttle.
+    trustProxy: s.config.trustProxy.length ? s.config.trustProxy : false,
     // A parameter key may be 200 characters long: let it reach its schema, which says so.
     routerOptions: { maxParamLength: 256 },
     frameworkErrors,
@@ -92,7 +93,7 @@ export async function buildApp(s: Services, o: AppOptions = {}): Promise<Fastify
       api.addHook('preValidation', refuseNul)
       api.addHook('preValidation', refuseUnexpectedBody)
       api.addHook('preValidation', refuseNonIntegerQuery)
-      await api.register(settingsRoutes, { settings: s.settings, redirectUris })
+      await api.register(settingsRoutes, { settings: s.settings, credentials: s.credentials, redirectUris })
       await api.register(outgoingServerRoutes, { servers: s.outgoingServers })
       await api.register(mailRoutes, { mails: s.mails, maxBytes: s.config.maxMailBytes })
       await api.register(relayUserRoutes, { relayUsers: s.relayUsers })

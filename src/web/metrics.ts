@@ -32,24 +32,49 @@ export const metricsRoutes: FastifyPluginAsync<{ services: Services }> = async (
     const r = await db.selectFrom('messages').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()
     this.set(Number(r.n))
   } })
+  const tokenValid = (kind: 'outgoing' | 'incoming', list: () => Promise<Array<{ id: string; username: string; authentication: string; token: { valid: boolean } }>>) =>
+    new Gauge({
+      name: `mailbridge_${kind}_server_token_valid`,
+      help: `1 when the ${kind} server's OAuth token is valid (the green tag), 0 otherwise`,
+      labelNames: ['server_id', 'mailbox'],
+      registers: [registry],
+      async collect() {
+        this.reset()
+        for (const s of await list()) if (providerFor(s.authentication)) this.set({ server_id: s.id, mailbox: s.username }, s.token.valid ? 1 : 0)
+      },
+    })
+  tokenValid('outgoing', () => services.outgoingServers.list())
+  tokenValid('incoming', () => services.incomingServers.list())
   new Gauge({
-    name: 'mailbridge_outgoing_server_token_valid',
-    help: '1 when the outgoing server\'s OAuth token is valid (the green tag), 0 otherwise',
+    name: 'mailbridge_incoming_server_last_fetch_ok_age_seconds',
+    help: 'Seconds since the incoming server\'s last fetch that ended without error; absent until it has one',
     labelNames: ['server_id', 'mailbox'],
     registers: [registry],
     async collect() {
       this.reset()
-      for (const s of await services.outgoingServers.list()) if (providerFor(s.authentication)) this.set({ server_id: s.id, mailbox: s.username }, s.token.valid ? 1 : 0)
+      const rows = await db.selectFrom('incoming_servers').select(['id', 'username', 'last_fetch_ok_at']).where('last_fetch_ok_at', 'is not', null).execute()
+      for (const r of rows) this.set({ server_id: r.id, mailbox: r.username }, (Date.now() - Date.parse(r.last_fetch_ok_at!)) / 1000)
+    },
+  })
+  new Gauge({
+    name: 'mailbridge_outgoing_servers_paused',
+    help: 'Outgoing servers paused now (a refused token or a throttling reply: their mails wait)',
+    registers: [registry],
+    async collect() {
+      const r = await db.selectFrom('outgoing_servers').select((eb) => eb.fn.countAll<number>().as('n')).where('paused_until', '>', new Date().toISOString()).executeTakeFirstOrThrow()
+      this.set(Number(r.n))
     },
   })
   new Gauge({
     name: 'mailbridge_client_secret_expires_in_days',
-    help: 'Days until the Outlook client secret expires (AADSTS7000222 after that), when its date was entered',
+    help: 'Days until the Outlook client secret expires (AADSTS7000222 after that); absent until its date is entered',
+    // A label, because prom-client prints a label-less gauge as 0 when nothing was set: the alert would fire.
+    labelNames: ['provider'],
     registers: [registry],
     async collect() {
       this.reset()
       const at = (await services.settings.view()).microsoft_outlook_client_secret_expires_at
-      if (at) this.set((Date.parse(at) - Date.now()) / 86_400_000)
+      if (at) this.set({ provider: 'microsoft_outlook' }, (Date.parse(at) - Date.now()) / 86_400_000)
     },
   })
   app.get('/metrics', { schema: { hide: true } }, async (_req, reply) => reply.type(registry.contentType).send(`${await registry.metrics()}\n${await countersText()}`))

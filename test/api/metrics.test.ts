@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { providerFor } from '../../src/oauth/providers.ts'
-import { ALICE, startWorld } from '../support/world.ts'
+import { dovecotAvailable } from '../support/dovecot.ts'
+import { startMailroom } from '../support/mailroom.ts'
+import { ALICE, runQueue, startWorld } from '../support/world.ts'
 
 test('metrics: mails by state, queue depth, token health and secret expiry, in Prometheus text, without a token', async (t) => {
   const w = await startWorld()
@@ -16,7 +18,7 @@ test('metrics: mails by state, queue depth, token health and secret expiry, in P
   assert.match(before.body, /^mailbridge_mails\{state="outgoing"\} 3$/m)
   assert.match(before.body, /^mailbridge_mails_due 3$/m)
   assert.match(before.body, new RegExp(`^mailbridge_outgoing_server_token_valid\\{server_id="${server.id}",mailbox="alice@contoso.com"\\} 1$`, 'm'))
-  assert.match(before.body, /^mailbridge_client_secret_expires_in_days 9\.9\d*|^mailbridge_client_secret_expires_in_days 10$/m)
+  assert.match(before.body, /^mailbridge_client_secret_expires_in_days\{provider="microsoft_outlook"\} (9\.9\d*|10)$/m)
   await w.mb.services.mailWorker.tick()
   await w.mb.services.mailWorker.idle()
   const after = (await w.mb.app.inject('/metrics')).body
@@ -43,4 +45,50 @@ test('metrics: token refreshes are counted by result on the node that made them'
   const fresh = await w.mb.services.credentials.accessToken(outlook, ALICE)
   await assert.rejects(w.mb.services.credentials.accessToken(outlook, ALICE, { rejected: fresh }), /AADSTS50173/)
   assert.equal(await count('AADSTS50173'), revoked + 1, 'the refused refresh, counted by its AADSTS code')
+})
+
+const series = (body: string, name: string) => body.split('\n').filter((l) => l.startsWith(`${name} `) || l.startsWith(`${name}{`))
+
+test('metrics: no secret expiry entered, no expiry series (an alert on it would fire on every new install)', async (t) => {
+  const w = await startWorld()
+  t.after(w.close)
+  const body = (await w.mb.app.inject('/metrics')).body
+  assert.deepEqual(series(body, 'mailbridge_client_secret_expires_in_days'), [])
+  assert.match(body, /^# HELP mailbridge_client_secret_expires_in_days /m, 'the series is still described')
+})
+
+test('metrics: paused outgoing servers are counted', async (t) => {
+  const w = await startWorld({ smtp: { dataReply: () => ({ code: 550, message: '5.2.252 SendAsDenied; alice@contoso.com not allowed to send as x; throttled' }) } })
+  t.after(w.close)
+  const server = await w.outgoingServer()
+  await w.connect(server.id)
+  assert.deepEqual(series((await w.mb.app.inject('/metrics')).body, 'mailbridge_outgoing_servers_paused'), ['mailbridge_outgoing_servers_paused 0'])
+  await w.mb.api('POST', '/api/v1/mail', { to: ['bob@fabrikam.com'], subject: '1', text: 't' })
+  await runQueue(w)
+  assert.deepEqual(series((await w.mb.app.inject('/metrics')).body, 'mailbridge_outgoing_servers_paused'), ['mailbridge_outgoing_servers_paused 1'])
+})
+
+test('metrics: per incoming server, the token state and the age of the last fetch that succeeded, which a failing fetch does not renew', { skip: dovecotAvailable() ? false : 'Dovecot is not installed: run .ci/install-peers.sh' }, async (t) => {
+  const room = await startMailroom()
+  t.after(room.close)
+  const server = await room.confirmedServer()
+  const labels = `{server_id="${server.id}",mailbox="${ALICE}"}`
+  const age = async () => {
+    const line = series((await room.mb.app.inject('/metrics')).body, 'mailbridge_incoming_server_last_fetch_ok_age_seconds')
+    return line.length ? Number(line[0]!.slice(line[0]!.lastIndexOf(' ') + 1)) : undefined
+  }
+  assert.equal(await age(), undefined, 'absent before the first fetch')
+  assert.ok(series((await room.mb.app.inject('/metrics')).body, 'mailbridge_incoming_server_token_valid').includes(`mailbridge_incoming_server_token_valid${labels} 1`))
+  await room.mb.services.fetcher.fetch(server.id)
+  const ok = await age()
+  assert.ok(ok !== undefined && ok >= 0)
+  const okAt = (await room.mb.services.database.db.selectFrom('incoming_servers').select('last_fetch_ok_at').where('id', '=', server.id).executeTakeFirstOrThrow()).last_fetch_ok_at
+  room.ms.revokeUser(ALICE)
+  room.ms.expireAccessTokens(ALICE)
+  await assert.rejects(room.mb.services.fetcher.fetch(server.id), /AADSTS50173/)
+  const row = await room.mb.services.database.db.selectFrom('incoming_servers').select(['last_fetch_ok_at', 'last_error']).where('id', '=', server.id).executeTakeFirstOrThrow()
+  assert.ok(row.last_error, 'the fetch failed')
+  assert.equal(row.last_fetch_ok_at, okAt, 'the failed fetch is not a success')
+  assert.ok((await age())! >= ok!)
+  assert.ok(series((await room.mb.app.inject('/metrics')).body, 'mailbridge_incoming_server_token_valid').includes(`mailbridge_incoming_server_token_valid${labels} 0`))
 })

@@ -2,6 +2,7 @@ import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import { html } from '../../html.ts'
 import { clouds, CLOUD_IDS, type Cloud } from '../../oauth/clouds.ts'
 import { gmail, outlook } from '../../oauth/providers.ts'
+import { updateCheckingSecrets } from '../../settings/checked-update.ts'
 import type { SettingsPatch } from '../../settings/service.ts'
 import { banner, checkbox, csrfField, field, formError, formValue, hasPage, select, sendPage, seeOther, type FormError, type MenuItem, type Ui } from './kit.ts'
 
@@ -9,16 +10,16 @@ export const settingsMenu: MenuItem[] = [{ group: 'Settings', label: 'General Se
 
 /** Settings → General Settings, Discuss section, as the seed guide's "Enter Microsoft Outlook credentials" walks it. */
 export const settingsPages: FastifyPluginAsync<{ ui: Ui }> = async (app, { ui }) => {
-  const { settings, connect } = ui.services
+  const { settings, connect, credentials } = ui.services
 
-  const render = async (req: FastifyRequest, reply: FastifyReply, o: { error?: FormError; saved?: boolean; values?: Partial<Record<string, string>> } = {}) => {
+  const render = async (req: FastifyRequest, reply: FastifyReply, o: { error?: FormError; saved?: boolean; checks?: Array<{ result: 'accepted' | 'unchecked'; message: string }>; values?: Partial<Record<string, string>> } = {}) => {
     const v = await settings.view()
     const enabled = o.values ? o.values.external_email_servers === '1' : v.external_email_servers
     const redirect = connect.redirectUri(outlook)
     const gmailRedirect = connect.redirectUri(gmail)
     const incoming = hasPage(ui, 'Incoming Email Servers')
     const body = html`<h1>General Settings</h1>
-${o.saved ? banner('ok', 'Settings saved.') : ''}${o.error ? banner('bad', o.error.message) : ''}
+${o.saved ? banner('ok', 'Settings saved.') : ''}${(o.checks ?? []).map((c) => banner(c.result === 'accepted' ? 'ok' : 'warn', c.message))}${o.error ? banner('bad', o.error.message) : ''}
 <form method="post" action="/admin/settings">${csrfField(req.admin!)}
 <section class="card" aria-labelledby="discuss"><h2 id="discuss">Discuss</h2>
 <div class="setting">
@@ -65,13 +66,17 @@ ${field({ name: 'google_gmail_client_secret', label: 'Client Secret', type: 'pas
     // The secret is never shown back: an empty field means "keep the stored one".
     if (secret) patch.microsoft_outlook_client_secret = secret
     if (expires !== undefined) patch.microsoft_outlook_client_secret_expires_at = expires.trim() || null
+    let checks: Array<{ result: 'accepted' | 'unchecked'; message: string }>
     try {
-      await settings.update(patch)
+      const saved = await updateCheckingSecrets({ settings, credentials }, patch)
+      checks = [saved.microsoft_outlook_client_secret_check, saved.google_gmail_client_secret_check].flatMap((c) => (c ? [c] : []))
     } catch (e) {
       const values = { external_email_servers: enabled ? '1' : '', microsoft_outlook_client_id: id ?? '', microsoft_outlook_client_secret_expires_at: expires ?? '', microsoft_outlook_cloud: cloud ?? '', google_gmail_client_id: gmailId ?? '' }
       return render(req, reply, { error: formError(e), values })
     }
     req.log.info({ session_id: req.admin!.id, external_email_servers: enabled, secret_changed: !!secret, gmail_secret_changed: !!gmailSecret }, 'settings saved from the admin UI')
+    // What the secret check found is shown on the page itself: a redirect would lose it.
+    if (checks.length) return render(req, reply, { saved: true, checks })
     return seeOther(reply, '/admin/settings?saved=1')
   })
 }

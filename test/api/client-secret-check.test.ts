@@ -1,0 +1,66 @@
+import assert from 'node:assert/strict'
+import { test } from 'node:test'
+import { ALICE, CLIENT_ID, CLIENT_SECRET, startWorld } from '../support/world.ts'
+
+const NEW_SECRET = 'Zz9Q~the.next.client-secret_value_9876543210'
+
+test('settings: a Client Secret Microsoft refuses (the Secret ID pasted, AADSTS7000215) gets 422 and the stored one stays', async (t) => {
+  const w = await startWorld()
+  t.after(w.close)
+  const server = await w.outgoingServer()
+  await w.connect(server.id)
+  const res = await w.mb.api('PATCH', '/api/v1/settings', { microsoft_outlook_client_secret: '8f2b6c1e-secret-id-not-value' })
+  assert.equal(res.statusCode, 422)
+  const error = res.json().error
+  assert.equal(error.code, 'client_secret_refused')
+  assert.equal(error.field, 'microsoft_outlook_client_secret')
+  assert.match(error.message, /AADSTS7000215/)
+  assert.match(error.message, /Value, not its Secret ID/)
+  assert.match(error.message, new RegExp(ALICE))
+  assert.equal((await w.mb.services.settings.secret('microsoft_outlook_client_secret'))?.reveal(), CLIENT_SECRET)
+  assert.deepEqual(w.ms.tokenRequests.at(-1)?.aadsts, 7000215, 'Microsoft was asked')
+  const after = (await w.mb.api('GET', `/api/v1/outgoing-servers/${server.id}`)).json()
+  assert.equal(after.token.valid, true, 'a refused candidate is not the stored credential\'s failure')
+  assert.ok(!w.mb.logs.join('').includes('8f2b6c1e-secret-id-not-value'), 'the candidate is never logged')
+})
+
+test('settings: a Client Secret Microsoft accepts is saved, and the answer says it was checked', async (t) => {
+  const w = await startWorld()
+  t.after(w.close)
+  const server = await w.outgoingServer()
+  await w.connect(server.id)
+  // A new secret made in Azure (the emulator keeps one per app, so the old one stops working).
+  w.ms.registerApp({ clientId: CLIENT_ID, clientSecret: NEW_SECRET, redirectUris: [w.mb.services.connect.redirectUri({ route: 'microsoft_outlook' } as never)] })
+  const res = await w.mb.api('PATCH', '/api/v1/settings', { microsoft_outlook_client_secret: NEW_SECRET })
+  assert.equal(res.statusCode, 200)
+  assert.equal(res.json().microsoft_outlook_client_secret_check.result, 'accepted')
+  assert.match(res.json().microsoft_outlook_client_secret_check.message, new RegExp(`Microsoft accepted the Client Secret: a token request for ${ALICE}`))
+  assert.equal((await w.mb.services.settings.secret('microsoft_outlook_client_secret'))?.reveal(), NEW_SECRET)
+  assert.equal(w.ms.tokenRequests.at(-1)?.grant_type, 'refresh_token')
+  assert.equal(w.ms.tokenRequests.at(-1)?.error, undefined)
+  // The refresh rotated the refresh token: the saved one still works.
+  assert.equal((await w.mb.api('POST', `/api/v1/outgoing-servers/${server.id}/test`)).json().ok, true)
+})
+
+test('settings: with no mailbox connected the secret is saved and the answer says it could not be checked', async (t) => {
+  const w = await startWorld()
+  t.after(w.close)
+  const res = await w.mb.api('PATCH', '/api/v1/settings', { microsoft_outlook_client_secret: NEW_SECRET })
+  assert.equal(res.statusCode, 200)
+  assert.equal(res.json().microsoft_outlook_client_secret_check.result, 'unchecked')
+  assert.match(res.json().microsoft_outlook_client_secret_check.message, /No mailbox is connected/)
+  assert.equal((await w.mb.api('GET', '/api/v1/settings')).json().microsoft_outlook_client_secret_check, undefined)
+})
+
+test('test connection: a stored secret Microsoft refuses turns it red at once, though the cached token is still fresh', async (t) => {
+  const w = await startWorld()
+  t.after(w.close)
+  const server = await w.outgoingServer()
+  await w.connect(server.id)
+  // As before this check existed: a wrong secret saved, with an hour left on the access token.
+  await w.mb.services.settings.update({ microsoft_outlook_client_secret: 'the-secret-id-not-its-value' })
+  const res = (await w.mb.api('POST', `/api/v1/outgoing-servers/${server.id}/test`)).json()
+  assert.equal(res.ok, false)
+  assert.match(res.message, /AADSTS7000215/)
+  assert.match(res.message, /Secret ID/)
+})
