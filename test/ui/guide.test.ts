@@ -3,8 +3,9 @@ import { test } from 'node:test'
 import { ALICE, CLIENT_ID, CLIENT_SECRET, startUiWorld } from '../support/ui-world.ts'
 
 /** Where each label first appears in the page's visible text; -1 when missing. */
+/** Where each label stands in the settings form (the banners above it may name them too: "…Outlook Credentials…"). */
 const positions = async (page: import('playwright-core').Page, labels: string[]) => {
-  const text = await page.locator('main').innerText()
+  const text = await page.locator('main form').first().innerText()
   return labels.map((l) => text.indexOf(l))
 }
 
