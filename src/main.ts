@@ -21,6 +21,8 @@ async function serve(role: Role): Promise<void> {
   const lines = [
     '',
     `Mailbridge is running at http://${config.host}:${config.port} (public URL ${config.baseUrl.toString()})`,
+    // The public URL, not the listener's: the admin session and Connect's state live on that host.
+    `Admin UI: ${new URL('/admin', config.baseUrl).toString()}`,
     ...consentProviders().map((p) => `Redirect URI to register ${p.registerRedirectAt}: ${services.connect.redirectUri(p)}`),
     `API documentation: ${new URL('/docs', config.baseUrl).toString()}`,
   ]
