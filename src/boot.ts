@@ -1,6 +1,9 @@
+import { join } from 'node:path'
+import { isMainThread } from 'node:worker_threads'
 import { loadConfig, type Config } from './config.ts'
 import { hashPassword, randomToken, verifyPassword } from './crypto/passwords.ts'
-import { loadOrCreateKeys } from './crypto/key-file.ts'
+import { KEY_FILE, loadOrCreateKeys } from './crypto/key-file.ts'
+import { openToOthers, sqliteFiles } from './data-folder.ts'
 import { migrate, openDatabase } from './db/index.ts'
 import { createLogger, type Logger } from './log.ts'
 import { createServices, type Services } from './services.ts'
@@ -18,6 +21,12 @@ export async function boot(config: Config = loadConfig(), log: Logger = createLo
   if (applied.length) log.info({ applied }, 'database migrated')
   const { keys, created } = loadOrCreateKeys(config.dataDir, config.secretKeys)
   if (created) log.info({ dir: config.dataDir }, 'generated a new secret key (secret.key): back it up with the database')
+  // Once per process: the background thread boots again.
+  if (isMainThread) {
+    for (const { path, mode } of openToOthers([config.dataDir, ...sqliteFiles(config.databaseUrl), ...(config.secretKeys ? [] : [join(config.dataDir, KEY_FILE)])])) {
+      log.warn({ path, mode }, `${path} has mode ${mode}: other accounts on this machine can read the mails and keys in the data folder; run chmod go-rwx ${path}`)
+    }
+  }
   const services = createServices(config, database, log, keys)
   const firstStart: Booted['firstStart'] = {}
 

@@ -1,8 +1,8 @@
-import { mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
 import SQLite from 'better-sqlite3'
 import { Kysely, Migrator, PostgresDialect, SqliteDialect, type Transaction } from 'kysely'
 import pg from 'pg'
+import { createPrivateFile, makePrivateFolder } from '../data-folder.ts'
 import { migrations } from './migrations/index.ts'
 import type { DB } from './schema.ts'
 
@@ -32,7 +32,10 @@ export interface Database {
 export function openDatabase(url: string, o: { redoable?: boolean } = {}): Database {
   if (url.startsWith('sqlite:')) {
     const path = url.slice('sqlite:'.length)
-    if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true })
+    if (path !== ':memory:') {
+      makePrivateFolder(dirname(path))
+      createPrivateFile(path)
+    }
     const sqlite = new SQLite(path)
     // WAL lets readers run beside the one writer; busy_timeout makes a second process wait, not fail.
     sqlite.pragma('journal_mode = WAL')

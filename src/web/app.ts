@@ -71,6 +71,8 @@ export async function buildApp(s: Services, o: AppOptions = {}): Promise<Fastify
   })
   await app.register(swaggerUi, { routePrefix: '/docs', staticCSP: true, transformStaticCSP: docsCsp(s.config.baseUrl) })
 
+  // The front door (design.md §10): a person who opens the bare URL lands on the admin UI, or its sign-in.
+  app.get('/', { schema: { hide: true } }, async (_req, reply) => reply.redirect('/admin', 302))
   app.get('/healthz', { schema: { hide: true } }, async () => {
     await s.settings.parameter('healthz.probe')
     return { status: 'ok' }
