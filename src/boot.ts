@@ -12,13 +12,13 @@ export interface Booted {
 }
 
 /** Config → database (migrated) → key → services, plus the admin password and API token on first start. */
-export async function boot(config: Config = loadConfig(), log: Logger = createLogger(config.logLevel), o: { redoable?: boolean } = {}): Promise<Booted> {
+export async function boot(config: Config = loadConfig(), log: Logger = createLogger(config.logLevel), o: { redoable?: boolean; nodeId?: string } = {}): Promise<Booted> {
   const database = openDatabase(config.databaseUrl, o)
   const applied = await migrate(database.db, database.schema)
   if (applied.length) log.info({ applied }, 'database migrated')
   const { keys, created } = loadOrCreateKeys(config.dataDir, config.secretKeys)
   if (created) log.info({ dir: config.dataDir }, 'generated a new secret key (secret.key): back it up with the database')
-  const services = createServices(config, database, log, keys)
+  const services = createServices(config, database, log, keys, o.nodeId)
   const firstStart: Booted['firstStart'] = {}
 
   const stored = await services.settings.get('admin_password_hash')
