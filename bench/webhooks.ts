@@ -5,6 +5,7 @@
  * stored, from the rows) beside the deliveries (first message stored → last message.received received); issue 22's
  * target is deliveries within 1.2× the store.
  *   npm run bench:webhooks -- [messages=5000]
+ *   MAILBRIDGE_WEBHOOK_CONCURRENCY=32 npm run bench:webhooks   (the node's per-webhook concurrency; default 8)
  */
 import { performance } from 'node:perf_hooks'
 import { rfc822, startMailroom } from '../test/support/mailroom.ts'
@@ -26,7 +27,8 @@ progress('seeded', N, N)
 const { db } = room.mb.services.database
 // Held back until the node is up: its start-up is not timed.
 await db.updateTable('incoming_servers').set({ state: 'draft' }).where('id', '=', server.id).execute()
-const node = await startNode(room.nodeEnv({ MAILBRIDGE_FETCH_POLL_MS: '20' }), ['serve'])
+const concurrency = process.env.MAILBRIDGE_WEBHOOK_CONCURRENCY ?? '8'
+const node = await startNode(room.nodeEnv({ MAILBRIDGE_FETCH_POLL_MS: '20', MAILBRIDGE_WEBHOOK_CONCURRENCY: concurrency }), ['serve'])
 await db.updateTable('incoming_servers').set({ state: 'confirmed' }).where('id', '=', server.id).execute()
 const t0 = performance.now()
 await receiver.until(N)
@@ -42,7 +44,7 @@ await node.exited
 await receiver.close()
 await room.close()
 
-console.log(`\nbench/webhooks: ${N} messages, Dovecot on loopback (TLS + XOAUTH2) → a serve node's scheduled fetch → one webhook on 127.0.0.1, ${new Date().toISOString()}\n`)
+console.log(`\nbench/webhooks: ${N} messages, Dovecot on loopback (TLS + XOAUTH2) → a serve node's scheduled fetch → one webhook on 127.0.0.1 (MAILBRIDGE_WEBHOOK_CONCURRENCY ${concurrency}), ${new Date().toISOString()}\n`)
 console.log(
   table([
     { what: 'store alone (first stored → last stored)', seconds: store, 'msgs/s': N / store },
