@@ -15,7 +15,7 @@ export interface Booted {
 }
 
 /** Config → database (migrated) → key → services, plus the admin password and API token on first start. */
-export async function boot(config: Config = loadConfig(), log: Logger = createLogger(config.logLevel), o: { redoable?: boolean } = {}): Promise<Booted> {
+export async function boot(config: Config = loadConfig(), log: Logger = createLogger(config.logLevel), o: { redoable?: boolean; nodeId?: string } = {}): Promise<Booted> {
   const database = openDatabase(config.databaseUrl, o)
   const applied = await migrate(database.db, database.schema)
   if (applied.length) log.info({ applied }, 'database migrated')
@@ -27,7 +27,7 @@ export async function boot(config: Config = loadConfig(), log: Logger = createLo
       log.warn({ path, mode }, `${path} has mode ${mode}: other accounts on this machine can read the mails and keys in the data folder; run chmod go-rwx ${path}`)
     }
   }
-  const services = createServices(config, database, log, keys)
+  const services = createServices(config, database, log, keys, o.nodeId)
   const firstStart: Booted['firstStart'] = {}
 
   const stored = await services.settings.get('admin_password_hash')

@@ -67,7 +67,7 @@ const list = (json: string): Mailbox[] => (JSON.parse(json) as string[]).map((v)
  */
 export class MailWorker {
   readonly events = new EventEmitter()
-  readonly id = `w-${randomBytes(4).toString('hex')}`
+  readonly id: string
   readonly #inflight = new Map<string, number>()
   readonly #sends = new Set<Promise<void>>()
   readonly #pool: TransportPool
@@ -95,8 +95,11 @@ export class MailWorker {
       queue: QueueConfig
       /** Records mail.sent / mail.failed / token.invalid as durable webhook deliveries. */
       webhooks?: WebhookService
+      /** This node's id (queue/heartbeat.ts), the owner of its leases; one of its own when not given. */
+      nodeId?: string
     },
   ) {
+    this.id = deps.nodeId ?? `w-${randomBytes(4).toString('hex')}`
     this.#pool = new TransportPool({ credentials: deps.credentials, box: deps.box })
     this.#slots = new SmtpSlots(deps.database.db, this.id, deps.queue.slotLeaseMs)
     this.#poll = new PollLoop({ pass: () => this.tick(), pollMs: deps.queue.pollMs, log: deps.log, what: 'mail worker' })
