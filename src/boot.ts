@@ -37,7 +37,8 @@ export async function boot(config: Config = loadConfig(), log: Logger = createLo
     firstStart.adminPassword = randomToken(12)
     await services.settings.set('admin_password_hash', await hashPassword(firstStart.adminPassword))
   }
-  if (config.apiToken) await services.apiTokens.ensure(config.apiToken, 'MAILBRIDGE_API_TOKEN')
+  // Unset is no change: a node started without it (a worker) must not revoke the web nodes' token.
+  if (config.apiToken) await services.apiTokens.replaceBootstrap(config.apiToken)
   else if ((await services.apiTokens.count()) === 0) firstStart.apiToken = await services.apiTokens.create('first start')
   return { services, firstStart }
 }
