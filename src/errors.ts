@@ -21,6 +21,7 @@ export const codes = {
   },
   username_missing: { status: 409, admin: 'Set the server\'s Username to the mailbox address before connecting.' },
   state_invalid: { status: 400, admin: 'This sign-in link is unknown or was forged. Click "Connect your {provider} account" again.' },
+  state_session_missing: { status: 400, admin: 'This sign-in was started from an admin session this browser does not send to this address: the admin UI must be opened at Mailbridge\'s public URL (MAILBRIDGE_BASE_URL), not on another host name such as 127.0.0.1 or localhost. Open Mailbridge at the link below, sign in, and click "Connect your {provider} account" again.' },
   state_used: { status: 400, admin: 'This sign-in link was already used. If the server does not show a valid token, click Connect again.' },
   state_expired: { status: 400, admin: 'This sign-in link expired (links last 10 minutes). Click Connect again.' },
   provider_refused: { status: 400, admin: '{provider} refused the sign-in: {description}' },

@@ -90,6 +90,9 @@ export class ConnectService {
     const row = await this.deps.db.selectFrom('oauth_states').selectAll().where('state_hash', '=', hash).executeTakeFirst()
     if (!row || row.provider !== providerId) throw new MailbridgeError('state_invalid', { provider })
     const target: ConfirmTarget = { serverKind: row.server_kind as ServerKind, serverId: row.server_id }
+    // Started from an admin session this browser does not send here: most often the UI was opened on another host
+    // name than MAILBRIDGE_BASE_URL's, whose cookie the browser keeps apart. Say so, rather than "forged".
+    if (row.session !== null && session === undefined) throw new MailbridgeError('state_session_missing', { provider, target })
     if (row.session !== null && row.session !== session) throw new MailbridgeError('state_invalid', { provider, target })
     if (row.used_at) throw new MailbridgeError('state_used', { target })
     if (Date.parse(row.expires_at) < Date.now()) throw new MailbridgeError('state_expired', { target })

@@ -30,10 +30,12 @@ function confirmQueryError(e: Error & { validation?: Array<{ instancePath?: stri
  * The OAuth redirect targets (`/microsoft_outlook/confirm`, `/google_gmail/confirm`). The state alone authorises the call; a refusal is
  * a readable page that says what happened and links back to the server.
  */
-export const confirmRoutes: FastifyPluginAsync<{ connect: ConnectService; sessionOf: (req: import('fastify').FastifyRequest) => string | undefined }> = async (
-  app,
-  { connect, sessionOf },
-) => {
+export const confirmRoutes: FastifyPluginAsync<{
+  connect: ConnectService
+  sessionOf: (req: import('fastify').FastifyRequest) => string | undefined
+  /** The admin UI at MAILBRIDGE_BASE_URL, where a Connect whose session is missing here must start again. */
+  adminUrl: string
+}> = async (app, { connect, sessionOf, adminUrl }) => {
   for (const p of consentProviders()) {
     const id = p.id
     app.get(`/${p.route}/confirm`, { schema: { querystring: QueryString, hide: true }, attachValidation: true }, async (req, reply) => {
@@ -47,7 +49,11 @@ export const confirmRoutes: FastifyPluginAsync<{ connect: ConnectService; sessio
         const target = e.detail.target as ConfirmTarget | undefined
         const body = html`<section class="card"><h1>${p.label} connection failed</h1>
           <div class="banner bad" role="alert">${e.message}</div>
-          ${target ? html`<p><a class="button" href="${serverPath(target)}">Back to the server</a></p>` : html`<p><a class="button" href="/admin">Back to Mailbridge</a></p>`}</section>`
+          ${e.code === 'state_session_missing'
+            ? html`<p><a class="button" href="${new URL(serverPath(target!), adminUrl).toString()}">Open Mailbridge at ${adminUrl}</a></p>`
+            : target
+              ? html`<p><a class="button" href="${serverPath(target)}">Back to the server</a></p>`
+              : html`<p><a class="button" href="/admin">Back to Mailbridge</a></p>`}</section>`
         return reply.code(e.status).type('text/html; charset=utf-8').send(page(`${p.label} connection failed`, body))
       }
     })

@@ -18,6 +18,7 @@ import { refuseNonIntegerQuery, refuseNul, refuseUnexpectedBody } from './input-
 import { metricsRoutes } from './metrics.ts'
 import { docsCsp, registerSecurityHeaders } from './security-headers.ts'
 import { adminUi, type AdminUiOptions } from './ui/index.ts'
+import { baseHostRedirect } from './ui/base-host.ts'
 import { adminSession, sessionOf } from './ui/session.ts'
 
 export interface AppOptions {
@@ -107,7 +108,8 @@ export async function buildApp(s: Services, o: AppOptions = {}): Promise<Fastify
   )
   // The session hook runs before the OAuth callback too: a Connect started in the UI is bound to its session.
   await app.register(adminSession, { sessions: s.adminSessions })
-  await app.register(confirmRoutes, { connect: s.connect, sessionOf })
+  await app.register(confirmRoutes, { connect: s.connect, sessionOf, adminUrl: new URL('/admin', s.config.baseUrl).toString() })
+  await app.register(baseHostRedirect, { baseUrl: s.config.baseUrl })
   await app.register(adminUi, { services: s, smtpDefaults: o.smtpDefaults, imapDefaults: o.imapDefaults })
   return app
 }

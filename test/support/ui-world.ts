@@ -20,7 +20,7 @@ export const CHROMIUM = {
 }
 
 export interface UiWorld {
-  /** http://127.0.0.1:<port>, also MAILBRIDGE_BASE_URL */
+  /** MAILBRIDGE_BASE_URL: http://127.0.0.1:<port> unless another base host was asked for */
   url: string
   mb: Harness
   ms: Emulator
@@ -40,20 +40,21 @@ export interface UiWorld {
  * back to it), the identity emulator with the app registered, the SMTP peer, and a fresh Chromium profile.
  * Nothing is configured in Mailbridge except the endpoint parameter (the sandbox does the same).
  */
-export async function startUiWorld(): Promise<UiWorld> {
+export async function startUiWorld(o: { baseHost?: string } = {}): Promise<UiWorld> {
   // The port is chosen before Mailbridge starts (its public URL names it), so another listener may take it
   // meanwhile (EADDRINUSE): then start again on another port.
   for (let attempt = 1; ; attempt++) {
     try {
-      return await startUiWorldOn(await freePort())
+      return await startUiWorldOn(await freePort(), o.baseHost ?? '127.0.0.1')
     } catch (e) {
       if ((e as { code?: string }).code !== 'EADDRINUSE' || attempt >= 5) throw e
     }
   }
 }
 
-async function startUiWorldOn(port: number): Promise<UiWorld> {
-  const url = `http://127.0.0.1:${port}`
+/** `baseHost`: the host name of MAILBRIDGE_BASE_URL; Mailbridge listens on 127.0.0.1 whatever it is. */
+async function startUiWorldOn(port: number, baseHost: string): Promise<UiWorld> {
+  const url = `http://${baseHost}:${port}`
   const ms = await startIdentityEmulator()
   // Whatever fails to start, close what did: a listener left open keeps the test file's process alive.
   const mb = await startMailbridge({ env: { MAILBRIDGE_BASE_URL: url } }).catch(async (e: unknown) => {
