@@ -1,5 +1,6 @@
 import { availableParallelism } from 'node:os'
 import { dirname, resolve } from 'node:path'
+import { listOf, parseAddressList } from './address-list.ts'
 
 /** Everything Mailbridge reads from its environment, validated once at start (design.md §5). */
 export interface Config {
@@ -25,6 +26,11 @@ export interface Config {
   /** How long one request to the token endpoint may take before it counts as the endpoint being down. */
   tokenTimeoutMs: number
   logLevel: string
+  /**
+   * MAILBRIDGE_TRUST_PROXY: the reverse proxies (addresses, CIDR ranges) whose X-Forwarded-For names the client,
+   * and whose PROXY protocol header the relay reads. Empty: the peer is the client.
+   */
+  trustProxy: string[]
   /** Largest mail the API accepts, decoded (Exchange Online's default limit is 35 MB). */
   maxMailBytes: number
   queue: QueueConfig
@@ -135,6 +141,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (env.MAILBRIDGE_API_TOKEN && (env.MAILBRIDGE_API_TOKEN.length < 16 || env.MAILBRIDGE_API_TOKEN.length > 200)) {
     throw new ConfigError('MAILBRIDGE_API_TOKEN must have 16 to 200 characters (try: openssl rand -base64 32)')
   }
+  const trustProxy = listOf(env.MAILBRIDGE_TRUST_PROXY)
+  parseAddressList(trustProxy, 'MAILBRIDGE_TRUST_PROXY')
   return {
     port,
     host: env.MAILBRIDGE_HOST || '127.0.0.1',
@@ -150,13 +158,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       tlsPort: env.MAILBRIDGE_RELAY_TLS_PORT ? int(env, 'MAILBRIDGE_RELAY_TLS_PORT', 0, 1) : undefined,
       tlsCert: env.MAILBRIDGE_RELAY_TLS_CERT || undefined,
       tlsKey: env.MAILBRIDGE_RELAY_TLS_KEY || undefined,
-      allow: (env.MAILBRIDGE_RELAY_ALLOW ?? '').split(',').map((v) => v.trim()).filter(Boolean),
+      allow: listOf(env.MAILBRIDGE_RELAY_ALLOW),
       insecureLocalhost: env.MAILBRIDGE_RELAY_INSECURE_LOCALHOST === '1',
     },
     refreshMarginSeconds: int(env, 'MAILBRIDGE_REFRESH_MARGIN_S', 600, 0, 3000),
     // At most 25 s: a refresh holds its credential's lease for 30 s, and must end before another node may take it.
     tokenTimeoutMs: int(env, 'MAILBRIDGE_TOKEN_TIMEOUT_S', 15, 1, 25) * 1000,
     logLevel: env.MAILBRIDGE_LOG_LEVEL || 'info',
+    trustProxy,
     maxMailBytes: int(env, 'MAILBRIDGE_MAX_MAIL_BYTES', 35 * 1024 * 1024, 1024, 2 ** 31 - 1),
     queue: {
       pollMs: int(env, 'MAILBRIDGE_QUEUE_POLL_MS', 1000, 10, 600_000),

@@ -9,11 +9,12 @@
  * @see https://www.rfc-editor.org/rfc/rfc6409 (message submission)
  * @see https://www.rfc-editor.org/rfc/rfc4954 (SMTP AUTH, reply codes §6)
  */
-import { BlockList, isIP } from 'node:net'
+import { isIP, type BlockList } from 'node:net'
 import { hostname } from 'node:os'
 import type { Readable } from 'node:stream'
 import { SMTPServer, type SMTPServerAuthentication, type SMTPServerAuthenticationResponse, type SMTPServerSession } from 'smtp-server'
-import { ConfigError, type Config } from '../config.ts'
+import { parseAddressList } from '../address-list.ts'
+import type { Config } from '../config.ts'
 import { Secret } from '../crypto/secret.ts'
 import { newId } from '../db/index.ts'
 import { MailbridgeError } from '../errors.ts'
@@ -46,22 +47,7 @@ export interface RelayDeps {
 const reply = (code: number, text: string): Error => Object.assign(new Error(text), { responseCode: code })
 
 /** MAILBRIDGE_RELAY_ALLOW: addresses and CIDR ranges, IPv4 or IPv6. */
-export function parseAllowList(entries: string[]): BlockList | undefined {
-  if (entries.length === 0) return undefined
-  const list = new BlockList()
-  for (const entry of entries) {
-    const [address, prefix, extra] = entry.split('/')
-    const type = isIP(address ?? '')
-    const bits = prefix === undefined ? undefined : Number(prefix)
-    if (!type || extra !== undefined || (bits !== undefined && (!/^\d{1,3}$/.test(prefix!) || bits > (type === 4 ? 32 : 128)))) {
-      throw new ConfigError(`MAILBRIDGE_RELAY_ALLOW: "${entry}" is not an IP address or CIDR range (examples: 192.168.10.0/24, 10.0.0.7, fd00::/8)`)
-    }
-    const family = type === 4 ? 'ipv4' : 'ipv6'
-    if (bits === undefined) list.addAddress(address!, family)
-    else list.addSubnet(address!, bits, family)
-  }
-  return list
-}
+export const parseAllowList = (entries: string[]): BlockList | undefined => parseAddressList(entries, 'MAILBRIDGE_RELAY_ALLOW')
 
 const family = (address: string) => (isIP(address) === 6 ? 'ipv6' : 'ipv4')
 const isLoopback = (address: string) => address === '::1' || /^127\./.test(address)
@@ -74,6 +60,10 @@ export async function startRelay(deps: RelayDeps, o: { port?: number; tlsPort?: 
   const allow = parseAllowList(settings.allow)
   const tls = loadRelayTls(settings, config.dataDir)
   const users = new Map<string, RelayUser>()
+  // smtp-server matches proxies by address, not by range: a range in MAILBRIDGE_TRUST_PROXY serves HTTP only.
+  const proxies = config.trustProxy.filter((e) => !e.includes('/'))
+  const ranges = config.trustProxy.filter((e) => e.includes('/'))
+  if (ranges.length) log.warn({ ranges }, 'MAILBRIDGE_TRUST_PROXY: the relay reads the PROXY protocol only from the single addresses listed, not from these ranges')
   const sessionLog = (s: SMTPServerSession) => log.child({ session: s.id, remote: s.remoteAddress, ...(s.user ? { relay_user: users.get(s.id)?.username } : {}) })
 
   const options = (secure: boolean) => ({
@@ -90,6 +80,9 @@ export async function startRelay(deps: RelayDeps, o: { port?: number; tlsPort?: 
     size: config.maxMailBytes,
     rejectOversized: true,
     disableReverseLookup: true,
+    // A listed proxy must start every connection with a PROXY protocol header: the client it names is then the one
+    // MAILBRIDGE_RELAY_ALLOW and the AUTH throttle see. Nobody else may name an address.
+    useProxy: proxies.length ? proxies : false,
     logger: false,
     closeTimeout: Math.max(1000, config.queue.drainMs),
 

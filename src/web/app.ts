@@ -50,7 +50,8 @@ export async function buildApp(s: Services, o: AppOptions = {}): Promise<Fastify
   const app = Fastify({
     loggerInstance: s.log.child({ part: 'http' }) as FastifyBaseLogger,
     bodyLimit: o.bodyLimit ?? 1024 * 1024,
-    trustProxy: false,
+    // Only the listed proxies' X-Forwarded-For is believed: anyone else could name any address and dodge the sign-in throttle.
+    trustProxy: s.config.trustProxy.length ? s.config.trustProxy : false,
     // A parameter key may be 200 characters long: let it reach its schema, which says so.
     routerOptions: { maxParamLength: 256 },
     frameworkErrors,
