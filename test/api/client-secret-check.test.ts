@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
+import { CAROL, GMAIL_CLIENT_SECRET, startGmailWorld } from '../support/gmail-world.ts'
 import { ALICE, CLIENT_ID, CLIENT_SECRET, startWorld } from '../support/world.ts'
 
 const NEW_SECRET = 'Zz9Q~the.next.client-secret_value_9876543210'
@@ -63,4 +64,20 @@ test('test connection: a stored secret Microsoft refuses turns it red at once, t
   assert.equal(res.ok, false)
   assert.match(res.message, /AADSTS7000215/)
   assert.match(res.message, /Secret ID/)
+})
+
+test('settings: a Gmail Client Secret Google refuses (invalid_client "Unauthorized") gets 422 and the stored one stays', async (t) => {
+  const w = await startGmailWorld()
+  t.after(w.close)
+  const server = await w.outgoingServer()
+  await w.connect(server.id)
+  const res = await w.mb.api('PATCH', '/api/v1/settings', { google_gmail_client_secret: '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_000' })
+  assert.equal(res.statusCode, 422)
+  const error = res.json().error
+  assert.equal(error.code, 'client_secret_refused')
+  assert.equal(error.field, 'google_gmail_client_secret')
+  assert.match(error.message, /^Google refused this Client Secret \(invalid_client\)/)
+  assert.match(error.message, new RegExp(CAROL))
+  assert.equal((await w.mb.services.settings.secret('google_gmail_client_secret'))?.reveal(), GMAIL_CLIENT_SECRET)
+  assert.equal((await w.mb.api('GET', `/api/v1/outgoing-servers/${server.id}`)).json().token.label, 'Gmail Token Valid')
 })
