@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
+import { dovecotAvailable } from '../support/dovecot.ts'
 import { CAROL, GMAIL_CLIENT_SECRET, startGmailWorld } from '../support/gmail-world.ts'
+import { startMailroom } from '../support/mailroom.ts'
 import { ALICE, CLIENT_ID, CLIENT_SECRET, startWorld } from '../support/world.ts'
 
 const NEW_SECRET = 'Zz9Q~the.next.client-secret_value_9876543210'
@@ -80,4 +82,15 @@ test('settings: a Gmail Client Secret Google refuses (invalid_client "Unauthoriz
   assert.match(error.message, new RegExp(CAROL))
   assert.equal((await w.mb.services.settings.secret('google_gmail_client_secret'))?.reveal(), GMAIL_CLIENT_SECRET)
   assert.equal((await w.mb.api('GET', `/api/v1/outgoing-servers/${server.id}`)).json().token.label, 'Gmail Token Valid')
+})
+
+test('Test & Confirm (IMAP): a stored secret Microsoft refuses fails at once, naming AADSTS7000215, though the cached token is still fresh', { skip: dovecotAvailable() ? false : 'Dovecot is not installed: run .ci/install-peers.sh' }, async (t) => {
+  const room = await startMailroom()
+  t.after(room.close)
+  const server = await room.confirmedServer()
+  await room.mb.services.settings.update({ microsoft_outlook_client_secret: 'the-secret-id-not-its-value' })
+  const res = (await room.mb.api('POST', `/api/v1/incoming-servers/${server.id}/test`)).json()
+  assert.equal(res.ok, false)
+  assert.match(res.message, /AADSTS7000215/)
+  assert.match(res.message, new RegExp(ALICE))
 })
