@@ -94,3 +94,17 @@ test('Test & Confirm (IMAP): a stored secret Microsoft refuses fails at once, na
   assert.match(res.message, /AADSTS7000215/)
   assert.match(res.message, new RegExp(ALICE))
 })
+
+test('settings: an expired Client Secret (AADSTS7000222) gets 422 saying to create a new one, and is not saved', async (t) => {
+  const w = await startWorld()
+  t.after(w.close)
+  const server = await w.outgoingServer()
+  await w.connect(server.id)
+  w.ms.registerApp({ clientId: CLIENT_ID, clientSecret: NEW_SECRET, secretExpiresAt: new Date(Date.now() - 86_400_000), redirectUris: [w.mb.services.connect.redirectUri({ route: 'microsoft_outlook' } as never)] })
+  const res = await w.mb.api('PATCH', '/api/v1/settings', { microsoft_outlook_client_secret: NEW_SECRET })
+  assert.equal(res.statusCode, 422)
+  assert.equal(res.json().error.code, 'client_secret_refused')
+  assert.match(res.json().error.message, /AADSTS7000222/)
+  assert.match(res.json().error.message, /new (client )?secret/i, res.json().error.message)
+  assert.equal((await w.mb.services.settings.secret('microsoft_outlook_client_secret'))?.reveal(), CLIENT_SECRET)
+})
