@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the real peers the test suite runs against, from Debian's packages: Dovecot IMAP (with the oauth2
-# passdb) and Chromium (driven by playwright-core for the admin UI tests). Idempotent: installs only what is
+# passdb), Chromium (driven by playwright-core for the admin UI tests), and systemd-analyze and nginx (which check
+# the files in deploy/). Idempotent: installs only what is
 # missing, and runs `apt-get update` at most once. Needs root (CI runs as root).
 set -euo pipefail
 
@@ -9,9 +10,12 @@ dovecot --version >/dev/null 2>&1 || missing+=(dovecot-core dovecot-imapd)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 # Dovecot's app-only check (test/support/dovecot.ts, appRole) asks the emulator's introspection with curl.
 command -v curl >/dev/null 2>&1 || missing+=(curl)
+# test/deploy checks deploy/mailbridge.service with systemd-analyze and deploy/nginx.conf with nginx -t.
+command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
+command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx)
 
 if [ ${#missing[@]} -eq 0 ]; then
-  echo "install-peers: dovecot $(dovecot --version | cut -d' ' -f1), chromium and curl already installed"
+  echo "install-peers: dovecot $(dovecot --version | cut -d' ' -f1), chromium, curl, systemd-analyze and nginx already installed"
   exit 0
 fi
 

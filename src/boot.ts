@@ -1,6 +1,9 @@
+import { join } from 'node:path'
+import { isMainThread } from 'node:worker_threads'
 import { loadConfig, type Config } from './config.ts'
 import { hashPassword, randomToken, verifyPassword } from './crypto/passwords.ts'
-import { loadOrCreateKeys } from './crypto/key-file.ts'
+import { KEY_FILE, loadOrCreateKeys } from './crypto/key-file.ts'
+import { openToOthers, sqliteFiles } from './data-folder.ts'
 import { migrate, openDatabase } from './db/index.ts'
 import { createLogger, type Logger } from './log.ts'
 import { createServices, type Services } from './services.ts'
@@ -12,13 +15,19 @@ export interface Booted {
 }
 
 /** Config → database (migrated) → key → services, plus the admin password and API token on first start. */
-export async function boot(config: Config = loadConfig(), log: Logger = createLogger(config.logLevel), o: { redoable?: boolean } = {}): Promise<Booted> {
+export async function boot(config: Config = loadConfig(), log: Logger = createLogger(config.logLevel), o: { redoable?: boolean; nodeId?: string } = {}): Promise<Booted> {
   const database = openDatabase(config.databaseUrl, o)
   const applied = await migrate(database.db, database.schema)
   if (applied.length) log.info({ applied }, 'database migrated')
   const { keys, created } = loadOrCreateKeys(config.dataDir, config.secretKeys)
   if (created) log.info({ dir: config.dataDir }, 'generated a new secret key (secret.key): back it up with the database')
-  const services = createServices(config, database, log, keys)
+  // Once per process: the background thread boots again.
+  if (isMainThread) {
+    for (const { path, mode } of openToOthers([config.dataDir, ...sqliteFiles(config.databaseUrl), ...(config.secretKeys ? [] : [join(config.dataDir, KEY_FILE)])])) {
+      log.warn({ path, mode }, `${path} has mode ${mode}: other accounts on this machine can read the mails and keys in the data folder; run chmod go-rwx ${path}`)
+    }
+  }
+  const services = createServices(config, database, log, keys, o.nodeId)
   const firstStart: Booted['firstStart'] = {}
 
   const stored = await services.settings.get('admin_password_hash')
@@ -28,7 +37,8 @@ export async function boot(config: Config = loadConfig(), log: Logger = createLo
     firstStart.adminPassword = randomToken(12)
     await services.settings.set('admin_password_hash', await hashPassword(firstStart.adminPassword))
   }
-  if (config.apiToken) await services.apiTokens.ensure(config.apiToken, 'MAILBRIDGE_API_TOKEN')
+  // Unset is no change: a node started without it (a worker) must not revoke the web nodes' token.
+  if (config.apiToken) await services.apiTokens.replaceBootstrap(config.apiToken)
   else if ((await services.apiTokens.count()) === 0) firstStart.apiToken = await services.apiTokens.create('first start')
   return { services, firstStart }
 }

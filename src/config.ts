@@ -59,6 +59,8 @@ export interface WebhookConfig {
   retryMaxMs: number
   maxAttempts: number
   timeoutMs: number
+  /** Deliveries in flight at once per webhook on one node: a slow endpoint fills its own, never the others'. */
+  concurrency: number
 }
 
 /** How the mail queue retries (design.md §2): exponential backoff with jitter, bounded. */
@@ -78,6 +80,8 @@ export interface QueueConfig {
   slotLeaseMs: number
   /** Mailboxes one node sends through at once (each with up to 3 SMTP connections); the others wait their turn. */
   sendConcurrency: number
+  /** How long a node's heartbeat may stop before the others hand back its mails, deliveries, fetches and slots. */
+  nodeDeadMs: number
 }
 
 /** The SMTP relay for legacy applications (src/relay/). */
@@ -178,6 +182,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       drainMs: int(env, 'MAILBRIDGE_DRAIN_S', 30, 0, 3600) * 1000,
       slotLeaseMs: int(env, 'MAILBRIDGE_SMTP_SLOT_LEASE_S', 30, 1, 3600) * 1000,
       sendConcurrency: int(env, 'MAILBRIDGE_SEND_CONCURRENCY', 50, 1, 10_000),
+      nodeDeadMs: int(env, 'MAILBRIDGE_NODE_DEAD_S', 15, 1, 3600) * 1000,
     },
     fetch: {
       pollMs: int(env, 'MAILBRIDGE_FETCH_POLL_MS', 5000, 10, 600_000),
@@ -193,6 +198,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       retryMaxMs: int(env, 'MAILBRIDGE_WEBHOOK_RETRY_MAX_S', 3600, 0, 7 * 86_400) * 1000,
       maxAttempts: int(env, 'MAILBRIDGE_WEBHOOK_MAX_ATTEMPTS', 12, 1, 1000),
       timeoutMs: int(env, 'MAILBRIDGE_WEBHOOK_TIMEOUT_S', 10, 1, 600) * 1000,
+      concurrency: int(env, 'MAILBRIDGE_WEBHOOK_CONCURRENCY', 8, 1, 1000),
     },
   }
 }

@@ -1,5 +1,5 @@
-import { parseArgs } from 'node:util'
 import { boot } from './boot.ts'
+import { readCommandLine } from './cli.ts'
 import { ConfigError, loadConfig } from './config.ts'
 import { loadOrCreateKeys } from './crypto/key-file.ts'
 import { rotateKeys } from './crypto/rotate.ts'
@@ -9,18 +9,6 @@ import { consentProviders } from './oauth/providers.ts'
 import { startRelay } from './relay/server.ts'
 import { runInline, runInThread, type Role } from './roles.ts'
 import { buildApp } from './web/app.ts'
-
-const USAGE = `Usage: mailbridge <command>
-
-Commands:
-  serve [--role all|web|worker]
-             start the HTTP API and admin UI (web), the queue and fetchers (worker), or both (all, the default)
-  migrate    apply database migrations and exit
-  rotate-key [--batch 500]
-             re-seal every stored secret under the first key of MAILBRIDGE_SECRET_KEY (or of data/secret.key),
-             while nodes keep running; prints progress and the count of values still under old keys
-  sandbox    Mailbridge with a Microsoft emulator, an SMTP peer (and Dovecot) on this machine: walk the guide offline
-`
 
 async function serve(role: Role): Promise<void> {
   const { services, firstStart } = await boot()
@@ -33,6 +21,8 @@ async function serve(role: Role): Promise<void> {
   const lines = [
     '',
     `Mailbridge is running at http://${config.host}:${config.port} (public URL ${config.baseUrl.toString()})`,
+    // The public URL, not the listener's: the admin session and Connect's state live on that host.
+    `Admin UI: ${new URL('/admin', config.baseUrl).toString()}`,
     ...consentProviders().map((p) => `Redirect URI to register ${p.registerRedirectAt}: ${services.connect.redirectUri(p)}`),
     `API documentation: ${new URL('/docs', config.baseUrl).toString()}`,
   ]
@@ -82,9 +72,15 @@ async function rotateKey(batchSize: number): Promise<number> {
 }
 
 async function main(argv: string[]): Promise<void> {
-  const { positionals, values } = parseArgs({ args: argv, allowPositionals: true, strict: false, options: { role: { type: 'string', default: 'all' }, batch: { type: 'string' } } })
-  const command = positionals[0] ?? 'serve'
-  switch (command) {
+  const invocation = readCommandLine(argv)
+  if (invocation.kind === 'help') return void process.stdout.write(invocation.text)
+  if (invocation.kind === 'refused') {
+    process.stderr.write(`mailbridge: ${invocation.message}; run "mailbridge --help" for the commands and their options\n`)
+    process.exitCode = 2
+    return
+  }
+  const { values } = invocation
+  switch (invocation.command) {
     case 'serve': {
       const role = values.role as Role
       if (!['web', 'worker', 'all'].includes(role)) throw new ConfigError(`--role must be web, worker or all, got "${role}"`)
@@ -107,9 +103,6 @@ async function main(argv: string[]): Promise<void> {
       const { sandbox } = await import('./sandbox.ts')
       return sandbox()
     }
-    default:
-      process.stderr.write(USAGE)
-      process.exitCode = 2
   }
 }
 

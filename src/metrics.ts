@@ -23,6 +23,13 @@ export const queueSeconds = new Histogram({
   registers: [counters],
 })
 
+export const webhookDeliverySeconds = new Histogram({
+  name: 'mailbridge_webhook_delivery_seconds',
+  help: 'From a webhook delivery written (the event) to the endpoint\'s 2xx answer, per delivered delivery',
+  buckets: [0.01, 0.05, 0.1, 0.5, 1, 5, 15, 60, 300, 3600],
+  registers: [counters],
+})
+
 export const tokenRefreshes = new Counter({
   name: 'mailbridge_token_refreshes_total',
   help: 'Access-token refreshes by provider and result (ok, or the error code: invalid_grant, AADSTS…, network)',

@@ -13,16 +13,25 @@ export interface Background {
   stop(): Promise<void>
 }
 
-/** Run the background work on this thread (role `worker`, and tests). */
-export function runInline(s: Services): Background {
+/** Start the background loops of a node: the heartbeat first, so a dead predecessor's work comes back at once. */
+export function startBackground(s: Services): void {
+  s.heartbeat.start()
   s.mailWorker.start()
   s.scheduler.start()
-  s.dispatcher.start()
+  void s.dispatcher.start()
+}
+
+export async function stopBackground(s: Services): Promise<void> {
+  await Promise.all([s.mailWorker.stop(), s.scheduler.stop(), s.dispatcher.stop()])
+  await s.heartbeat.stop()
+}
+
+/** Run the background work on this thread (role `worker`, and tests). */
+export function runInline(s: Services): Background {
+  startBackground(s)
   return {
     nudge: () => s.mails.events.emit('queued'),
-    stop: async () => {
-      await Promise.all([s.mailWorker.stop(), s.scheduler.stop(), s.dispatcher.stop()])
-    },
+    stop: () => stopBackground(s),
   }
 }
 
@@ -31,7 +40,8 @@ export function runInline(s: Services): Background {
  * requests cannot starve SMTP conversations that need many round trips, and the second core gets used.
  */
 export async function runInThread(s: Services): Promise<Background> {
-  const worker = new Worker(fileURLToPath(threadEntry('worker-thread', import.meta.url)), { execArgv: threadExecArgv() })
+  // One node id for both threads: the web thread's Fetch Now leases are this node's, released with the rest if it dies.
+  const worker = new Worker(fileURLToPath(threadEntry('worker-thread', import.meta.url)), { execArgv: threadExecArgv(), workerData: { nodeId: s.heartbeat.nodeId } })
   const ready = new Promise<void>((resolve, reject) => {
     worker.once('message', () => resolve())
     worker.once('error', reject)
@@ -48,6 +58,9 @@ export async function runInThread(s: Services): Promise<Background> {
     }, 20)
   }
   s.mails.events.on('queued', nudge)
+  // Deliveries written here (Fetch Now, token.invalid): the dispatcher runs on the other thread. PostgreSQL's NOTIFY
+  // reaches it anyway; on SQLite this is the wake-up.
+  const stopRelay = s.deliveriesWritten.onLocal(() => worker.postMessage('deliveries'))
   let asked = 0
   const removeSource = addCounterSource(
     () =>
@@ -72,6 +85,7 @@ export async function runInThread(s: Services): Promise<Background> {
     nudge,
     stop: async () => {
       removeSource()
+      stopRelay()
       await ready.catch(() => undefined)
       clearTimeout(pending)
       const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()))

@@ -1,25 +1,27 @@
-import { randomBytes, randomUUID } from 'node:crypto'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { boot } from './boot.ts'
 import { loadConfig } from './config.ts'
 import { createLogger } from './log.ts'
+import { startRelay } from './relay/server.ts'
 import { runInline } from './roles.ts'
+import { loadOrCreateSandboxFolder, repointServers, saveSandboxFolder } from './sandbox-folder.ts'
+import { sandboxSteps, type SandboxRun } from './sandbox-steps.ts'
 import { buildApp } from './web/app.ts'
 // The sandbox is the one place src/ uses the test peers: `serve` never loads it (main.ts imports it lazily).
 import { dovecotAvailable, startDovecot, type Dovecot } from '../test/support/dovecot.ts'
 import { startIdentityEmulator } from '../test/support/identity-emulator.ts'
-import { startSmtpPeer } from '../test/support/smtp-peer.ts'
+import { startSmtpPeer, type SmtpPeerMessage } from '../test/support/smtp-peer.ts'
 
 const MAILBOXES = ['alice@contoso.com', 'bob@contoso.com']
 
 /**
- * `mailbridge sandbox`: Mailbridge on a fresh database, pointed at the bundled Microsoft identity platform
- * emulator (its consent page has the guide's "Yes"), the XOAUTH2 SMTP peer standing in for
- * smtp.office365.com and, when Debian's Dovecot is installed, an IMAP server for incoming mail. Everything
- * runs on 127.0.0.1, so anyone can walk the seed guide offline. Needs NODE_EXTRA_CA_CERTS=test/support/tls/ca.pem
- * (the npm script sets it) so Mailbridge trusts the peers' test certificates.
+ * `mailbridge sandbox`: Mailbridge pointed at the bundled Microsoft identity platform emulator (its consent page
+ * has the guide's "Yes"), the XOAUTH2 SMTP peer standing in for smtp.office365.com and, when Debian's Dovecot is
+ * installed, an IMAP server for incoming mail that the SMTP peer delivers the sandbox mailboxes' mail to. Everything
+ * runs on 127.0.0.1, so anyone can walk the seed guide offline, both ways. Needs
+ * NODE_EXTRA_CA_CERTS=test/support/tls/ca.pem (the npm script sets it) so Mailbridge trusts the peers' certificates.
  */
 export async function sandbox(): Promise<void> {
   const port = Number(process.env.MAILBRIDGE_PORT || 8080)
@@ -34,66 +36,56 @@ export async function sandbox(): Promise<void> {
     MAILBRIDGE_DATABASE_URL: `sqlite:${join(dir, 'mailbridge.db')}`,
     MAILBRIDGE_DATA_DIR: dir,
   })
+  const { folder, reused } = loadOrCreateSandboxFolder(dir)
   const ms = await startIdentityEmulator()
-  const smtp = await startSmtpPeer({ introspectUrl: ms.introspectUrl })
   let imap: Dovecot | undefined
-  let imapNote = 'Dovecot is not installed (apt-get install dovecot-imapd, or .ci/install-peers.sh): no IMAP server for incoming mail.'
+  let imapMissing = 'Dovecot is not installed (apt-get install dovecot-imapd, or .ci/install-peers.sh), so there is no incoming mail.'
   if (dovecotAvailable()) {
     try {
       imap = await startDovecot({ introspectUrl: ms.introspectUrl })
-      imapNote = `IMAP (Dovecot, XOAUTH2): host ${imap.host}, port ${imap.imapsPort} (SSL/TLS) or ${imap.imapPort} (STARTTLS)`
     } catch (e) {
-      imapNote = `Dovecot did not start (${(e as Error).message.split('\n')[0]}): no IMAP server for incoming mail.`
+      imapMissing = `Dovecot did not start (${(e as Error).message.split('\n')[0]}), so there is no incoming mail.`
     }
   }
-  const clientId = randomUUID()
-  const clientSecret = `Sbx8Q~${randomBytes(18).toString('base64url')}`
-  ms.registerApp({ clientId, clientSecret, redirectUris: [`${baseUrl}/microsoft_outlook/confirm`], name: 'Mailbridge sandbox' })
+  const smtp = await startSmtpPeer({ introspectUrl: ms.introspectUrl, deliver: imap && deliverLocally(imap) })
+  ms.registerApp({ clientId: folder.clientId, clientSecret: folder.clientSecret, redirectUris: [`${baseUrl}/microsoft_outlook/confirm`], name: 'Mailbridge sandbox' })
   for (const m of MAILBOXES) ms.addUser(m)
 
   const log = createLogger(process.env.MAILBRIDGE_LOG_LEVEL || 'warn')
   const { services, firstStart } = await boot(config, log)
+  // boot shows the generated password and token once; a kept folder shows them again on every start.
+  if (firstStart.adminPassword || firstStart.apiToken) {
+    saveSandboxFolder(dir, { ...folder, adminPassword: firstStart.adminPassword ?? folder.adminPassword, apiToken: firstStart.apiToken ?? folder.apiToken })
+  }
   await services.settings.setParameter('microsoft_outlook.endpoint', ms.endpoint())
+  await repointServers(services, { smtp, imap: imap && { host: imap.host, ssl: imap.imapsPort, starttls: imap.imapPort } })
   const background = runInline(services)
-  const app = await buildApp(services, { smtpDefaults: { host: smtp.host, port: smtp.port } })
+  const app = await buildApp(services, { smtpDefaults: { host: smtp.host, port: smtp.port }, imapDefaults: imap && { host: imap.host, port: imap.imapsPort } })
   await app.listen({ host: '127.0.0.1', port })
+  const relay = config.relayPort ? await startRelay(services) : undefined
 
-  const password = firstStart.adminPassword ?? (config.adminPassword ? '(MAILBRIDGE_ADMIN_PASSWORD)' : '(unchanged: this data folder was used before)')
-  process.stdout.write(
-    [
-      '',
-      'Mailbridge sandbox: everything below runs on this machine, nothing reaches Microsoft.',
-      '',
-      `  Admin UI         ${baseUrl}/admin   user admin, password ${password}`,
-      `  Microsoft        ${ms.endpoint()} (emulator; parameter microsoft_outlook.endpoint already points here)`,
-      `  SMTP             ${smtp.host}:${smtp.port} STARTTLS + XOAUTH2, standing in for smtp.office365.com`,
-      `  ${imapNote}`,
-      `  API token        ${firstStart.apiToken ?? '(MAILBRIDGE_API_TOKEN, or the one printed on the first run with this folder)'}`,
-      `  Data             ${dir}${ownDir ? ' (deleted on exit)' : ''}`,
-      '',
-      'Walk the guide ("Setup in Odoo"):',
-      '  1. Sign in, open Settings → General Settings; under Discuss tick "External Email Servers" and Save.',
-      `  2. Under "Outlook Credentials" paste Client ID ${clientId}`,
-      `     and Client Secret ${clientSecret}, then Save.`,
-      '  3. Click "Outgoing Email Servers", then New. Keep "Outlook", type any Description and the Username',
-      `     ${MAILBOXES[0]} (host and port are already the local SMTP peer).`,
-      '  4. Click "Connect your Outlook account"; on the emulator\'s consent page click "Yes".',
-      '  5. Back on the server: the green "Outlook Token Valid" tag. Click "Test Connection": "Connection Test Successful!"',
-      '  6. Settings → Technical → System Parameters: add mail.force.smtp.from = the Username.',
-      `  7. Send a mail: curl -s -X POST ${baseUrl}/api/v1/mail -H "Authorization: Bearer <API token>" -H 'content-type: application/json' \\`,
-      `       -d '{"to": ["bob@fabrikam.com"], "subject": "Hello", "text": "Hi"}'   and watch it in Mail queue.`,
-      `  Other mailboxes the emulator knows: ${MAILBOXES.slice(1).join(', ')}. Any other account is refused, as Microsoft would.`,
-      '',
-      'Ctrl+C stops everything.',
-      '',
-    ].join('\n'),
-  )
+  const run: SandboxRun = {
+    baseUrl,
+    password: config.adminPassword ? '(MAILBRIDGE_ADMIN_PASSWORD)' : (firstStart.adminPassword ?? folder.adminPassword ?? '(the one printed on the first run with this folder)'),
+    apiToken: config.apiToken ? '(MAILBRIDGE_API_TOKEN)' : (firstStart.apiToken ?? folder.apiToken ?? '(the one printed on the first run with this folder)'),
+    endpoint: ms.endpoint(),
+    smtp,
+    imap: imap ? { host: imap.host, ssl: imap.imapsPort, starttls: imap.imapPort } : { missing: imapMissing },
+    relay: relay && { host: config.relay.host, port: relay.port },
+    clientId: folder.clientId,
+    clientSecret: folder.clientSecret,
+    mailboxes: MAILBOXES,
+    dir,
+    ownDir,
+    restarted: reused,
+  }
+  process.stdout.write(sandboxSteps(run))
 
   let stopping = false
   const stop = async () => {
     if (stopping) return
     stopping = true
-    await app.close()
+    await Promise.all([app.close(), relay?.close()])
     await background.stop()
     await services.database.close()
     await smtp.close()
@@ -104,4 +96,21 @@ export async function sandbox(): Promise<void> {
   }
   process.on('SIGINT', () => void stop())
   process.on('SIGTERM', () => void stop())
+}
+
+/**
+ * Exchange puts mail for its own mailboxes into their store: the SMTP peer hands what it accepts for a sandbox
+ * mailbox to Dovecot's `doveadm save` (the store's own delivery, as dovecot-lda does), one message at a time.
+ * Mail for anyone else is accepted and goes no further, as if Exchange had sent it on.
+ */
+function deliverLocally(imap: Dovecot): (m: SmtpPeerMessage) => Promise<void> {
+  let queue: Promise<unknown> = Promise.resolve()
+  return (m) => {
+    const local = [...new Set(m.to.map((a) => a.toLowerCase()))].filter((a) => MAILBOXES.includes(a))
+    const done = queue.then(async () => {
+      for (const rcpt of local) await imap.seed(rcpt, m.raw)
+    })
+    queue = done.catch(() => {})
+    return done
+  }
 }

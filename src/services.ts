@@ -17,6 +17,8 @@ import { IncomingServerService } from './incoming/service.ts'
 import { WebhookDispatcher } from './webhooks/dispatcher.ts'
 import { WebhookService } from './webhooks/service.ts'
 import { ApiTokenService } from './web/api-tokens.ts'
+import { NodeHeartbeat, newNodeId } from './queue/heartbeat.ts'
+import { Wakeup } from './queue/wakeup.ts'
 
 /** Every use case, wired once; `serve`, `worker` and the tests build the same graph. */
 export interface Services {
@@ -41,9 +43,13 @@ export interface Services {
   messages: MessageService
   webhooks: WebhookService
   dispatcher: WebhookDispatcher
+  /** Raised when webhook deliveries are written. */
+  deliveriesWritten: Wakeup
+  /** This node's liveness, and the release of dead nodes' work (runs with the background work). */
+  heartbeat: NodeHeartbeat
 }
 
-export function createServices(config: Config, database: Database, log: Logger, keys: Buffer[]): Services {
+export function createServices(config: Config, database: Database, log: Logger, keys: Buffer[], nodeId = newNodeId()): Services {
   const { db } = database
   const box = new SecretBox(keys)
   const settings = new SettingsService(db, box)
@@ -54,13 +60,24 @@ export function createServices(config: Config, database: Database, log: Logger, 
   const mails = new MailService({ db, settings, servers: outgoingServers, log, maxBytes: config.maxMailBytes })
   const relayUsers = new RelayUserService(db)
   const adminSessions = new AdminSessionService({ db, settings, log: log.child({ part: 'admin' }) })
-  const webhooks = new WebhookService({ db, box, log })
-  const dispatcher = new WebhookDispatcher({ database, box, log: log.child({ part: 'webhooks' }), config: config.webhooks })
-  const mailWorker = new MailWorker({ database, box, credentials, settings, mails, log: log.child({ part: 'mail-worker' }), queue: config.queue, webhooks })
+  const deliveriesWritten = new Wakeup(database, 'deliveries')
+  const webhooks = new WebhookService({ db, box, log, wakeup: deliveriesWritten })
+  const dispatcher = new WebhookDispatcher({ database, box, log: log.child({ part: 'webhooks' }), config: config.webhooks, wakeup: deliveriesWritten, nodeId })
+  const mailWorker = new MailWorker({ database, box, credentials, settings, mails, log: log.child({ part: 'mail-worker' }), queue: config.queue, webhooks, nodeId })
+  const heartbeat = new NodeHeartbeat({
+    database,
+    nodeId,
+    deadAfterMs: config.queue.nodeDeadMs,
+    log: log.child({ part: 'heartbeat' }),
+    onReleased: () => {
+      mails.events.emit('queued')
+      dispatcher.wake()
+    },
+  })
   const incomingServers = new IncomingServerService({ db, credentials, connect, log })
   const parser = new ParsePool(config.fetch.parseThreads)
-  const fetcher = new Fetcher({ database, credentials, servers: incomingServers, webhooks, parser, log: log.child({ part: 'fetcher' }), config: config.fetch })
+  const fetcher = new Fetcher({ database, credentials, servers: incomingServers, webhooks, parser, log: log.child({ part: 'fetcher' }), config: config.fetch, nodeId })
   const scheduler = new IncomingScheduler({ database, fetcher, log: log.child({ part: 'fetcher' }), config: config.fetch })
   const messages = new MessageService({ db })
-  return { config, database, log, box, settings, credentials, connect, outgoingServers, apiTokens, mails, mailWorker, relayUsers, adminSessions, incomingServers, fetcher, scheduler, messages, webhooks, dispatcher, parser }
+  return { config, database, log, box, settings, credentials, connect, outgoingServers, apiTokens, mails, mailWorker, relayUsers, adminSessions, incomingServers, fetcher, scheduler, messages, webhooks, dispatcher, parser, deliveriesWritten, heartbeat }
 }

@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto'
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { ConfigError, parseSecretKeys } from '../config.ts'
+import { makePrivateFolder } from '../data-folder.ts'
 
 export const KEY_FILE = 'secret.key'
 
@@ -15,7 +16,7 @@ export function loadOrCreateKeys(dataDir: string, fromEnv?: Buffer[], o: { creat
   const path = join(dataDir, KEY_FILE)
   if (existsSync(path)) return { keys: parseSecretKeys(readFileSync(path, 'utf8'), path), created: false }
   if (o.create === false) throw new ConfigError(`no key: set MAILBRIDGE_SECRET_KEY or put ${path} in place`)
-  mkdirSync(dataDir, { recursive: true })
+  makePrivateFolder(dataDir)
   const key = randomBytes(32)
   writeFileSync(path, key.toString('base64') + '\n', { mode: 0o600, flag: 'wx' })
   chmodSync(path, 0o600)

@@ -1,8 +1,8 @@
-import { mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
 import SQLite from 'better-sqlite3'
 import { Kysely, Migrator, PostgresDialect, SqliteDialect, type Transaction } from 'kysely'
 import pg from 'pg'
+import { createPrivateFile, makePrivateFolder } from '../data-folder.ts'
 import { migrations } from './migrations/index.ts'
 import type { DB } from './schema.ts'
 
@@ -14,6 +14,12 @@ export interface Traits {
   dialect: 'sqlite' | 'postgres'
   /** `FOR UPDATE SKIP LOCKED` exists; on SQLite the one writer lock already serialises claims. */
   skipLocked: boolean
+  /**
+   * Every process on this database runs on this machine: SQLite's WAL needs shared memory, so it "does not work
+   * over a network filesystem" (https://www.sqlite.org/wal.html). A node may then ask the system whether the
+   * process that held a lease is still alive (queue/dead-nodes.ts).
+   */
+  oneMachine: boolean
 }
 
 export interface Database {
@@ -21,6 +27,11 @@ export interface Database {
   traits: Traits
   /** The PostgreSQL schema named by `?schema=`, if any. */
   schema?: string
+  /**
+   * PostgreSQL only: call `fn` on each NOTIFY on `channel` (sent by any node, delivered at its commit), on a
+   * connection of its own; resolves to the unlisten. SQLite has no notifications: one node, woken in process.
+   */
+  listen?(channel: string, fn: () => void): Promise<() => Promise<void>>
   close(): Promise<void>
 }
 
@@ -32,7 +43,10 @@ export interface Database {
 export function openDatabase(url: string, o: { redoable?: boolean } = {}): Database {
   if (url.startsWith('sqlite:')) {
     const path = url.slice('sqlite:'.length)
-    if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true })
+    if (path !== ':memory:') {
+      makePrivateFolder(dirname(path))
+      createPrivateFile(path)
+    }
     const sqlite = new SQLite(path)
     // WAL lets readers run beside the one writer; busy_timeout makes a second process wait, not fail.
     sqlite.pragma('journal_mode = WAL')
@@ -44,18 +58,24 @@ export function openDatabase(url: string, o: { redoable?: boolean } = {}): Datab
     sqlite.pragma(`synchronous = ${o.redoable ? 'NORMAL' : 'FULL'}`)
     sqlite.pragma('foreign_keys = ON')
     const db = new Kysely<DB>({ dialect: new SqliteDialect({ database: withStatementCache(sqlite) }) })
-    return { db, traits: { dialect: 'sqlite', skipLocked: false }, close: () => db.destroy() }
+    return { db, traits: { dialect: 'sqlite', skipLocked: false, oneMachine: true }, close: () => db.destroy() }
   }
   const parsed = new URL(url)
   const schema = parsed.searchParams.get('schema')
   parsed.searchParams.delete('schema')
-  const pool = new pg.Pool({
-    connectionString: parsed.toString(),
-    max: 10,
-    ...(schema ? { options: `-c search_path=${schema}` } : {}),
-  })
+  const connection = { connectionString: parsed.toString(), ...(schema ? { options: `-c search_path=${schema}` } : {}) }
+  const pool = new pg.Pool({ ...connection, max: 10 })
   const db = new Kysely<DB>({ dialect: new PostgresDialect({ pool }) })
-  return { db, traits: { dialect: 'postgres', skipLocked: true }, schema: schema ?? undefined, close: () => db.destroy() }
+  const listen = async (channel: string, fn: () => void) => {
+    const client = new pg.Client(connection)
+    // A lost listening connection costs only the wake-ups: the pollers still run at their interval.
+    client.on('error', () => undefined)
+    client.on('notification', (n) => n.channel === channel && fn())
+    await client.connect()
+    await client.query(`LISTEN ${client.escapeIdentifier(channel)}`)
+    return () => client.end().catch(() => undefined)
+  }
+  return { db, traits: { dialect: 'postgres', skipLocked: true, oneMachine: false }, schema: schema ?? undefined, listen, close: () => db.destroy() }
 }
 
 /**

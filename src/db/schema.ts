@@ -12,7 +12,7 @@ export interface DB {
   oauth_states: OAuthStateRow
   mails: MailTable
   smtp_slots: { server_id: string; slot: number; holder: string; lease_until: string }
-  worker_nodes: { id: string; started_at: string; heartbeat_at: string }
+  worker_nodes: { id: string; started_at: string; heartbeat_at: string; pid: number | null; host: string | null }
   relay_users: RelayUserRow
   admin_sessions: AdminSessionRow
   /** Failed logins per client address: the admin sign-in's, and the relay's AUTH as `smtp:<address>` (login-throttle.ts). */

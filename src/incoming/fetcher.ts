@@ -37,7 +37,7 @@ export interface FetchHooks {
  * and the folder's new last UID, and only then `\Seen` (design.md §2; Odoo marks first and loses what fails).
  */
 export class Fetcher {
-  readonly id = `f-${randomBytes(4).toString('hex')}`
+  readonly id: string
   readonly #running = new Map<string, Promise<unknown>>()
   #stopping = false
 
@@ -50,8 +50,12 @@ export class Fetcher {
       parser: ParsePool
       log: Logger
       config: FetchConfig
+      /** This node's id (queue/heartbeat.ts), the owner of its fetch leases; one of its own when not given. */
+      nodeId?: string
     },
-  ) {}
+  ) {
+    this.id = deps.nodeId ?? `f-${randomBytes(4).toString('hex')}`
+  }
 
   /** Shutdown: running fetches end after their current batch (committed batches stay; the rest waits for next time). */
   stop(): void {

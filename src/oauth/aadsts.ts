@@ -43,6 +43,9 @@ const ACTIONS: Record<number, Explanation> = {
   9001023: { action: 'This grant needs a tenant id instead of common in microsoft_outlook.endpoint.', reconnect: false },
 }
 
+/** The AADSTS codes explained above (README: Troubleshooting lists each). */
+export const EXPLAINED_AADSTS: readonly number[] = Object.keys(ACTIONS).map(Number)
+
 export function aadstsCode(body: ProviderErrorBody): number | undefined {
   if (body.error_codes?.length) return body.error_codes[0]
   const m = /AADSTS(\d+)/.exec(body.error_description ?? '')

@@ -33,3 +33,9 @@ test('checkMail: refuses what could break or smuggle headers, naming the field',
   assert.equal(fieldOf({ attachments: [{ filename: 'a.txt', content_type: 'nonsense', content_base64: 'aGk=' }] }), 'attachments[0].content_type')
   assert.equal(fieldOf({ attachments: [{ filename: 'a.bin', content_type: 'application/octet-stream', content_base64: Buffer.alloc(3000).toString('base64') }] }, 2000), 'attachments')
 })
+
+test('checkMail: a 34 MB attachment (45 million base64 characters) is checked without exhausting the stack', () => {
+  const bytes = 34 * 1024 * 1024
+  const m = checkMail({ ...base, attachments: [{ filename: 'scan.pdf', content_type: 'application/pdf', content_base64: Buffer.alloc(bytes, 0xa5).toString('base64') }] }, 35 * 1024 * 1024)
+  assert.equal(m.size, bytes + Buffer.byteLength(base.subject + base.text))
+})

@@ -1,6 +1,8 @@
 import { MailbridgeError, invalid } from '../errors.ts'
 import { parseMailbox, type Mailbox } from '../mail-address.ts'
+import { base64DecodedSize } from './base64.ts'
 import type { SendMailBody } from './mail-model.ts'
+import { tooLargeMessage } from './mail-size.ts'
 
 /** What a checked send request holds: parsed mailboxes and decoded sizes. */
 export interface MailInput {
@@ -40,7 +42,6 @@ const RESERVED = new Set([
   'content-transfer-encoding', 'content-disposition', 'sender', 'return-path', 'received', 'dkim-signature',
 ])
 const FIELD_NAME = /^[!-9;-~]{1,76}$/ // RFC 5322 §2.2: printable ASCII except colon
-const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/
 const MEDIA_TYPE = /^[A-Za-z0-9][\w!#$&^.+-]{0,126}\/[A-Za-z0-9][\w!#$&^.+-]{0,126}(\s*;\s*[\w!#$&^.+-]+=("[^"\r\n]*"|[\w!#$&^.+-]+))*$/
 const CONTROL = /[\u0000-\u001f\u007f]/
 
@@ -73,13 +74,14 @@ export function checkMail(body: SendMailBody, maxBytes: number): MailInput {
       throw invalid(`${field}.filename`, `The filename must be a plain name without folders or control characters, got ${JSON.stringify(a.filename.slice(0, 100))}.`)
     }
     if (!MEDIA_TYPE.test(a.content_type)) throw invalid(`${field}.content_type`, `content_type must be a media type such as application/pdf, got ${JSON.stringify(a.content_type.slice(0, 100))}.`)
-    const b64 = a.content_base64.replace(/\s+/g, '')
-    if (!BASE64.test(b64)) throw invalid(`${field}.content_base64`, 'content_base64 is not valid base64.')
-    size += (b64.length / 4) * 3 - (b64.endsWith('==') ? 2 : b64.endsWith('=') ? 1 : 0)
-    return { filename: a.filename, content_type: a.content_type, content_base64: b64 }
+    const bytes = base64DecodedSize(a.content_base64)
+    if (bytes === undefined) throw invalid(`${field}.content_base64`, 'content_base64 is not valid base64 (A-Z, a-z, 0-9, + and /, padded with = to a multiple of 4 characters).')
+    size += bytes
+    // Kept as sent: line breaks inside base64 are skipped when it is decoded, and stripping them would copy it.
+    return { filename: a.filename, content_type: a.content_type, content_base64: a.content_base64 }
   })
   if (size > maxBytes) {
-    throw new MailbridgeError('too_large', { field: 'attachments', message: `The mail is ${(size / 1e6).toFixed(1)} MB; the limit is ${(maxBytes / 1e6).toFixed(1)} MB.` })
+    throw new MailbridgeError('too_large', { field: 'attachments', message: tooLargeMessage('mail', size, maxBytes, 'MAILBRIDGE_MAX_MAIL_BYTES') })
   }
   return {
     from: body.from === undefined ? undefined : mailbox('from', body.from),

@@ -3,6 +3,7 @@ import { Type, type Static } from 'typebox'
 import { Cursor, Limit } from '../paging.ts'
 import { Mail, MailState, SendMailBody } from './mail-model.ts'
 import type { MailService } from './mail-service.ts'
+import { jsonSizeOf } from './mail-size.ts'
 
 const IdParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 64 }) })
 type IdParams = Static<typeof IdParams>
@@ -17,8 +18,9 @@ export const mailRoutes: FastifyPluginAsync<{ mails: MailService; maxBytes: numb
   app.post<{ Body: SendMailBody }>(
     '/mail',
     {
-      // base64 makes attachments 4/3 larger; leave room for the JSON around them.
-      bodyLimit: Math.ceil(maxBytes * 1.37) + 1024 * 1024,
+      // The limit is on the decoded mail (checkMail); the JSON that carries it is a third larger.
+      bodyLimit: jsonSizeOf(maxBytes),
+      config: { tooLarge: { what: 'mail', limit: maxBytes, setting: 'MAILBRIDGE_MAX_MAIL_BYTES' } },
       schema: { tags, summary: 'Queue a mail: it is stored before the 202', body: SendMailBody, response: { 202: Accepted } },
     },
     async (req, reply) => {

@@ -23,16 +23,22 @@ export interface SplitMessage {
 
 /** Split at the first empty line (RFC 5322 §2.1); a line starting with white space continues a field (§2.2.3). */
 export function splitMessage(raw: Buffer): SplitMessage {
-  const text = raw.toString('latin1')
-  const m = /\r?\n\r?\n/.exec(text)
-  const headEnd = m ? m.index : text.length
-  const head = text.slice(0, headEnd)
+  const head = raw.subarray(0, headerEnd(raw)).toString('latin1')
   const fields: HeaderField[] = []
   for (const line of head.split(/\r?\n/)) {
     if (/^[ \t]/.test(line) && fields.length) fields.at(-1)!.text += `\r\n${line}`
     else if (line) fields.push({ name: line.slice(0, Math.max(0, line.indexOf(':'))).trim(), text: line })
   }
-  return { fields, rest: raw.subarray(Buffer.byteLength(head, 'latin1')) }
+  return { fields, rest: raw.subarray(head.length) }
+}
+
+/** Where the empty line after the header block starts (its CR or LF), found in the bytes: a 40 MB message is not copied into a string for it. */
+function headerEnd(raw: Buffer): number {
+  for (let nl = raw.indexOf(0x0a); nl >= 0; nl = raw.indexOf(0x0a, nl + 1)) {
+    const blank = raw[nl + 1] === 0x0a || (raw[nl + 1] === 0x0d && raw[nl + 2] === 0x0a)
+    if (blank) return nl > 0 && raw[nl - 1] === 0x0d ? nl - 1 : nl
+  }
+  return raw.length
 }
 
 export function joinMessage(m: SplitMessage): Buffer {

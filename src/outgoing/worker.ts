@@ -26,8 +26,19 @@ import { classify, TransportPool, type Verdict } from './transport.ts'
 /** Mails handed to a server's pool per connection this node holds: enough to keep each one busy. */
 const IN_FLIGHT_PER_CONNECTION = 8
 
+/**
+ * A claimed mail without its content: a claim takes up to IN_FLIGHT_PER_CONNECTION mails per connection, and
+ * holding each one's content (up to ~48 MB of JSON) for its whole send would cost gigabytes for large mails.
+ * The content is read by the delivery that composes it, and dropped once composed.
+ */
+type ClaimedMail = Omit<MailRow, 'content'>
+const CLAIMED_COLUMNS = [
+  'id', 'idempotency_key', 'state', 'message_id', 'from_addr', 'to_addrs', 'cc_addrs', 'bcc_addrs', 'reply_to', 'subject', 'size', 'server_id', 'attempts',
+  'next_attempt_at', 'last_attempt_at', 'lease_until', 'lease_owner', 'failure_type', 'failure_reason', 'smtp_response', 'sent_at', 'created_at', 'updated_at',
+] as const satisfies ReadonlyArray<keyof ClaimedMail>
+
 interface Outcome {
-  mail: MailRow
+  mail: ClaimedMail
   set: Partial<Pick<MailRow, 'state' | 'smtp_response' | 'sent_at' | 'failure_type' | 'failure_reason' | 'next_attempt_at'>>
   countAttempt: boolean
 }
@@ -58,11 +69,11 @@ const list = (json: string): Mailbox[] => (JSON.parse(json) as string[]).map((v)
  * A waiting mail says why when the reason changes; the same reason at each retry (every minute for a dead token)
  * goes to debug, or one broken mailbox fills the log. The reason stored with the mail is the last one logged.
  */
-const sameReason = (mail: MailRow, reason: string): boolean => mail.failure_reason === reason
+const sameReason = (mail: Pick<MailRow, 'failure_reason'>, reason: string): boolean => mail.failure_reason === reason
 
 export class MailWorker {
   readonly events = new EventEmitter()
-  readonly id = `w-${randomBytes(4).toString('hex')}`
+  readonly id: string
   readonly #inflight = new Map<string, number>()
   readonly #sends = new Set<Promise<void>>()
   readonly #pool: TransportPool
@@ -90,8 +101,11 @@ export class MailWorker {
       queue: QueueConfig
       /** Records mail.sent / mail.failed / token.invalid as durable webhook deliveries. */
       webhooks?: WebhookService
+      /** This node's id (queue/heartbeat.ts), the owner of its leases; one of its own when not given. */
+      nodeId?: string
     },
   ) {
+    this.id = deps.nodeId ?? `w-${randomBytes(4).toString('hex')}`
     this.#pool = new TransportPool({ credentials: deps.credentials, box: deps.box })
     this.#slots = new SmtpSlots(deps.database.db, this.id, deps.queue.slotLeaseMs)
     this.#poll = new PollLoop({ pass: () => this.tick(), pollMs: deps.queue.pollMs, log: deps.log, what: 'mail worker' })
@@ -194,7 +208,7 @@ export class MailWorker {
     while (this.#sends.size) await Promise.allSettled([...this.#sends])
   }
 
-  async #claim(server: OutgoingServerRow, room: number): Promise<MailRow[]> {
+  async #claim(server: OutgoingServerRow, room: number): Promise<ClaimedMail[]> {
     const { db, traits } = this.deps.database
     return db.transaction().execute(async (tx) => {
       // Serialise claims per server across nodes, so the per-minute count below cannot be raced (PostgreSQL).
@@ -228,13 +242,13 @@ export class MailWorker {
         .set({ state: 'sending', lease_owner: this.id, lease_until: isoIn(this.deps.queue.leaseMs), last_attempt_at: at, updated_at: at })
         .where('id', 'in', due.map((d) => d.id))
         .where('state', '=', 'outgoing')
-        .returningAll()
+        .returning(CLAIMED_COLUMNS)
         .execute()
     })
   }
 
-  #message(server: OutgoingServerRow, mail: MailRow, forced: string | undefined) {
-    const content = JSON.parse(mail.content) as StoredContent
+  #message(server: OutgoingServerRow, mail: ClaimedMail, stored: string, forced: string | undefined) {
+    const content = JSON.parse(stored) as StoredContent
     const from = parseMailbox(mail.from_addr)!
     const replyTo = mail.reply_to ? parseMailbox(mail.reply_to) : undefined
     const r = rewriteFrom(server, from, replyTo, forced)
@@ -262,7 +276,7 @@ export class MailWorker {
     }
   }
 
-  async #deliver(server: OutgoingServerRow, mail: MailRow, forced: string | undefined): Promise<void> {
+  async #deliver(server: OutgoingServerRow, mail: ClaimedMail, forced: string | undefined): Promise<void> {
     const log = this.deps.log.child({ mail_id: mail.id, server_id: server.id, mailbox: server.username })
     const where = `${server.name} (${server.host}:${server.port}, ${server.username})`
     const p = providerFor(server.authentication)
@@ -273,7 +287,8 @@ export class MailWorker {
     } catch (e) {
       return this.#tokenProblem(server, mail, e as Error, log)
     }
-    const message = this.#message(server, mail, forced)
+    const stored = await this.deps.database.db.selectFrom('mails').select('content').where('id', '=', mail.id).executeTakeFirstOrThrow()
+    const message = this.#message(server, mail, stored.content, forced)
     let poolReplaced = 0
     let authRetried = false
     for (;;) {
@@ -323,7 +338,7 @@ export class MailWorker {
     }
   }
 
-  #finish(mail: MailRow, set: Outcome['set'], countAttempt = true): Promise<void> {
+  #finish(mail: ClaimedMail, set: Outcome['set'], countAttempt = true): Promise<void> {
     return this.#outcomes.add({ mail, set, countAttempt })
   }
 
@@ -354,7 +369,7 @@ export class MailWorker {
     return items.map(() => undefined)
   })
 
-  async #failed(server: OutgoingServerRow, mail: MailRow, v: Verdict, log: Logger): Promise<void> {
+  async #failed(server: OutgoingServerRow, mail: ClaimedMail, v: Verdict, log: Logger): Promise<void> {
     const attempts = mail.attempts + 1
     if (v.kind === 'transient' && attempts < this.deps.queue.maxAttempts) {
       const wait = backoffMs(attempts, this.deps.queue)
@@ -386,7 +401,7 @@ export class MailWorker {
    * For a mail claimed before this node saw its server lock out: when it may be tried (ISO). Later claims follow
    * the pause in the database, which the claim already respects.
    */
-  #heldBack(serverId: string, mail: MailRow): string | undefined {
+  #heldBack(serverId: string, mail: ClaimedMail): string | undefined {
     const p = this.#pausedHere.get(serverId)
     if (!p || p.until <= Date.now() || Date.parse(mail.last_attempt_at ?? mail.created_at) > p.at) return undefined
     return new Date(p.until).toISOString()
@@ -405,7 +420,7 @@ export class MailWorker {
     return r.numUpdatedRows > 0n
   }
 
-  async #tokenProblem(server: OutgoingServerRow, mail: MailRow, e: Error, log: Logger): Promise<void> {
+  async #tokenProblem(server: OutgoingServerRow, mail: ClaimedMail, e: Error, log: Logger): Promise<void> {
     const transient = e instanceof ProviderError && e.transient
     const waited = Date.now() - Date.parse(mail.created_at)
     if (!transient && waited > this.deps.queue.tokenWaitMs) {

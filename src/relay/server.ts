@@ -21,6 +21,7 @@ import { MailbridgeError } from '../errors.ts'
 import type { Logger } from '../log.ts'
 import { isEmailAddress } from '../mail-address.ts'
 import { messageIdFor, type MailService } from '../outgoing/mail-service.ts'
+import { megabytes, mimeSizeOf } from '../outgoing/mail-size.ts'
 import { readRawMail } from '../outgoing/raw-message.ts'
 import { loadRelayTls } from './tls.ts'
 import { senderAllowed, type RelayUser, type RelayUserService } from './users.ts'
@@ -59,6 +60,8 @@ export async function startRelay(deps: RelayDeps, o: { port?: number; tlsPort?: 
   const settings = config.relay
   const allow = parseAllowList(settings.allow)
   const tls = loadRelayTls(settings, config.dataDir)
+  // MAILBRIDGE_MAX_MAIL_BYTES counts decoded bytes, as the API does; SIZE counts the message as sent (RFC 1870).
+  const maxSize = mimeSizeOf(config.maxMailBytes)
   const users = new Map<string, RelayUser>()
   // smtp-server matches proxies by address, not by range: a range in MAILBRIDGE_TRUST_PROXY serves HTTP only.
   const proxies = config.trustProxy.filter((e) => !e.includes('/'))
@@ -77,7 +80,7 @@ export async function startRelay(deps: RelayDeps, o: { port?: number; tlsPort?: 
     allowInsecureAuth: settings.insecureLocalhost,
     authOptional: false,
     authRequiredMessage: '5.7.0 Authentication required: log in with your relay user (AUTH PLAIN or LOGIN after STARTTLS)',
-    size: config.maxMailBytes,
+    size: maxSize,
     rejectOversized: true,
     disableReverseLookup: true,
     // A listed proxy must start every connection with a PROXY protocol header: the client it names is then the one
@@ -153,7 +156,7 @@ export async function startRelay(deps: RelayDeps, o: { port?: number; tlsPort?: 
       stream.on('data', (chunk: Buffer) => {
         bytes += chunk.length
         // Keep nothing past the limit: the message is refused with 552 anyway (RFC 1870 §6.3).
-        if (bytes <= config.maxMailBytes) chunks.push(chunk)
+        if (bytes <= maxSize) chunks.push(chunk)
       })
       // smtp-server destroys the stream when the client goes away mid-DATA: nothing was queued, nothing is.
       stream.once('error', (e) => {
@@ -162,8 +165,8 @@ export async function startRelay(deps: RelayDeps, o: { port?: number; tlsPort?: 
       })
       stream.once('end', () => {
         if (stream.sizeExceeded) {
-          slog.warn({ bytes, limit: config.maxMailBytes }, 'relay mail refused: larger than MAILBRIDGE_MAX_MAIL_BYTES')
-          return cb(reply(552, `5.3.4 The message is larger than ${config.maxMailBytes} bytes`))
+          slog.warn({ bytes, limit: maxSize }, 'relay mail refused: larger than MAILBRIDGE_MAX_MAIL_BYTES allows')
+          return cb(reply(552, `5.3.4 The message is larger than ${maxSize} bytes, what a mail of ${megabytes(config.maxMailBytes)} (MAILBRIDGE_MAX_MAIL_BYTES) takes encoded`))
         }
         void queue(Buffer.concat(chunks), session).then(
           (message) => cb(null, message),

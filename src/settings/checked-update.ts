@@ -15,6 +15,8 @@ export type SecretChecks = Partial<Record<`${(typeof PREFIXES)[number]}_client_s
  * one would break them all at the next refresh, an hour later.
  */
 export async function updateCheckingSecrets(deps: { settings: SettingsService; credentials: CredentialService }, patch: SettingsPatch): Promise<SettingsView & SecretChecks> {
+  // A malformed value is refused as such (400), not sent to the provider to be refused there.
+  deps.settings.check(patch)
   const checks: SecretChecks = {}
   for (const prefix of PREFIXES) {
     const secret = patch[`${prefix}_client_secret`]?.trim()

@@ -134,8 +134,8 @@ export class SettingsService {
     }
   }
 
-  async update(patch: SettingsPatch): Promise<SettingsView> {
-    // Check everything first, so a refused patch changes nothing.
+  /** Refuse a patch whose values are malformed (400 naming the field), before anything is saved or sent to a provider. */
+  check(patch: SettingsPatch): void {
     for (const prefix of CREDENTIAL_PREFIXES) {
       const id = patch[`${prefix}_client_id`]?.trim()
       if (id !== undefined && id !== '' && !/^[0-9a-fA-F-]{36}$/.test(id) && !/^[\w.-]{1,200}$/.test(id)) throw invalid(`${prefix}_client_id`, CLIENT_ID_HINT[prefix])
@@ -150,6 +150,13 @@ export class SettingsService {
     }
     const cloud = patch.microsoft_outlook_cloud
     if (cloud !== undefined && !isCloud(cloud)) throw invalid('microsoft_outlook_cloud', `The cloud is one of ${CLOUD_IDS.join(', ')}.`)
+  }
+
+  async update(patch: SettingsPatch): Promise<SettingsView> {
+    // Check everything first, so a refused patch changes nothing.
+    this.check(patch)
+    const expires = patch.microsoft_outlook_client_secret_expires_at
+    const cloud = patch.microsoft_outlook_cloud
     if (patch.external_email_servers !== undefined) await this.#put('external_email_servers', patch.external_email_servers ? '1' : '0')
     for (const prefix of CREDENTIAL_PREFIXES) {
       const id = patch[`${prefix}_client_id`]?.trim()

@@ -2,6 +2,8 @@ import type { Kysely } from 'kysely'
 import { hashToken, randomToken } from '../crypto/passwords.ts'
 import { type DB, newId, now } from '../db/index.ts'
 
+const BOOTSTRAP = 'MAILBRIDGE_API_TOKEN'
+
 /** Bearer tokens for /api/v1, stored as SHA-256 hashes: a database copy does not leak a usable token. */
 export class ApiTokenService {
   /** Hashes verified in the last minute: most API calls then need no database read to authenticate. */
@@ -9,11 +11,22 @@ export class ApiTokenService {
 
   constructor(private readonly db: Kysely<DB>) {}
 
-  /** Make sure a token given by the operator (MAILBRIDGE_API_TOKEN) is accepted. */
-  async ensure(token: string, name: string): Promise<void> {
+  /** Make sure a token given from outside (the tests') is accepted. */
+  async ensure(token: string, name: string, db: Kysely<DB> = this.db): Promise<void> {
     const token_hash = hashToken(token)
-    const exists = await this.db.selectFrom('api_tokens').select('id').where('token_hash', '=', token_hash).executeTakeFirst()
-    if (!exists) await this.db.insertInto('api_tokens').values({ id: newId(), name, token_hash, created_at: now(), last_used_at: null }).execute()
+    const exists = await db.selectFrom('api_tokens').select('id').where('token_hash', '=', token_hash).executeTakeFirst()
+    if (!exists) await db.insertInto('api_tokens').values({ id: newId(), name, token_hash, created_at: now(), last_used_at: null }).execute()
+  }
+
+  /**
+   * The bootstrap token (MAILBRIDGE_API_TOKEN) is one token, named after the variable: a new value revokes the
+   * previous one, as rotating a leaked token needs (design.md §10).
+   */
+  async replaceBootstrap(token: string): Promise<void> {
+    await this.db.transaction().execute(async (tx) => {
+      await tx.deleteFrom('api_tokens').where('name', '=', BOOTSTRAP).where('token_hash', '!=', hashToken(token)).execute()
+      await this.ensure(token, BOOTSTRAP, tx)
+    })
   }
 
   async create(name: string): Promise<string> {

@@ -24,8 +24,9 @@ import { adminSession, sessionOf } from './ui/session.ts'
 export interface AppOptions {
   /** A body limit for the JSON API, in bytes (mail with attachments needs room). */
   bodyLimit?: number
-  /** The sandbox pre-fills new Outlook servers with its SMTP peer's host and port. */
+  /** The sandbox pre-fills new Outlook servers with its SMTP peer's host and port, and its Dovecot's. */
   smtpDefaults?: AdminUiOptions['smtpDefaults']
+  imapDefaults?: AdminUiOptions['imapDefaults']
 }
 
 const bearer = (req: FastifyRequest): string | undefined => {
@@ -74,6 +75,8 @@ export async function buildApp(s: Services, o: AppOptions = {}): Promise<Fastify
   })
   await app.register(swaggerUi, { routePrefix: '/docs', staticCSP: true, transformStaticCSP: docsCsp(s.config.baseUrl) })
 
+  // The front door (design.md §10): a person who opens the bare URL lands on the admin UI, or its sign-in.
+  app.get('/', { schema: { hide: true } }, async (_req, reply) => reply.redirect('/admin', 302))
   app.get('/healthz', { schema: { hide: true } }, async () => {
     await s.settings.parameter('healthz.probe')
     return { status: 'ok' }
@@ -109,6 +112,6 @@ export async function buildApp(s: Services, o: AppOptions = {}): Promise<Fastify
   // The session hook runs before the OAuth callback too: a Connect started in the UI is bound to its session.
   await app.register(adminSession, { sessions: s.adminSessions })
   await app.register(confirmRoutes, { connect: s.connect, sessionOf })
-  await app.register(adminUi, { services: s, smtpDefaults: o.smtpDefaults })
+  await app.register(adminUi, { services: s, smtpDefaults: o.smtpDefaults, imapDefaults: o.imapDefaults })
   return app
 }

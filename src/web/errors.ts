@@ -1,5 +1,6 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { databaseErrorCode, MailbridgeError } from '../errors.ts'
+import { drainThenClose, refusedBodyMessage } from './refused-body.ts'
 
 export interface ErrorBody {
   error: { code: string; message: string; field?: string }
@@ -69,9 +70,12 @@ export function installErrorHandler(app: FastifyInstance): void {
     const fe = e as FastifyError
     if (fe.validation) return reply.code(400).send(fromValidation(fe))
     const status = fe.statusCode ?? 500
+    if (fe.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
+      drainThenClose(req, reply)
+      return reply.code(413).header('connection', 'close').send(envelope('too_large', refusedBodyMessage(req)))
+    }
     if (status < 500) {
       const byCode: Record<string, [string, string]> = {
-        FST_ERR_CTP_BODY_TOO_LARGE: ['too_large', 'The request body is too large.'],
         FST_ERR_CTP_INVALID_MEDIA_TYPE: ['unsupported_media_type', 'Send JSON with Content-Type: application/json.'],
         FST_ERR_CTP_EMPTY_JSON_BODY: ['bad_request', EMPTY_JSON_BODY],
         FST_ERR_CTP_INVALID_JSON_BODY: ['bad_request', 'The body is not valid JSON.'],

@@ -28,6 +28,28 @@ export const metricsRoutes: FastifyPluginAsync<{ services: Services }> = async (
     },
   })
   new Gauge({ name: 'mailbridge_webhook_deliveries', help: 'Webhook deliveries by state', labelNames: ['state'], registers: [registry], async collect() { await count('webhook_deliveries', this) } })
+  new Gauge({
+    name: 'mailbridge_webhook_deliveries_waiting',
+    help: 'Webhook deliveries not yet answered with a 2xx nor given up (pending, retries and those in flight), per webhook',
+    labelNames: ['webhook_id'],
+    registers: [registry],
+    async collect() {
+      this.reset()
+      // Every webhook, 0 included: an alert on a series that vanishes when its queue drains would never clear.
+      for (const h of await db.selectFrom('webhooks').select('id').execute()) this.set({ webhook_id: h.id }, 0)
+      const rows = await db.selectFrom('webhook_deliveries').select(['webhook_id', (eb) => eb.fn.countAll<number>().as('n')]).where('state', '=', 'pending').groupBy('webhook_id').execute()
+      for (const r of rows) this.set({ webhook_id: r.webhook_id }, Number(r.n))
+    },
+  })
+  new Gauge({
+    name: 'mailbridge_webhook_oldest_waiting_seconds',
+    help: 'Age of the oldest webhook delivery still waiting (0 when none waits): how far the applications lag behind',
+    registers: [registry],
+    async collect() {
+      const r = await db.selectFrom('webhook_deliveries').select((eb) => eb.fn.min<string | null>('created_at').as('oldest')).where('state', '=', 'pending').executeTakeFirst()
+      this.set(r?.oldest ? Math.max(0, (Date.now() - Date.parse(r.oldest)) / 1000) : 0)
+    },
+  })
   new Gauge({ name: 'mailbridge_messages', help: 'Incoming messages stored', registers: [registry], async collect() {
     const r = await db.selectFrom('messages').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()
     this.set(Number(r.n))

@@ -2,76 +2,122 @@ import { randomBytes } from 'node:crypto'
 import type { WebhookConfig } from '../config.ts'
 import type { SecretBox } from '../crypto/secret-box.ts'
 import { type Database, isoIn, now } from '../db/index.ts'
-import type { WebhookDeliveryRow } from '../db/schema.ts'
+import type { WebhookDeliveryRow, WebhookRow } from '../db/schema.ts'
 import type { Logger } from '../log.ts'
 import { backoffMs } from '../outgoing/worker.ts'
 import { SIGNATURE_HEADER, sign } from './signer.ts'
 import { PollLoop } from '../poll-loop.ts'
-
-/** Deliveries in flight at once, across all webhooks of this node. */
-const IN_FLIGHT = 16
+import { GroupCommit } from '../db/group-commit.ts'
+import { webhookDeliverySeconds } from '../metrics.ts'
+import type { Wakeup } from '../queue/wakeup.ts'
 
 /**
- * Sends queued deliveries: claims due ones under a lease (a crashed node's come back when it expires), POSTs the
- * signed payload, and records 2xx as delivered, anything else as a retry with backoff, then `failed`.
+ * Sends queued deliveries: claims due ones per webhook under a lease (a dead node's come back when it is found dead,
+ * queue/dead-nodes.ts, or when the lease expires), POSTs the signed payload, and records 2xx as delivered, anything
+ * else as a retry with backoff, then `failed`. Each webhook has `concurrency` deliveries in flight on this node, taken
+ * in order of creation (retries when their backoff is due), so a slow endpoint fills only its own. Writing a delivery
+ * wakes the dispatcher (queue/wakeup.ts), and so does each finished delivery; the poll is the fallback.
  */
 export class WebhookDispatcher {
-  readonly id = `d-${randomBytes(4).toString('hex')}`
+  readonly id: string
   readonly #sends = new Set<Promise<void>>()
+  /** Deliveries in flight here, per webhook. */
+  readonly #inflight = new Map<string, number>()
   readonly #poll: PollLoop
+  #unlisten?: () => Promise<void>
 
-  constructor(private readonly deps: { database: Database; box: SecretBox; log: Logger; config: WebhookConfig }) {
+  constructor(
+    private readonly deps: {
+      database: Database
+      box: SecretBox
+      log: Logger
+      config: WebhookConfig
+      /** Raised when deliveries are written (webhooks/service.ts enqueue). */
+      wakeup?: Wakeup
+      /** This node's id (queue/heartbeat.ts), the owner of its leases; one of its own when not given. */
+      nodeId?: string
+    },
+  ) {
+    this.id = deps.nodeId ?? `d-${randomBytes(4).toString('hex')}`
     this.#poll = new PollLoop({ pass: () => this.tick(), pollMs: deps.config.pollMs, log: deps.log, what: 'webhook dispatcher' })
   }
 
-  start(): void {
+  async start(): Promise<void> {
     this.#poll.start()
+    try {
+      this.#unlisten ??= await this.deps.wakeup?.listen(() => this.#poll.wake())
+    } catch (e) {
+      this.deps.log.warn({ err: e }, 'webhook dispatcher cannot listen for new deliveries; it polls every MAILBRIDGE_WEBHOOK_POLL_MS')
+    }
   }
 
-  /** One pass: claim what is due and start sending it. Returns how many were started. */
+  /** Look now instead of at the end of the poll interval. */
+  wake(): void {
+    this.#poll.wake()
+  }
+
+  /** One pass: for every webhook with room here, claim what is due and start sending it. Returns how many started. */
   async tick(): Promise<number> {
-    const room = IN_FLIGHT - this.#sends.size
-    if (room <= 0) return 0
+    const { db } = this.deps.database
+    const hooks = await db.selectFrom('webhooks').selectAll().execute()
+    let started = 0
+    for (const hook of hooks) {
+      const { id } = hook
+      const room = this.deps.config.concurrency - (this.#inflight.get(id) ?? 0)
+      if (room <= 0) continue
+      for (const d of await this.#claim(id, room)) {
+        started++
+        this.#inflight.set(id, (this.#inflight.get(id) ?? 0) + 1)
+        const p = this.#deliver(d, hook)
+          .catch((e: unknown) => this.deps.log.error({ err: e, webhook_id: id, delivery_id: d.id }, 'could not record a webhook delivery; its lease returns it to the queue'))
+          .finally(() => {
+            const left = (this.#inflight.get(id) ?? 1) - 1
+            this.#inflight.set(id, left)
+            this.#sends.delete(p)
+            // Refill in batches, not one claim per answer.
+            if (left <= this.deps.config.concurrency / 2) this.#poll.wake()
+          })
+        this.#sends.add(p)
+      }
+    }
+    return started
+  }
+
+  async #claim(webhookId: string, room: number): Promise<WebhookDeliveryRow[]> {
     const { db, traits } = this.deps.database
-    const claimed = await db.transaction().execute(async (tx) => {
+    return db.transaction().execute(async (tx) => {
       const at = now()
       const due = await tx
         .selectFrom('webhook_deliveries')
         .select('id')
+        .where('webhook_id', '=', webhookId)
         .where('state', '=', 'pending')
         .where('next_attempt_at', '<=', at)
         .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<', at)]))
         .orderBy('next_attempt_at')
+        .orderBy('id')
         .limit(room)
         .$if(traits.skipLocked, (q) => q.forUpdate().skipLocked())
         .execute()
       if (!due.length) return []
-      return tx
+      const claimed = await tx
         .updateTable('webhook_deliveries')
         .set({ lease_owner: this.id, lease_until: isoIn(this.deps.config.timeoutMs * 3), updated_at: at })
         .where('id', 'in', due.map((d) => d.id))
         .returningAll()
         .execute()
+      // RETURNING comes in no promised order; send in the order of creation.
+      return claimed.sort((a, b) => (a.next_attempt_at < b.next_attempt_at ? -1 : a.next_attempt_at > b.next_attempt_at ? 1 : a.id < b.id ? -1 : 1))
     })
-    for (const d of claimed) {
-      const p = this.#deliver(d).finally(() => this.#sends.delete(p))
-      this.#sends.add(p)
-    }
-    return claimed.length
   }
 
   async idle(): Promise<void> {
     while (this.#sends.size) await Promise.allSettled([...this.#sends])
   }
 
-  async #deliver(d: WebhookDeliveryRow): Promise<void> {
-    const { db } = this.deps.database
-    const hook = await db.selectFrom('webhooks').selectAll().where('id', '=', d.webhook_id).executeTakeFirst()
-    const log = this.deps.log.child({ webhook_id: d.webhook_id, delivery_id: d.id, event: d.event, url: hook?.url })
-    if (!hook) {
-      await db.deleteFrom('webhook_deliveries').where('id', '=', d.id).execute()
-      return
-    }
+  /** One attempt, to the webhook as this pass read it (deleting a webhook deletes its deliveries: see service.ts). */
+  async #deliver(d: WebhookDeliveryRow, hook: WebhookRow): Promise<void> {
+    const log = this.deps.log.child({ webhook_id: d.webhook_id, delivery_id: d.id, event: d.event, url: hook.url })
     const attempts = d.attempts + 1
     let status: number | null = null
     let error: string | null = null
@@ -111,12 +157,23 @@ export class WebhookDispatcher {
       set = { ...base, next_attempt_at: isoIn(wait) }
       log.info({ attempts, retry_in_s: Math.round(wait / 1000), cause: error }, 'webhook delivery deferred')
     }
-    await db.updateTable('webhook_deliveries').set(set).where('id', '=', d.id).where('lease_owner', '=', this.id).execute()
+    if (!error) webhookDeliverySeconds.observe((Date.now() - Date.parse(d.created_at)) / 1000)
+    await this.#outcomes.add({ id: d.id, set })
   }
+
+  /** Outcomes committed together (db/group-commit.ts): one transaction per group of answers, not one per answer. */
+  readonly #outcomes = new GroupCommit<{ id: string; set: Partial<WebhookDeliveryRow> }, void>(async (items) => {
+    await this.deps.database.db.transaction().execute(async (tx) => {
+      for (const { id, set } of items) await tx.updateTable('webhook_deliveries').set(set).where('id', '=', id).where('lease_owner', '=', this.id).execute()
+    })
+    return items.map(() => undefined)
+  })
 
   /** Stop claiming and let deliveries in flight finish (each is bounded by the request timeout). */
   async stop(): Promise<void> {
     await this.#poll.stop()
+    await this.#unlisten?.()
+    this.#unlisten = undefined
     await this.idle()
   }
 }

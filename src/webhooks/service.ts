@@ -6,14 +6,15 @@ import { type DB, groupsOf, newId, now } from '../db/index.ts'
 import type { WebhookRow } from '../db/schema.ts'
 import { invalid, notFound } from '../errors.ts'
 import type { Logger } from '../log.ts'
+import type { Wakeup } from '../queue/wakeup.ts'
 import { deliveryToApi, webhookToApi, type Delivery, type Webhook, type WebhookEvent, type WebhookInput } from './model.ts'
 
 /** Anything that can run queries: the database or an open transaction. */
-export type Queryable = Pick<Kysely<DB>, 'selectFrom' | 'insertInto'>
+export type Queryable = Pick<Kysely<DB>, 'selectFrom' | 'insertInto' | 'getExecutor'>
 
 /** Webhook subscriptions, and the one way events become durable deliveries: `enqueue` inside the caller's transaction. */
 export class WebhookService {
-  constructor(private readonly deps: { db: Kysely<DB>; box: SecretBox; log: Logger }) {}
+  constructor(private readonly deps: { db: Kysely<DB>; box: SecretBox; log: Logger; wakeup?: Wakeup }) {}
 
   async #row(id: string): Promise<WebhookRow> {
     const row = await this.deps.db.selectFrom('webhooks').selectAll().where('id', '=', id).executeTakeFirst()
@@ -135,6 +136,8 @@ export class WebhookService {
       }),
     )
     for (const g of groupsOf(rows)) await q.insertInto('webhook_deliveries').values(g).execute()
+    // Wake the dispatchers, which otherwise look only at their poll interval (16 a second was the cap, issue 22).
+    if (rows.length) await this.deps.wakeup?.raise(q)
     return rows.length
   }
 

@@ -3,6 +3,7 @@ import { test } from 'node:test'
 import { providerFor } from '../../src/oauth/providers.ts'
 import { dovecotAvailable } from '../support/dovecot.ts'
 import { startMailroom } from '../support/mailroom.ts'
+import { startWebhookReceiver } from '../support/webhook-receiver.ts'
 import { ALICE, runQueue, startWorld } from '../support/world.ts'
 
 test('metrics: mails by state, queue depth, token health and secret expiry, in Prometheus text, without a token', async (t) => {
@@ -91,4 +92,37 @@ test('metrics: per incoming server, the token state and the age of the last fetc
   assert.equal(row.last_fetch_ok_at, okAt, 'the failed fetch is not a success')
   assert.ok((await age())! >= ok!)
   assert.ok(series((await room.mb.app.inject('/metrics')).body, 'mailbridge_incoming_server_token_valid').includes(`mailbridge_incoming_server_token_valid${labels} 0`))
+})
+
+test('metrics: webhook deliveries waiting per webhook and the age of the oldest, back to 0 once delivered', async (t) => {
+  const w = await startWorld()
+  t.after(w.close)
+  const receiver = await startWebhookReceiver()
+  t.after(receiver.close)
+  const sent = (await w.mb.api('POST', '/api/v1/webhooks', { url: receiver.url, events: ['mail.sent'] })).json()
+  const idle = (await w.mb.api('POST', '/api/v1/webhooks', { url: receiver.url, events: ['mail.failed'] })).json()
+  const server = await w.outgoingServer()
+  await w.connect(server.id)
+  for (let i = 0; i < 3; i++) await w.mb.api('POST', '/api/v1/mail', { to: ['bob@fabrikam.com'], subject: `m${i}`, text: 't' })
+  await w.mb.services.mailWorker.tick()
+  await w.mb.services.mailWorker.idle()
+  // One delivery written an hour ago (a receiver down since then): the age is read from the rows, not this node.
+  const { db } = w.mb.services.database
+  const first = await db.selectFrom('webhook_deliveries').select('id').where('webhook_id', '=', sent.id).orderBy('id').executeTakeFirstOrThrow()
+  await db.updateTable('webhook_deliveries').set({ created_at: new Date(Date.now() - 3_600_000).toISOString() }).where('id', '=', first.id).execute()
+
+  const waiting = (body: string, id: string) => Number(new RegExp(`^mailbridge_webhook_deliveries_waiting\\{webhook_id="${id}"\\} (\\d+)$`, 'm').exec(body)?.[1])
+  const oldest = (body: string) => Number(/^mailbridge_webhook_oldest_waiting_seconds (\S+)$/m.exec(body)?.[1])
+  const before = (await w.mb.app.inject('/metrics')).body
+  assert.equal(waiting(before, sent.id), 3)
+  assert.equal(waiting(before, idle.id), 0, 'a webhook with nothing waiting reports 0')
+  assert.ok(oldest(before) >= 3600 && oldest(before) < 3600 + 600, `oldest waiting ${oldest(before)} s, written an hour ago`)
+
+  await w.mb.services.dispatcher.tick()
+  await w.mb.services.dispatcher.idle()
+  assert.equal(receiver.distinct(), 3)
+  const after = (await w.mb.app.inject('/metrics')).body
+  assert.equal(waiting(after, sent.id), 0)
+  assert.equal(oldest(after), 0)
+  assert.match(after, /^mailbridge_webhook_delivery_seconds_count 3$/m)
 })

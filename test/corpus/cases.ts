@@ -3,6 +3,7 @@
  * paging parameter) plus hand-written families (header injection, addresses, base64, sizes, attachment names,
  * settings and webhooks rules). Each case says what a helpful answer must name: the field or the cause.
  */
+import { jsonSizeOf } from '../../src/outgoing/mail-size.ts'
 
 export interface Case {
   name: string
@@ -156,8 +157,8 @@ function bodyShapeCases(f: Fixtures): Case[] {
     cases.push({ name: `${key}: a wrong API token`, method, path, body: base, authorization: 'Bearer wrong-token', cause: /Authorization: Bearer/, status: 401 })
   }
   // Larger than any route takes: refused before it is read into memory.
-  cases.push({ name: 'PATCH /api/v1/settings: a 2 MB body', method: 'PATCH', path: '/api/v1/settings', body: { microsoft_outlook_client_id: 'x'.repeat(2 * 1024 * 1024) }, cause: /too large/, status: 413 })
-  cases.push({ name: 'POST /api/v1/mail: a body over the mail route\'s limit', method: 'POST', path: '/api/v1/mail', body: { ...validBodies['POST /api/v1/mail'], text: 'x'.repeat(Math.ceil(f.maxMailBytes * 1.37) + 1024 * 1024 + 1) }, cause: /too large/, status: 413 })
+  cases.push({ name: 'PATCH /api/v1/settings: a 2 MB body', method: 'PATCH', path: '/api/v1/settings', body: { microsoft_outlook_client_id: 'x'.repeat(2 * 1024 * 1024) }, cause: /^The request body is 2 MB; the limit is 1 MB\.$/, status: 413 })
+  cases.push({ name: 'POST /api/v1/mail: a body over the mail route\'s limit', method: 'POST', path: '/api/v1/mail', body: { ...validBodies['POST /api/v1/mail'], text: 'x'.repeat(jsonSizeOf(f.maxMailBytes) + 1) }, cause: /^The mail is 1\.3 MB; the limit is 0\.2 MB \(MAILBRIDGE_MAX_MAIL_BYTES\)\.$/, status: 413 })
   return cases
 }
 

@@ -1,46 +1,57 @@
 import assert from 'node:assert/strict'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { test } from 'node:test'
-import { chromium } from 'playwright-core'
-import { startNode } from '../support/process.ts'
-import { CHROMIUM } from '../support/ui-world.ts'
+import { driveConsent } from '../support/identity-emulator.ts'
+import { printed, startSandbox } from '../support/sandbox.ts'
 
-test('sandbox: `mailbridge sandbox` prints what to paste, and its guide walk ends in "Connection Test Successful!" offline', async (t) => {
-  const node = await startNode({ MAILBRIDGE_ADMIN_PASSWORD: '', MAILBRIDGE_DATA_DIR: '', MAILBRIDGE_DATABASE_URL: '' }, ['sandbox'])
-  t.after(async () => {
-    node.child.kill('SIGTERM')
-    await node.exited
-  })
-  while (!node.output().includes('Ctrl+C stops everything.')) {
-    if (node.child.exitCode !== null) assert.fail(`the sandbox exited:\n${node.output()}`)
-    await new Promise((r) => setTimeout(r, 50))
+test('sandbox: a kept data folder starts again with the same app registration, password and token; its servers point at the new peers and Reconnect works', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'mb-sandbox-kept-'))
+  t.after(() => rmSync(dir, { recursive: true, force: true }))
+  const env = { MAILBRIDGE_ADMIN_PASSWORD: '', MAILBRIDGE_API_TOKEN: '', MAILBRIDGE_DATABASE_URL: '', MAILBRIDGE_DATA_DIR: dir }
+  const run = async () => {
+    const node = await startSandbox(env)
+    const out = node.output()
+    const api = (path: string, init: { method?: string; body?: unknown } = {}) =>
+      fetch(`${node.url}/api/v1${path}`, {
+        method: init.method ?? 'GET',
+        headers: { authorization: `Bearer ${printed(out, /API token\s+(\S+)/)}`, ...(init.body ? { 'content-type': 'application/json' } : {}) },
+        body: init.body ? JSON.stringify(init.body) : undefined,
+      })
+    const stop = async () => {
+      node.child.kill('SIGTERM')
+      assert.equal(await node.exited, 0)
+    }
+    return { node, out, api, stop, smtpPort: Number(printed(out, /SMTP\s+127\.0\.0\.1:(\d+)/)) }
   }
-  const out = node.output()
-  const password = /user admin, password (\S+)/.exec(out)?.[1]
-  const clientId = /Client ID ([0-9a-f-]{36})/.exec(out)?.[1]
-  const secret = /Client Secret (\S+), then Save/.exec(out)?.[1]
-  assert.ok(password && clientId && secret, out)
-  assert.match(out, /SMTP\s+127\.0\.0\.1:\d+ STARTTLS \+ XOAUTH2/)
+  /** Connect (or Reconnect) through the API and the emulator's consent form, as a browser would, then Test Connection. */
+  const connectAndTest = async (r: Awaited<ReturnType<typeof run>>, id: string) => {
+    const { authorize_url } = (await (await r.api(`/outgoing-servers/${id}/connect`, { method: 'POST' })).json()) as { authorize_url: string }
+    const back = await driveConsent(authorize_url, { user: 'alice@contoso.com' }, readFileSync('test/support/tls/ca.pem'))
+    assert.equal((await fetch(back, { redirect: 'manual' })).status, 302)
+    return (await (await r.api(`/outgoing-servers/${id}/test`, { method: 'POST' })).json()) as { ok: boolean; message: string }
+  }
 
-  const browser = await chromium.launch(CHROMIUM)
-  t.after(() => browser.close())
-  const page = await (await browser.newContext({ ignoreHTTPSErrors: true })).newPage()
-  await page.goto(`${node.url}/admin`)
-  await page.getByLabel('Username').fill('admin')
-  await page.getByLabel('Password').fill(password)
-  await page.getByRole('button', { name: 'Sign in' }).click()
-  await page.getByLabel('External Email Servers').check()
-  const outlookCredentials = page.getByRole('group', { name: 'Outlook Credentials' })
-  await outlookCredentials.getByLabel('Client ID').fill(clientId)
-  await outlookCredentials.getByLabel('Client Secret', { exact: true }).fill(secret)
-  await page.getByRole('button', { name: 'Save' }).click()
-  await page.getByRole('main').getByRole('link', { name: 'Outgoing Email Servers' }).click()
-  await page.getByRole('link', { name: 'New' }).click()
-  assert.match(await page.getByLabel('Host').inputValue(), /^127\.0\.0\.1$/, 'the sandbox points new servers at its SMTP peer')
-  await page.getByLabel('Description').fill('Sandbox')
-  await page.getByLabel('Username', { exact: true }).fill('alice@contoso.com')
-  await page.getByRole('button', { name: 'Connect your Outlook account' }).click()
-  await page.getByRole('button', { name: 'Yes' }).click()
-  await page.locator('.tag.ok', { hasText: 'Outlook Token Valid' }).waitFor()
-  await page.getByRole('button', { name: 'Test Connection' }).click()
-  await page.getByText('Connection Test Successful!').waitFor()
+  const first = await run()
+  const clientId = printed(first.out, /Client ID ([0-9a-f-]{36})/)
+  const secret = printed(first.out, /Client Secret (\S+), then Save/)
+  assert.equal((await first.api('/settings', { method: 'PATCH', body: { external_email_servers: true, microsoft_outlook_client_id: clientId, microsoft_outlook_client_secret: secret } })).status, 200)
+  const created = await first.api('/outgoing-servers', { method: 'POST', body: { name: 'Alice', authentication: 'outlook', host: '127.0.0.1', port: first.smtpPort, encryption: 'starttls', username: 'alice@contoso.com' } })
+  assert.equal(created.status, 201, await created.clone().text())
+  const { id } = (await created.json()) as { id: string }
+  assert.equal((await connectAndTest(first, id)).ok, true)
+  await first.stop()
+
+  const second = await run()
+  t.after(second.stop)
+  assert.equal(printed(second.out, /Client ID ([0-9a-f-]{36})/), clientId, 'the same app registration')
+  assert.equal(printed(second.out, /Client Secret (\S+), then Save/), secret)
+  assert.equal(printed(second.out, /password (\S+)/), printed(first.out, /password (\S+)/), 'the first start\'s admin password is shown again')
+  assert.match(second.out, /used before[\s\S]*Reconnect your Outlook account/)
+  const server = (await (await second.api(`/outgoing-servers/${id}`)).json()) as { port: number }
+  assert.notEqual(second.smtpPort, first.smtpPort)
+  assert.equal(server.port, second.smtpPort, 'the server points at this run\'s SMTP peer')
+  const tested = await connectAndTest(second, id)
+  assert.equal(tested.ok, true, tested.message)
 })

@@ -37,6 +37,11 @@ export interface PeerBehaviour {
    * the reply is lost on the way, the client cannot know the mail went through
    */
   dropBeforeReply: (n: number) => boolean
+  /**
+   * the tenant's message size limit in bytes, counted on the message as submitted (encoded attachments included):
+   * 35 MB by default, which an admin may raise up to 150 MB (LIMITS, message size limits)
+   */
+  maxMessageBytes: number
 }
 
 export interface SmtpPeerMessage { from: string; to: string[]; raw: Buffer; user: string; at: Date }
@@ -64,12 +69,15 @@ export interface SmtpPeerOptions {
   /** the application permission an app-only token may carry instead (default SMTP.SendAsApp; null: none, as Gmail) */
   appRole?: string | null
   behaviour?: Partial<PeerBehaviour>
+  /**
+   * Local delivery, as Exchange puts mail for its own mailboxes in their store: called with every accepted message
+   * before the 250 (a failure answers 451 4.3.0, as a store that cannot take it now; the message is not recorded).
+   */
+  deliver?: (m: SmtpPeerMessage) => Promise<void>
 }
 
 const HOST = '127.0.0.1'
 const TLS_DIR = new URL('./tls/', import.meta.url)
-// Exchange Online accepts 35 MB by default (LIMITS, message size limits).
-const MAX_SIZE = 35 * 1024 * 1024
 // Exchange Online answers to both app id URIs for the same permissions (research B2).
 const EXCHANGE_ORIGINS = new Set(['https://outlook.office.com', 'https://outlook.office365.com'])
 
@@ -87,6 +95,8 @@ const R = {
   notAuthenticated: { code: 530, message: '5.7.57 Client not authenticated to send mail.' },
   // Send-as check (research B7, test-peers §2a).
   sendAs: { code: 550, message: '5.7.60 SMTP; Client does not have permissions to send as this sender' },
+  // RFC 3463 4.3.0: a transient mail system failure (local delivery could not store the message now).
+  storeUnavailable: { code: 451, message: '4.3.0 Temporary server error. Please try again later' },
   tooBig: { code: 552, message: '5.3.4 Message size exceeds fixed maximum message size' },
 } satisfies Record<string, SmtpReply>
 
@@ -99,6 +109,8 @@ const defaults: PeerBehaviour = {
   maxConnections: Number.POSITIVE_INFINITY,
   dropDuringData: () => false,
   dropBeforeReply: () => false,
+  // Exchange Online accepts 35 MB by default (LIMITS, message size limits).
+  maxMessageBytes: 35 * 1024 * 1024,
 }
 
 export async function startSmtpPeer(o: SmtpPeerOptions): Promise<SmtpPeer> {
@@ -121,7 +133,8 @@ export async function startSmtpPeer(o: SmtpPeerOptions): Promise<SmtpPeer> {
     authOptional: true,
     hideENHANCEDSTATUSCODES: false,
     hideDSN: false,
-    size: MAX_SIZE,
+    // smtp-server reads it at each EHLO and DATA, so behave() can change it.
+    size: behaviour.maxMessageBytes,
     disableReverseLookup: true,
     heloResponse: '%s Hello %s',
     logger: false,
@@ -174,17 +187,23 @@ export async function startSmtpPeer(o: SmtpPeerOptions): Promise<SmtpPeer> {
             if (reply.code === 421) setImmediate(() => socket()?.end())
             return
           }
-          messages.push({
+          const message: SmtpPeerMessage = {
             from: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
             to: session.envelope.rcptTo.map((r) => r.address),
             raw,
             user: session.user as string,
             at: new Date(),
-          })
-          events.emit('message')
-          if (behaviour.dropBeforeReply(n)) return void socket()?.destroy()
-          // Exchange: "250 2.0.0 OK <Message-ID> [Hostname=...]"
-          callback(null, reply ? reply.message : `2.0.0 OK ${messageId(raw)} [Hostname=${HOST}]`)
+          }
+          return (o.deliver?.(message) ?? Promise.resolve()).then(
+            () => {
+              messages.push(message)
+              events.emit('message')
+              if (behaviour.dropBeforeReply(n)) return void socket()?.destroy()
+              // Exchange: "250 2.0.0 OK <Message-ID> [Hostname=...]"
+              callback(null, reply ? reply.message : `2.0.0 OK ${messageId(raw)} [Hostname=${HOST}]`)
+            },
+            () => callback(replyError(R.storeUnavailable)),
+          )
         })
       })
     },
@@ -279,6 +298,7 @@ export async function startSmtpPeer(o: SmtpPeerOptions): Promise<SmtpPeer> {
     messageIds: () => Promise.all(messages.map(async (m) => (await simpleParser(m.raw)).messageId)),
     behave(b) {
       behaviour = { ...behaviour, ...b }
+      server.options.size = behaviour.maxMessageBytes
     },
     waitFor(n, timeoutMs = 5000) {
       if (messages.length >= n) return Promise.resolve()

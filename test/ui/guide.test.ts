@@ -2,8 +2,7 @@ import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { ALICE, CLIENT_ID, CLIENT_SECRET, startUiWorld } from '../support/ui-world.ts'
 
-/** Where each label first appears in the page's visible text; -1 when missing. */
-/** Where each label first appears in the page's form (a banner above it, such as the secret check's, may name them too). */
+/** Where each label stands in the settings form (the banners above it may name them too: "…Outlook Credentials…"). */
 const positions = async (page: import('playwright-core').Page, labels: string[]) => {
   const text = await page.locator('main form').first().innerText()
   return labels.map((l) => text.indexOf(l))

@@ -95,7 +95,9 @@ ${s.last_error ? banner('bad', s.last_error) : ''}<p><a href="/admin/messages?se
     return sendPage(ui, req, reply, s ? s.name : 'New incoming server', body, o.status ?? (o.error ? 400 : 200))
   }
 
-  app.get(`${BASE}/new`, async (req, reply) => form(req, reply, { values: { authentication: 'outlook', encryption: 'ssl', mark_seen: '1' } }))
+  app.get(`${BASE}/new`, async (req, reply) =>
+    form(req, reply, { values: { authentication: 'outlook', encryption: 'ssl', mark_seen: '1', host: ui.imapDefaults?.host, port: ui.imapDefaults ? String(ui.imapDefaults.port) : undefined } }),
+  )
 
   serverPages(app, {
     base: BASE,

@@ -16,15 +16,16 @@ import { settingsMenu, settingsPages } from './settings.ts'
 export interface AdminUiOptions {
   services: Services
   smtpDefaults?: Ui['smtpDefaults']
+  imapDefaults?: Ui['imapDefaults']
 }
 
 /**
  * The admin web UI: server-rendered pages that follow the seed guide's "Setup in Odoo" labels. Every page
  * needs a signed-in admin; every POST needs the session's CSRF token. Each page module brings its menu entries.
  */
-export const adminUi: FastifyPluginAsync<AdminUiOptions> = async (app, { services, smtpDefaults }) => {
+export const adminUi: FastifyPluginAsync<AdminUiOptions> = async (app, { services, smtpDefaults, imapDefaults }) => {
   const sessions = services.adminSessions
-  const ui: Ui = { services, smtpDefaults, menu: [...settingsMenu, ...outgoingServerMenu, ...incomingServerMenu, ...parameterMenu, ...relayUserMenu, ...mailQueueMenu, ...messagesMenu] }
+  const ui: Ui = { services, smtpDefaults, imapDefaults, menu: [...settingsMenu, ...outgoingServerMenu, ...incomingServerMenu, ...parameterMenu, ...relayUserMenu, ...mailQueueMenu, ...messagesMenu] }
   await app.register(authRoutes, { sessions, baseUrl: services.config.baseUrl })
 
   await app.register(async (admin) => {

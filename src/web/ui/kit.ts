@@ -17,6 +17,8 @@ export interface Ui {
   menu: MenuItem[]
   /** Pre-filled host and port of a new Outlook server (the sandbox points them at its SMTP peer). */
   smtpDefaults?: { host: string; port: number }
+  /** Pre-filled host and SSL/TLS port of a new Outlook incoming server (the sandbox's Dovecot). */
+  imapDefaults?: { host: string; port: number }
 }
 
 export const hasPage = (ui: Ui, label: string): MenuItem | undefined => ui.menu.find((m) => m.label === label)
