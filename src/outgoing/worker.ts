@@ -65,6 +65,12 @@ const list = (json: string): Mailbox[] => (JSON.parse(json) as string[]).map((v)
  * each outcome. Leases make a crashed worker's mails come back; the per-minute limit counts every server's
  * attempts in the database, so it holds across workers.
  */
+/**
+ * A waiting mail says why when the reason changes; the same reason at each retry (every minute for a dead token)
+ * goes to debug, or one broken mailbox fills the log. The reason stored with the mail is the last one logged.
+ */
+const sameReason = (mail: Pick<MailRow, 'failure_reason'>, reason: string): boolean => mail.failure_reason === reason
+
 export class MailWorker {
   readonly events = new EventEmitter()
   readonly id: string
@@ -367,7 +373,7 @@ export class MailWorker {
     const attempts = mail.attempts + 1
     if (v.kind === 'transient' && attempts < this.deps.queue.maxAttempts) {
       const wait = backoffMs(attempts, this.deps.queue)
-      log.info({ attempts, retry_in_s: Math.round(wait / 1000), cause: v.reason }, 'mail deferred')
+      log[sameReason(mail, v.reason) ? 'debug' : 'info']({ attempts, retry_in_s: Math.round(wait / 1000), cause: v.reason }, 'mail deferred')
       return this.#finish(mail, { state: 'outgoing', next_attempt_at: isoIn(wait), failure_reason: v.reason, smtp_response: v.response ?? null })
     }
     if (v.kind === 'lockout' || v.kind === 'auth') {
@@ -425,7 +431,7 @@ export class MailWorker {
     // the whole budget), and the mail waits as long again as it has waited, so a long outage thins its own retries.
     const { retryBaseMs, retryMaxMs } = this.deps.queue
     const wait = transient ? backoffMs(1, { retryBaseMs: Math.max(retryBaseMs, waited), retryMaxMs }) : Math.max(retryBaseMs, 60_000)
-    log.warn({ cause: e.message, retry_in_s: Math.round(wait / 1000) }, 'mail waits for a valid token')
+    log[sameReason(mail, e.message) ? 'debug' : 'warn']({ cause: e.message, retry_in_s: Math.round(wait / 1000) }, 'mail waits for a valid token')
     // An unreachable provider is not a dead token: nobody needs to Reconnect, so nothing is announced.
     if (!transient) this.events.emit('token.invalid', { server_id: server.id, mailbox: server.username, reason: e.message })
     // Announced once per mailbox until a mail gets through again, and before this worker moves on.

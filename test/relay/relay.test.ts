@@ -250,6 +250,19 @@ test('relay: MAILBRIDGE_RELAY_ALLOW refuses addresses outside the list before th
   assert.ok(parseAllowList(['127.0.0.1'])!.check('127.0.0.1', 'ipv4'))
 })
 
+test('relay: behind a proxy in MAILBRIDGE_TRUST_PROXY the PROXY protocol header names the client that MAILBRIDGE_RELAY_ALLOW checks', async (t) => {
+  const r = await relayWorld(t, { env: { MAILBRIDGE_TRUST_PROXY: '127.0.0.1', MAILBRIDGE_RELAY_ALLOW: '203.0.113.0/24' } })
+  const inside = await SmtpTalk.open(r.relay.port, '127.0.0.1', { proxyHeader: 'PROXY TCP4 203.0.113.7 127.0.0.1 40000 25' })
+  t.after(() => inside.destroy())
+  assert.equal((await inside.greeting).code, 220)
+  assert.equal((await inside.cmd('EHLO printer')).code, 250)
+  const outside = await SmtpTalk.open(r.relay.port, '127.0.0.1', { proxyHeader: 'PROXY TCP4 198.51.100.9 127.0.0.1 40001 25' })
+  t.after(() => outside.destroy())
+  const refused = await outside.greeting
+  assert.equal(refused.code, 554)
+  assert.match(refused.text, /198\.51\.100\.9 may not use this relay/)
+})
+
 test('relay: without a configured certificate a self-signed one is generated into the data folder and used', async (t) => {
   const r = await relayWorld(t, { env: { MAILBRIDGE_RELAY_TLS_CERT: '', MAILBRIDGE_RELAY_TLS_KEY: '' } })
   const cert = readFileSync(join(r.w.mb.dir, 'relay-tls', 'cert.pem'))

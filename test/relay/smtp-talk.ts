@@ -20,9 +20,11 @@ export class SmtpTalk {
     this.greeting = this.#next()
   }
 
-  static async open(port: number, host = '127.0.0.1'): Promise<SmtpTalk> {
+  /** `proxyHeader`: a PROXY protocol v1 line sent before anything else, as a reverse proxy in front would. */
+  static async open(port: number, host = '127.0.0.1', o: { proxyHeader?: string } = {}): Promise<SmtpTalk> {
     const socket = netConnect(port, host)
     await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject))
+    if (o.proxyHeader) socket.write(`${o.proxyHeader}\r\n`)
     const talk = new SmtpTalk(socket)
     await talk.greeting
     return talk

@@ -19,15 +19,16 @@ export const cookieOf = (res: LightMyRequestResponse, name: string): string | un
 }
 
 /** Sign-in page → form post with its CSRF cookie and token, as a browser does. */
-export async function signInForm(app: FastifyInstance, o: { username?: string; password: string; next?: string; ip?: string }): Promise<LightMyRequestResponse> {
-  const page = await app.inject({ url: '/admin/login', remoteAddress: o.ip })
+export async function signInForm(app: FastifyInstance, o: { username?: string; password: string; next?: string; ip?: string; forwardedFor?: string }): Promise<LightMyRequestResponse> {
+  const forwarded = o.forwardedFor ? { 'x-forwarded-for': o.forwardedFor } : {}
+  const page = await app.inject({ url: '/admin/login', remoteAddress: o.ip, headers: forwarded })
   const token = /name="_csrf" value="([^"]+)"/.exec(page.body)![1]!
   const loginCookie = cookieOf(page, 'mb_login_csrf')!.split(';')[0]!
   return app.inject({
     method: 'POST',
     url: '/admin/login',
     remoteAddress: o.ip,
-    headers: { cookie: loginCookie, 'content-type': FORM },
+    headers: { cookie: loginCookie, 'content-type': FORM, ...forwarded },
     payload: form({ _csrf: token, username: o.username ?? 'admin', password: o.password, next: o.next ?? '/admin/settings' }),
   })
 }

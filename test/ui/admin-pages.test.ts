@@ -4,7 +4,7 @@ import { hashPassword } from '../../src/crypto/passwords.ts'
 import { LOGIN_FAILURES_ALLOWED } from '../../src/web/admin-sessions.ts'
 import { adminClient, cookieOf, signInForm } from '../support/admin-client.ts'
 import { startMailbridge } from '../support/harness.ts'
-import { ALICE, startWorld } from '../support/world.ts'
+import { ALICE, CLIENT_SECRET, startWorld } from '../support/world.ts'
 
 test('sign-in: after too many wrong passwords from one address even the right one gets 429 for a while, other addresses still sign in', async (t) => {
   const mb = await startMailbridge()
@@ -78,7 +78,10 @@ test('settings: the secret is write-only, a bad Client ID is shown beside its fi
   const admin = await adminClient(mb.app, mb.services)
   const secret = 'Zx8Q~a-secret-value-that-must-never-come-back'
   const saved = await admin.post('/admin/settings', { external_email_servers: '1', microsoft_outlook_client_id: '6731de76-14a6-49ae-97bc-6eba6914391e', microsoft_outlook_client_secret: secret })
-  assert.equal(saved.statusCode, 303)
+  // Saved, and the page says nothing could check the secret yet (no mailbox is connected).
+  assert.equal(saved.statusCode, 200)
+  assert.match(saved.body, /class="banner warn" role="alert">No mailbox is connected with the Outlook Credentials yet/)
+  assert.ok(!saved.body.includes(secret))
   const page = await admin.get('/admin/settings')
   assert.ok(!page.body.includes(secret))
   assert.match(page.body, /<span class="tag set">set<\/span>/)
@@ -100,6 +103,23 @@ test('settings: the secret is write-only, a bad Client ID is shown beside its fi
   assert.match(warned.body, /class="banner warn" role="alert">The Outlook Client Secret expires on \d{4}-\d\d-\d\d, in 1[12] days\./)
   await admin.post('/admin/settings', { external_email_servers: '1', microsoft_outlook_client_secret_expires_at: inDays(-2) })
   assert.match((await admin.get('/admin/outgoing-servers')).body, /class="banner bad" role="alert">The Outlook Client Secret expired on/)
+})
+
+test('settings: a Client Secret Microsoft refuses is not saved, and the page says why beside the field; an accepted one says so', async (t) => {
+  const w = await startWorld()
+  t.after(w.close)
+  const server = await w.outgoingServer()
+  await w.connect(server.id)
+  const admin = await adminClient(w.mb.app, w.mb.services)
+  const refused = await admin.post('/admin/settings', { external_email_servers: '1', microsoft_outlook_client_secret: '8f2b6c1e-secret-id-not-value' })
+  assert.equal(refused.statusCode, 400)
+  assert.match(refused.body, /id="f-microsoft_outlook_client_secret-error">Microsoft refused this Client Secret \(AADSTS7000215\) when Mailbridge tried it for alice@contoso\.com/)
+  assert.match(refused.body, /Nothing was saved/)
+  assert.ok(!refused.body.includes('8f2b6c1e-secret-id-not-value'), 'the refused secret is not shown back')
+  assert.equal((await w.mb.services.settings.secret('microsoft_outlook_client_secret'))?.reveal(), CLIENT_SECRET)
+  const accepted = await admin.post('/admin/settings', { external_email_servers: '1', microsoft_outlook_client_secret: CLIENT_SECRET })
+  assert.equal(accepted.statusCode, 200)
+  assert.match(accepted.body, /class="banner ok"[^>]*>Microsoft accepted the Client Secret: a token request for alice@contoso\.com with it succeeded\./)
 })
 
 test('system parameters: create, edit, refuse a bad endpoint beside its field, delete', async (t) => {

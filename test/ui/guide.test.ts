@@ -2,7 +2,6 @@ import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { ALICE, CLIENT_ID, CLIENT_SECRET, startUiWorld } from '../support/ui-world.ts'
 
-/** Where each label first appears in the page's visible text; -1 when missing. */
 /** Where each label stands in the settings form (the banners above it may name them too: "…Outlook Credentials…"). */
 const positions = async (page: import('playwright-core').Page, labels: string[]) => {
   const text = await page.locator('main form').first().innerText()
@@ -35,6 +34,8 @@ test('guide: a person following "Setup in Odoo" in Chromium goes from sign-in to
   await credentials.getByLabel('Client Secret', { exact: true }).fill(CLIENT_SECRET)
   await page.getByRole('button', { name: 'Save' }).click()
   await page.getByText('Settings saved.').waitFor()
+  // No mailbox yet to try the secret with: the page says so, and that connecting one checks it.
+  await page.getByRole('alert').filter({ hasText: 'No mailbox is connected with the Outlook Credentials yet' }).waitFor()
   assert.equal(await credentials.getByLabel('Client ID').inputValue(), CLIENT_ID)
   assert.equal(await credentials.getByLabel('Client Secret', { exact: true }).inputValue(), '', 'the secret is never shown back')
   assert.ok(!(await page.content()).includes(CLIENT_SECRET))
