@@ -29,7 +29,7 @@ input:focus,select:focus,button:focus,a:focus{outline:3px solid #9ec5fe;outline-
 .check{display:flex;gap:.5rem;align-items:center;font-weight:600}.check input{width:1.1rem;height:1.1rem}
 button,.button{display:inline-block;background:var(--brand);color:#fff;border:0;border-radius:6px;padding:.5rem 1rem;font:inherit;cursor:pointer;text-decoration:none;margin:.8rem .4rem 0 0}
 button.secondary,.button.secondary{background:#fff;color:var(--brand);border:1px solid var(--brand)}button.danger{background:var(--bad)}
-.tag{display:inline-block;border-radius:999px;padding:.15rem .7rem;font-size:.85rem;font-weight:600;color:#fff}.tag.ok{background:var(--ok)}.tag.bad{background:var(--bad)}.tag.muted{background:var(--muted)}
+.tag{display:inline-block;border-radius:999px;padding:.15rem .7rem;font-size:.85rem;font-weight:600;color:#fff}.tag.ok{background:var(--ok)}.tag.bad{background:var(--bad)}.tag.muted{background:var(--muted);color:#fff}
 .banner{border-radius:6px;padding:.7rem 1rem;margin-bottom:1rem}.banner.ok{background:#dafbe1;border:1px solid var(--ok)}.banner.bad{background:#ffebe9;border:1px solid var(--bad)}.banner.warn{background:#fff8c5;border:1px solid var(--warn)}
 table{border-collapse:collapse;width:100%}th,td{text-align:left;padding:.45rem .5rem;border-bottom:1px solid var(--line);vertical-align:top}th{font-size:.85rem;color:var(--muted)}
 code,.mono{font-family:ui-monospace,SFMono-Regular,Menlo,monospace;font-size:.9em;word-break:break-all}.hint{color:var(--muted);font-size:.9rem;margin:.2rem 0}
