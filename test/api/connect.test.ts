@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict'
+import { createHash } from 'node:crypto'
 import { test } from 'node:test'
+import { hashToken } from '../../src/crypto/passwords.ts'
 import { ALICE, CLIENT_ID, CLIENT_SECRET, startWorld } from '../support/world.ts'
 
 test('connect: the authorize URL carries the client id, redirect URI, all scopes, login_hint, PKCE S256 and a random state', async (t) => {
@@ -22,7 +24,15 @@ test('connect: the authorize URL carries the client id, redirect URI, all scopes
   assert.notEqual(q.state, b.searchParams.get('state'))
   const stored = await w.mb.services.database.db.selectFrom('oauth_states').selectAll().execute()
   assert.equal(stored.length, 2)
-  assert.ok(stored.every((s) => s.state_hash !== q.state && !s.code_verifier.includes(q.code_challenge!)), 'the state is stored hashed and the verifier sealed')
+  // RFC 7636 §4.2: challenge = BASE64URL(SHA256(verifier)). The row of this URL's state holds a verifier that opens
+  // to one whose S256 is the challenge, and the column itself is not that verifier (sealed, not plain).
+  const s256 = (v: string) => createHash('sha256').update(v).digest('base64url')
+  const mine = stored.find((s) => s.state_hash === hashToken(q.state!))
+  assert.ok(mine, 'the state is stored as its hash')
+  assert.ok(stored.every((s) => s.state_hash !== q.state), 'the state itself is never stored')
+  assert.equal(s256(w.mb.services.box.open(mine.code_verifier, 'oauth_states.code_verifier').reveal()), q.code_challenge)
+  assert.notEqual(s256(mine.code_verifier), q.code_challenge, 'the verifier is sealed, not stored as it is')
+  assert.ok(!mine.code_verifier.includes(w.mb.services.box.open(mine.code_verifier, 'oauth_states.code_verifier').reveal()))
 })
 
 test('connect: consent → callback stores the credential and the server shows "Outlook Token Valid"', async (t) => {
