@@ -5,7 +5,7 @@ import type { Secret } from '../crypto/secret.ts'
 import { type DB, newId, now } from '../db/index.ts'
 import type { RelayUserRow } from '../db/schema.ts'
 import { MailbridgeError, invalid, notFound } from '../errors.ts'
-import { LoginThrottle } from '../login-throttle.ts'
+import { LoginThrottle } from '../access/login-throttle.ts'
 import { domainOf, isEmailAddress } from '../mail-address.ts'
 
 export const RelayUser = Type.Object(

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { hashPassword } from '../../src/crypto/passwords.ts'
 import { ConfigError, loadConfig } from '../../src/config.ts'
-import { LOGIN_FAILURES_ALLOWED } from '../../src/web/admin-sessions.ts'
+import { LOGIN_FAILURES_ALLOWED } from '../../src/access/admin-sessions.ts'
 import { signInForm } from '../support/admin-client.ts'
 import { startMailbridge } from '../support/harness.ts'
 

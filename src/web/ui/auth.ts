@@ -2,7 +2,7 @@ import { timingSafeEqual } from 'node:crypto'
 import type { FastifyPluginAsync, FastifyReply } from 'fastify'
 import { randomToken } from '../../crypto/passwords.ts'
 import { html, page } from '../../html.ts'
-import type { AdminSessionService } from '../admin-sessions.ts'
+import type { AdminSessionService } from '../../access/admin-sessions.ts'
 import { banner, field, formValue, seeOther } from './kit.ts'
 import { cookieOptions, setSessionCookie } from './session.ts'
 

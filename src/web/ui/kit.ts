@@ -2,7 +2,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify'
 import { MailbridgeError } from '../../errors.ts'
 import { html, page, raw, type Html } from '../../html.ts'
 import type { Services } from '../../services.ts'
-import type { AdminSession } from '../admin-sessions.ts'
+import type { AdminSession } from '../../access/admin-sessions.ts'
 import { providerFor } from '../../oauth/providers.ts'
 
 /** One entry of the admin menu; page modules export theirs, so incoming servers and messages slot in later. */

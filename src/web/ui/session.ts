@@ -1,7 +1,7 @@
 import cookie from '@fastify/cookie'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
-import type { AdminSession, AdminSessionService } from '../admin-sessions.ts'
+import type { AdminSession, AdminSessionService } from '../../access/admin-sessions.ts'
 
 declare module 'fastify' {
   interface FastifyRequest {

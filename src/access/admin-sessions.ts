@@ -4,7 +4,7 @@ import { hashToken, randomToken, verifyPassword } from '../crypto/passwords.ts'
 import { type DB, isoIn, newId, now } from '../db/index.ts'
 import type { AdminSessionRow } from '../db/schema.ts'
 import type { Logger } from '../log.ts'
-import { LoginThrottle } from '../login-throttle.ts'
+import { LoginThrottle } from './login-throttle.ts'
 import type { SettingsService } from '../settings/service.ts'
 
 export const ADMIN_USERNAME = 'admin'

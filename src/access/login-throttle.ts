@@ -1,5 +1,5 @@
 import type { Kysely } from 'kysely'
-import { type DB, isoIn, newId, now } from './db/index.ts'
+import { type DB, isoIn, newId, now } from '../db/index.ts'
 
 /**
  * Failed logins per client address, counted in the database so the limit holds across nodes (OWASP ASVS 4.0
