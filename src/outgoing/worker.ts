@@ -31,11 +31,12 @@ const IN_FLIGHT_PER_CONNECTION = 8
  * holding each one's content (up to ~48 MB of JSON) for its whole send would cost gigabytes for large mails.
  * The content is read by the delivery that composes it, and dropped once composed.
  */
-type ClaimedMail = Omit<MailRow, 'content'>
 const CLAIMED_COLUMNS = [
   'id', 'idempotency_key', 'state', 'message_id', 'from_addr', 'to_addrs', 'cc_addrs', 'bcc_addrs', 'reply_to', 'subject', 'size', 'server_id', 'attempts',
   'next_attempt_at', 'last_attempt_at', 'lease_until', 'lease_owner', 'failure_type', 'failure_reason', 'smtp_response', 'sent_at', 'created_at', 'updated_at',
-] as const satisfies ReadonlyArray<keyof ClaimedMail>
+] as const satisfies ReadonlyArray<Exclude<keyof MailRow, 'content'>>
+/** What a claim returns: the listed columns and no others, so a column added to mails is not assumed to be read. */
+type ClaimedMail = Pick<MailRow, (typeof CLAIMED_COLUMNS)[number]>
 
 interface Outcome {
   mail: ClaimedMail
@@ -61,16 +62,16 @@ export function backoffMs(attempts: number, q: Pick<QueueConfig, 'retryBaseMs' |
 const list = (json: string): Mailbox[] => (JSON.parse(json) as string[]).map((v) => parseMailbox(v)!).filter(Boolean)
 
 /**
- * The queue worker: claims due mails per server under a lease, sends them over the server's pool, and records
- * each outcome. Leases make a crashed worker's mails come back; the per-minute limit counts every server's
- * attempts in the database, so it holds across workers.
- */
-/**
  * A waiting mail says why when the reason changes; the same reason at each retry (every minute for a dead token)
  * goes to debug, or one broken mailbox fills the log. The reason stored with the mail is the last one logged.
  */
 const sameReason = (mail: Pick<MailRow, 'failure_reason'>, reason: string): boolean => mail.failure_reason === reason
 
+/**
+ * The queue worker: claims due mails per server under a lease, sends them over the server's pool, and records
+ * each outcome. Leases make a crashed worker's mails come back; the per-minute limit counts every server's
+ * attempts in the database, so it holds across workers.
+ */
 export class MailWorker {
   readonly events = new EventEmitter()
   readonly id: string
