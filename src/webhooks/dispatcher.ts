@@ -59,7 +59,23 @@ export class WebhookDispatcher {
   /** One pass: for every webhook with room here, claim what is due and start sending it. Returns how many started. */
   async tick(): Promise<number> {
     const { db } = this.deps.database
-    const hooks = await db.selectFrom('webhooks').selectAll().execute()
+    const at = now()
+    // Only webhooks with something due: one query, not a claim transaction per webhook on every wake-up.
+    const hooks = await db
+      .selectFrom('webhooks')
+      .selectAll()
+      .where((eb) =>
+        eb.exists(
+          eb
+            .selectFrom('webhook_deliveries as d')
+            .select('d.id')
+            .whereRef('d.webhook_id', '=', 'webhooks.id')
+            .where('d.state', '=', 'pending')
+            .where('d.next_attempt_at', '<=', at)
+            .where((e) => e.or([e('d.lease_until', 'is', null), e('d.lease_until', '<', at)])),
+        ),
+      )
+      .execute()
     let started = 0
     for (const hook of hooks) {
       const { id } = hook
