@@ -54,7 +54,7 @@ export interface ClientCandidate {
  */
 export type ClientCheck =
   | { result: 'accepted'; mailbox: string; message: string }
-  | { result: 'refused'; mailbox: string; code: string; message: string }
+  | { result: 'refused'; mailbox: string; company: string; code: string; message: string }
   | { result: 'unchecked'; message: string }
 
 /** A provider's app as configured here: its client, its endpoints and scopes in the chosen cloud. */
@@ -339,7 +339,7 @@ export class CredentialService {
         return { result: 'accepted', mailbox: row.mailbox, message: `${p.company} accepted the Client Secret: a token request for ${row.mailbox} with it succeeded.` }
       } catch (e) {
         if (e instanceof ProviderError && e.error === 'invalid_client') {
-          return { result: 'refused', mailbox: row.mailbox, code: e.shortCode, message: p.explain({ error: e.error, error_codes: e.aadsts ? [e.aadsts] : undefined }).action }
+          return { result: 'refused', mailbox: row.mailbox, company: p.company, code: e.shortCode, message: p.explain({ error: e.error, error_codes: e.aadsts ? [e.aadsts] : undefined }).action }
         }
         return { result: 'unchecked', message: `The Client Secret could not be checked: the token request for ${row.mailbox} failed (${(e as Error).message}). Test Connection checks it again.` }
       }

@@ -1,13 +1,10 @@
 import { Secret } from '../crypto/secret.ts'
 import { MailbridgeError } from '../errors.ts'
 import type { ClientCheck, CredentialService } from '../oauth/credentials.ts'
-import type { SettingsPatch, SettingsService, SettingsView } from './service.ts'
-
-const PREFIXES = ['microsoft_outlook', 'google_gmail'] as const
-const COMPANY = { microsoft_outlook: 'Microsoft', google_gmail: 'Google' } as const
+import { CREDENTIAL_PREFIXES, type SettingsPatch, type SettingsService, type SettingsView } from './service.ts'
 
 /** What the check of each new client secret found; absent for a provider whose secret the patch left alone. */
-export type SecretChecks = Partial<Record<`${(typeof PREFIXES)[number]}_client_secret_check`, { result: 'accepted' | 'unchecked'; message: string }>>
+export type SecretChecks = Partial<Record<`${(typeof CREDENTIAL_PREFIXES)[number]}_client_secret_check`, { result: 'accepted' | 'unchecked'; message: string }>>
 
 /**
  * Save settings, trying each new client secret with its provider first. A secret the provider refuses is not
@@ -18,12 +15,12 @@ export async function updateCheckingSecrets(deps: { settings: SettingsService; c
   // A malformed value is refused as such (400), not sent to the provider to be refused there.
   deps.settings.check(patch)
   const checks: SecretChecks = {}
-  for (const prefix of PREFIXES) {
+  for (const prefix of CREDENTIAL_PREFIXES) {
     const secret = patch[`${prefix}_client_secret`]?.trim()
     if (!secret) continue
     const check: ClientCheck = await deps.credentials.checkClient(prefix, { clientId: patch[`${prefix}_client_id`]?.trim(), clientSecret: new Secret(secret) })
     if (check.result === 'refused') {
-      throw new MailbridgeError('client_secret_refused', { field: `${prefix}_client_secret`, company: COMPANY[prefix], code: check.code, mailbox: check.mailbox, action: check.message })
+      throw new MailbridgeError('client_secret_refused', { field: `${prefix}_client_secret`, company: check.company, code: check.code, mailbox: check.mailbox, action: check.message })
     }
     checks[`${prefix}_client_secret_check`] = { result: check.result, message: check.message }
   }

@@ -69,7 +69,7 @@ export interface SettingsPatch {
 }
 
 /** The providers' app credentials: `{prefix}_client_id` and the sealed, write-only `{prefix}_client_secret`. */
-const CREDENTIAL_PREFIXES = ['microsoft_outlook', 'google_gmail'] as const
+export const CREDENTIAL_PREFIXES = ['microsoft_outlook', 'google_gmail'] as const
 const CLIENT_ID_HINT: Record<(typeof CREDENTIAL_PREFIXES)[number], string> = {
   microsoft_outlook: 'The Client ID is the Application (client) ID from the app\'s Overview page in Azure, a GUID.',
   google_gmail: 'The Client ID is the OAuth client\'s ID from Google Cloud console (…apps.googleusercontent.com).',
