@@ -8,6 +8,7 @@ import { MailbridgeError } from '../errors.ts'
 import type { Logger } from '../log.ts'
 import { accountOf, type CredentialService } from '../oauth/credentials.ts'
 import { ProviderError } from '../oauth/protocol.ts'
+import { messageReceived, tokenInvalid } from '../webhooks/events.ts'
 import type { WebhookService } from '../webhooks/service.ts'
 import { ImapError, openSession, toImapError } from './imap.ts'
 import type { FetchResult } from './model.ts'
@@ -115,7 +116,7 @@ export class Fetcher {
       log.warn({ cause: (e as Error).message, ...result }, 'fetch failed; what was stored stays stored')
       if (e instanceof ImapError && e.stage === 'auth') await this.deps.credentials.recordUseFailure(this.deps.servers.provider(row), accountOf(row), error)
       const tokenDead = (e instanceof ImapError && e.stage === 'auth') || (e instanceof ProviderError ? !e.transient : e instanceof MailbridgeError && e.code === 'token_error')
-      if (tokenDead) await this.deps.webhooks.enqueue(db, 'token.invalid', { server_kind: 'incoming', server_id: row.id, mailbox: row.username.toLowerCase(), reason: error })
+      if (tokenDead) await this.deps.webhooks.enqueue(db, 'token.invalid', tokenInvalid('incoming', row, error))
     } finally {
       await db
         .updateTable('incoming_servers')
@@ -386,19 +387,7 @@ export class Fetcher {
       await this.deps.webhooks.enqueueAll(
         tx,
         'message.received',
-        messages.map((m) => ({
-          message_id: m.id,
-          server_id: row.id,
-          mailbox: row.username,
-          folder: row.folder,
-          uid: m.uid,
-          internet_message_id: m.message_id,
-          thread_id: m.thread_id,
-          in_reply_to_mail_id: m.in_reply_to_mail_id,
-          from: m.from_addr,
-          subject: m.subject,
-          parse_error: m.parse_error,
-        })),
+        messages.map((m) => messageReceived(row, m)),
       )
       for (const m of messages) {
         if (!m.parse_error) continue

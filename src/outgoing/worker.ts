@@ -15,6 +15,7 @@ import { providerFor } from '../oauth/providers.ts'
 import { queueSeconds, sendSeconds } from '../metrics.ts'
 import { PollLoop } from '../poll-loop.ts'
 import type { SettingsService } from '../settings/service.ts'
+import { mailOutcome, tokenInvalid, type MailOutcome } from '../webhooks/events.ts'
 import type { WebhookService } from '../webhooks/service.ts'
 import { isRaw, type StoredContent } from './mail-input.ts'
 import type { MailService } from './mail-service.ts'
@@ -42,15 +43,6 @@ interface Outcome {
   mail: ClaimedMail
   set: Partial<Pick<MailRow, 'state' | 'smtp_response' | 'sent_at' | 'failure_type' | 'failure_reason' | 'next_attempt_at'>>
   countAttempt: boolean
-}
-
-export interface MailEvent {
-  mail_id: string
-  server_id: string
-  message_id: string
-  state: 'sent' | 'exception'
-  failure_type?: string | null
-  failure_reason?: string | null
 }
 
 /** Exponential backoff with ±20 % jitter, so a fleet of retries does not arrive together. */
@@ -350,7 +342,7 @@ export class MailWorker {
    */
   readonly #outcomes = new GroupCommit<Outcome, void>(async (items) => {
     const { webhooks } = this.deps
-    const reported: Array<[string, MailEvent]> = []
+    const reported: Array<[string, MailOutcome]> = []
     await this.deps.database.db.transaction().execute(async (tx) => {
       for (const { mail, set, countAttempt } of items) {
         const r = await tx
@@ -360,10 +352,9 @@ export class MailWorker {
           .where('lease_owner', '=', this.id)
           .executeTakeFirst()
         if (set.state !== 'sent' && set.state !== 'exception') continue
-        const event: MailEvent = { mail_id: mail.id, server_id: mail.server_id, message_id: mail.message_id, state: set.state, failure_type: set.failure_type, failure_reason: set.failure_reason }
-        const name = set.state === 'sent' ? 'mail.sent' : 'mail.failed'
-        if (webhooks && r.numUpdatedRows > 0n) await webhooks.enqueue(tx, name, { ...event })
-        reported.push([name, event])
+        const { event, data } = mailOutcome(mail, set.state === 'sent' ? { state: 'sent' } : { state: 'exception', failure_type: set.failure_type ?? null, failure_reason: set.failure_reason ?? null })
+        if (webhooks && r.numUpdatedRows > 0n) await webhooks.enqueue(tx, event, data)
+        reported.push([event, data])
       }
     })
     for (const [name, event] of reported) this.events.emit(name, event)
@@ -438,7 +429,7 @@ export class MailWorker {
     // Announced once per mailbox until a mail gets through again, and before this worker moves on.
     const mailbox = server.username.toLowerCase()
     if (this.deps.webhooks && !transient && !this.#announced.has(mailbox)) {
-      await this.deps.webhooks.enqueue(this.deps.database.db, 'token.invalid', { server_kind: 'outgoing', server_id: server.id, mailbox, reason: e.message })
+      await this.deps.webhooks.enqueue(this.deps.database.db, 'token.invalid', tokenInvalid('outgoing', server, e.message))
       this.#announced.add(mailbox)
     }
     await this.#finish(mail, { state: 'outgoing', next_attempt_at: isoIn(wait), failure_reason: e.message }, false)

@@ -7,6 +7,7 @@ import type { WebhookRow } from '../db/schema.ts'
 import { invalid, notFound } from '../errors.ts'
 import type { Logger } from '../log.ts'
 import type { Wakeup } from '../queue/wakeup.ts'
+import type { EventData } from './events.ts'
 import { deliveryToApi, webhookToApi, type Delivery, type Webhook, type WebhookEvent, type WebhookInput } from './model.ts'
 
 /** Anything that can run queries: the database or an open transaction. */
@@ -106,12 +107,12 @@ export class WebhookService {
    * Queue one delivery per subscribed webhook, in the caller's transaction: the event is recorded exactly when
    * the state change it reports is, so a crash cannot lose it (delivery is then at least once).
    */
-  enqueue(q: Queryable, event: WebhookEvent, data: Record<string, unknown>): Promise<number> {
+  enqueue<E extends WebhookEvent>(q: Queryable, event: E, data: EventData[E]): Promise<number> {
     return this.enqueueAll(q, event, [data])
   }
 
   /** One delivery per subscribed webhook and event, in one insert (a fetched batch's message.received events). */
-  async enqueueAll(q: Queryable, event: WebhookEvent, events: Array<Record<string, unknown>>): Promise<number> {
+  async enqueueAll<E extends WebhookEvent>(q: Queryable, event: E, events: Array<EventData[E]>): Promise<number> {
     if (!events.length) return 0
     const hooks = (await q.selectFrom('webhooks').select(['id', 'events']).execute()).filter((h) => (JSON.parse(h.events) as string[]).includes(event))
     const at = now()
