@@ -1,6 +1,7 @@
 import { Secret } from '../crypto/secret.ts'
 import { MailbridgeError } from '../errors.ts'
-import type { ClientCheck, CredentialService } from '../oauth/credentials.ts'
+import type { ClientCheck } from '../oauth/client-check.ts'
+import type { CredentialService } from '../oauth/credentials.ts'
 import { CREDENTIAL_PREFIXES, type SettingsPatch, type SettingsService, type SettingsView } from './service.ts'
 
 /** What the check of each new client secret found; absent for a provider whose secret the patch left alone. */
