@@ -4,7 +4,7 @@ import type { Secret } from '../crypto/secret.ts'
 import type { DB } from '../db/index.ts'
 import type { CredentialRow } from '../db/schema.ts'
 import type { Logger } from '../log.ts'
-import type { SettingsService } from '../settings/service.ts'
+import type { SettingsStore } from '../settings-store.ts'
 import { checkClient, type ClientCheck } from './client-check.ts'
 import type { Cloud } from './clouds.ts'
 import { type Account, CredentialStore, mailboxOf } from './credential-store.ts'
@@ -32,7 +32,7 @@ export class CredentialService {
     private readonly deps: {
       db: Kysely<DB>
       box: SecretBox
-      settings: SettingsService
+      settings: SettingsStore
       log: Logger
       refreshMarginSeconds: number
       /** How long one token request may take (MAILBRIDGE_TOKEN_TIMEOUT_S). */

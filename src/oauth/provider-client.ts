@@ -1,7 +1,7 @@
 import type { Secret } from '../crypto/secret.ts'
 import { MailbridgeError } from '../errors.ts'
-import type { SettingsService } from '../settings/service.ts'
-import { isCloud, type Cloud } from './clouds.ts'
+import type { SettingsStore } from '../settings-store.ts'
+import { CLOUD_SETTING, cloudOf, type Cloud } from './clouds.ts'
 import type { ClientAuth } from './protocol.ts'
 import type { Endpoints, ProviderSpec } from './providers.ts'
 
@@ -23,7 +23,7 @@ export interface ProviderClient extends ClientAuth {
 export class ProviderClients {
   constructor(
     private readonly deps: {
-      settings: SettingsService
+      settings: SettingsStore
       /** How long one token request may take (MAILBRIDGE_TOKEN_TIMEOUT_S). */
       tokenTimeoutMs?: number
     },
@@ -31,8 +31,7 @@ export class ProviderClients {
 
   /** The national cloud a provider runs in (Microsoft's setting; 'global' for the others). */
   async cloud(p: ProviderSpec): Promise<Cloud> {
-    const stored = p.cloudAware ? await this.deps.settings.get('microsoft_outlook_cloud') : undefined
-    return isCloud(stored) ? stored : 'global'
+    return cloudOf(p.cloudAware ? await this.deps.settings.get(CLOUD_SETTING) : undefined)
   }
 
   /**
@@ -47,7 +46,7 @@ export class ProviderClients {
     if (p.needsTenant && !o.tenant) throw new MailbridgeError('conflict', { message: `${p.article} ${p.label} server needs its Tenant ID (the Directory (tenant) ID from the app's Overview page in Azure).` })
     const cloud = await this.cloud(p)
     const values: Record<string, string> = {}
-    for (const key of p.endpointParams) values[key] = (await settings.parameter(key))!
+    for (const param of p.endpointParams) values[param.key] = (await settings.parameter(param.key)) ?? param.default(cloud)
     return {
       clientId,
       clientSecret,
