@@ -140,7 +140,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const dataDir = resolve(env.MAILBRIDGE_DATA_DIR || (databaseUrl.startsWith('sqlite:') && databaseUrl !== 'sqlite::memory:' ? dirname(databaseUrl.slice('sqlite:'.length)) : './data'))
   const relay = env.MAILBRIDGE_RELAY_PORT
   // ASVS V2.1.1: a password a person sets has at least 12 characters. API tokens shorter than 16 are refused by
-  // web/api-tokens.ts, so such a MAILBRIDGE_API_TOKEN would never work: say so at start instead.
+  // access/api-tokens.ts, so such a MAILBRIDGE_API_TOKEN would never work: say so at start instead.
   if (env.MAILBRIDGE_ADMIN_PASSWORD && env.MAILBRIDGE_ADMIN_PASSWORD.length < 12) throw new ConfigError('MAILBRIDGE_ADMIN_PASSWORD must have at least 12 characters')
   if (env.MAILBRIDGE_API_TOKEN && (env.MAILBRIDGE_API_TOKEN.length < 16 || env.MAILBRIDGE_API_TOKEN.length > 200)) {
     throw new ConfigError('MAILBRIDGE_API_TOKEN must have 16 to 200 characters (try: openssl rand -base64 32)')

@@ -18,30 +18,20 @@ import { WebhookDispatcher } from './webhooks/dispatcher.ts'
 import { WebhookService } from './webhooks/service.ts'
 import { ApiTokenService } from './access/api-tokens.ts'
 import { NodeHeartbeat, newNodeId } from './queue/heartbeat.ts'
+import type { WebServices } from './web/web-services.ts'
 import { Wakeup } from './queue/wakeup.ts'
 
-/** Every use case, wired once; `serve`, `worker` and the tests build the same graph. */
-export interface Services {
-  config: Config
+/**
+ * Every use case, wired once; `serve`, `worker` and the tests build the same graph. What the HTTP app serves
+ * (web/web-services.ts), and the background work beside it.
+ */
+export interface Services extends WebServices {
   database: Database
-  log: Logger
   box: SecretBox
-  settings: SettingsService
-  credentials: CredentialService
-  connect: ConnectService
-  outgoingServers: OutgoingServerService
-  apiTokens: ApiTokenService
-  mails: MailService
   mailWorker: MailWorker
-  relayUsers: RelayUserService
-  adminSessions: AdminSessionService
-  incomingServers: IncomingServerService
-  fetcher: Fetcher
   /** mailparser, inline or on worker threads (shared by every Fetcher of this process). */
   parser: ParsePool
   scheduler: IncomingScheduler
-  messages: MessageService
-  webhooks: WebhookService
   dispatcher: WebhookDispatcher
   /** Raised when webhook deliveries are written. */
   deliveriesWritten: Wakeup

@@ -5,7 +5,7 @@ import { type DB, isoIn, newId, now } from '../db/index.ts'
 import type { AdminSessionRow } from '../db/schema.ts'
 import type { Logger } from '../log.ts'
 import { LoginThrottle } from './login-throttle.ts'
-import type { SettingsService } from '../settings/service.ts'
+import type { SettingsStore } from '../settings-store.ts'
 
 export const ADMIN_USERNAME = 'admin'
 /** A session ends after this long without a request… */
@@ -35,7 +35,7 @@ const same = (a: string, b: string): boolean => {
  * @see https://cheatsheetseries.owasp.org/cheatsheets/Session_Management_Cheat_Sheet.html
  */
 export class AdminSessionService {
-  constructor(private readonly deps: { db: Kysely<DB>; settings: SettingsService; log: Logger }) {
+  constructor(private readonly deps: { db: Kysely<DB>; settings: SettingsStore; log: Logger }) {
     this.#throttle = new LoginThrottle(deps.db, { allowed: LOGIN_FAILURES_ALLOWED, windowMs: FAILURE_WINDOW_MS })
   }
 

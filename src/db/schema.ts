@@ -15,7 +15,7 @@ export interface DB {
   worker_nodes: { id: string; started_at: string; heartbeat_at: string; pid: number | null; host: string | null }
   relay_users: RelayUserRow
   admin_sessions: AdminSessionRow
-  /** Failed logins per client address: the admin sign-in's, and the relay's AUTH as `smtp:<address>` (login-throttle.ts). */
+  /** Failed logins per client address: the admin sign-in's, and the relay's AUTH as `smtp:<address>` (access/login-throttle.ts). */
   admin_login_failures: { id: string; client: string; at: string }
   incoming_servers: IncomingServerRow
   incoming_sync: IncomingSyncTable

@@ -1,7 +1,7 @@
 import { Type, type Static } from 'typebox'
 import type { IncomingServerRow, MessageAttachmentRow, MessageRow } from '../db/schema.ts'
-import type { TokenView } from '../oauth/credentials.ts'
-import { TenantId, TokenSchema } from '../outgoing/model.ts'
+import { TenantId } from '../oauth/tenant.ts'
+import { TokenSchema, type TokenView } from '../oauth/token-view.ts'
 
 export const IncomingAuthentication = Type.Union([Type.Literal('outlook'), Type.Literal('outlook_app'), Type.Literal('gmail')], {
   description: '"outlook": a person consents; "outlook_app": Microsoft app-only access (needs tenant_id); "gmail": Google OAuth.',

@@ -57,3 +57,9 @@ export const isCloud = (v: unknown): v is Cloud => typeof v === 'string' && v in
 
 /** The identity platform endpoint Mailbridge uses when `microsoft_outlook.endpoint` is not set. */
 export const defaultMicrosoftEndpoint = (cloud: Cloud): string => `${clouds[cloud].login}/common/oauth2/v2.0/`
+
+/** The setting holding Microsoft's national cloud (General Settings → Microsoft cloud). */
+export const CLOUD_SETTING = 'microsoft_outlook_cloud'
+
+/** The cloud a stored setting names; 'global' while none (or none known) is stored. */
+export const cloudOf = (stored: string | undefined): Cloud => (isCloud(stored) ? stored : 'global')

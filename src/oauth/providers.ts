@@ -1,5 +1,5 @@
 import { explainAadsts, type ProviderErrorBody, type Explanation } from './aadsts.ts'
-import { clouds, type Cloud } from './clouds.ts'
+import { clouds, defaultMicrosoftEndpoint, type Cloud } from './clouds.ts'
 import { explainGoogle } from './google-errors.ts'
 
 export type ProviderId = 'outlook' | 'outlook_app' | 'gmail'
@@ -14,6 +14,17 @@ export interface MailHost {
 export interface Endpoints {
   authorize: string
   token: string
+}
+
+/** A system parameter a provider's endpoints are read from; a stored value replaces the default. */
+export interface EndpointParam {
+  key: string
+  /** The value while the parameter is not set (Microsoft's login host follows the national cloud). */
+  default(cloud: Cloud): string
+  /** What a value looks like, for the message refusing a wrong one; the global default when absent. */
+  example?: string
+  /** A base URL the endpoints are resolved against (`new URL('token', base)`): kept with its trailing slash. */
+  base: boolean
 }
 
 /**
@@ -38,13 +49,15 @@ export interface ProviderSpec {
   /** The settings block holding the app's Client ID and Secret: `{prefix}_client_id`, "{credentialsLabel} Credentials". */
   settingsPrefix: 'microsoft_outlook' | 'google_gmail'
   credentialsLabel: string
+  /** Where the Client ID is found, for the message refusing a malformed one. */
+  clientIdHint: string
   /** Where the redirect URI is registered, for the start-up banner and the settings page. */
   registerRedirectAt: string
   /** Callback `/{route}/confirm`; null when no person consents (client credentials). */
   route: string | null
   grant: Grant
   /** The parameters the endpoints are read from (`microsoft_outlook.endpoint`, `google_gmail.token_endpoint`). */
-  endpointParams: readonly string[]
+  endpointParams: readonly EndpointParam[]
   endpoints(values: Readonly<Record<string, string>>, o: { tenant: string | null }): Endpoints
   /** Whether Microsoft's national-cloud setting applies. */
   cloudAware: boolean
@@ -85,10 +98,11 @@ export const outlook: ProviderSpec = {
   company: 'Microsoft',
   settingsPrefix: 'microsoft_outlook',
   credentialsLabel: 'Outlook',
+  clientIdHint: 'The Client ID is the Application (client) ID from the app\'s Overview page in Azure, a GUID.',
   registerRedirectAt: 'in Azure (Web platform)',
   route: 'microsoft_outlook',
   grant: 'authorization_code',
-  endpointParams: ['microsoft_outlook.endpoint'],
+  endpointParams: [{ key: 'microsoft_outlook.endpoint', default: defaultMicrosoftEndpoint, example: 'https://login.microsoftonline.com/<tenant id>/oauth2/v2.0/', base: true }],
   endpoints: (values) => microsoftEndpoints(values),
   cloudAware: true,
   scopes: (cloud) => ['openid', 'email', 'offline_access', `${clouds[cloud].resource}/SMTP.Send`, `${clouds[cloud].resource}/IMAP.AccessAsUser.All`],
@@ -153,10 +167,14 @@ export const gmail: ProviderSpec = {
   company: 'Google',
   settingsPrefix: 'google_gmail',
   credentialsLabel: 'Gmail',
+  clientIdHint: 'The Client ID is the OAuth client\'s ID from Google Cloud console (…apps.googleusercontent.com).',
   registerRedirectAt: 'in Google Cloud console (Authorized redirect URIs)',
   route: 'google_gmail',
   grant: 'authorization_code',
-  endpointParams: ['google_gmail.auth_endpoint', 'google_gmail.token_endpoint'],
+  endpointParams: [
+    { key: 'google_gmail.auth_endpoint', default: () => 'https://accounts.google.com/o/oauth2/v2/auth', base: false },
+    { key: 'google_gmail.token_endpoint', default: () => 'https://oauth2.googleapis.com/token', base: false },
+  ],
   endpoints: (values) => ({ authorize: values['google_gmail.auth_endpoint']!, token: values['google_gmail.token_endpoint']! }),
   cloudAware: false,
   scopes: () => ['openid', 'email', 'https://mail.google.com/'],
@@ -179,3 +197,13 @@ export const consentProviders = (): ProviderSpec[] => Object.values(providers).f
 
 export const providerFor = (authentication: string): ProviderSpec | undefined =>
   (providers as Record<string, ProviderSpec>)[authentication]
+
+/** The settings blocks of app credentials, one provider each (app-only Outlook shares Outlook's app). */
+export const credentialProviders = (): ProviderSpec[] =>
+  Object.values(providers).filter((p, i, all) => all.findIndex((q) => q.settingsPrefix === p.settingsPrefix) === i)
+
+/** The provider endpoint parameter of this key, if a provider reads one. */
+export const endpointParam = (key: string): EndpointParam | undefined =>
+  Object.values(providers)
+    .flatMap((p) => p.endpointParams)
+    .find((e) => e.key === key)

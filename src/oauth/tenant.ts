@@ -1,5 +1,11 @@
+import { Type } from 'typebox'
 import { invalid } from '../errors.ts'
 import type { ProviderSpec } from './providers.ts'
+
+/** A Microsoft directory (tenant) id: a GUID, or a verified domain such as contoso.onmicrosoft.com. */
+export const TenantId = Type.Union([Type.String({ minLength: 1, maxLength: 200, pattern: '^[A-Za-z0-9.-]+$' }), Type.Null()], {
+  description: 'Only for "outlook_app": the Directory (tenant) ID the app requests tokens in',
+})
 
 /** App-only access names its tenant; other authentications have none. */
 export function checkTenant(p: ProviderSpec | undefined, value: string | null): string | null {

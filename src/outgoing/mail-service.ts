@@ -6,7 +6,7 @@ import type { MailRow, MailState, OutgoingServerRow } from '../db/schema.ts'
 import { MailbridgeError, invalid, notFound } from '../errors.ts'
 import type { Logger } from '../log.ts'
 import { domainOf, formatMailbox, type Mailbox } from '../mail-address.ts'
-import type { SettingsService } from '../settings/service.ts'
+import type { SettingsStore } from '../settings-store.ts'
 import { checkMail, type RawContent } from './mail-input.ts'
 import { mailToApi, type Mail, type SendMailBody } from './mail-model.ts'
 import type { RawMail } from './raw-message.ts'
@@ -29,7 +29,7 @@ export class MailService {
   readonly events = new EventEmitter()
 
   constructor(
-    private readonly deps: { db: Kysely<DB>; settings: SettingsService; servers: OutgoingServerService; log: Logger; maxBytes: number },
+    private readonly deps: { db: Kysely<DB>; settings: SettingsStore; servers: OutgoingServerService; log: Logger; maxBytes: number },
   ) {
     deps.servers.changed.on('change', () => this.invalidateRouting())
     deps.settings.changed.on('change', () => this.invalidateRouting())

@@ -1,27 +1,13 @@
 import { Type, type Static } from 'typebox'
 import type { OutgoingServerRow } from '../db/schema.ts'
-import type { TokenView } from '../oauth/credentials.ts'
+import { TenantId } from '../oauth/tenant.ts'
+import { TokenSchema, type TokenView } from '../oauth/token-view.ts'
 
 export const Authentication = Type.Union([Type.Literal('outlook'), Type.Literal('outlook_app'), Type.Literal('gmail'), Type.Literal('login'), Type.Literal('none')], {
   description: '"outlook": a person consents (OAuth); "outlook_app": Microsoft app-only access with client credentials (needs tenant_id); "gmail": Google OAuth; "login": password; "none".',
 })
 
-/** A Microsoft directory (tenant) id: a GUID, or a verified domain such as contoso.onmicrosoft.com. */
-export const TenantId = Type.Union([Type.String({ minLength: 1, maxLength: 200, pattern: '^[A-Za-z0-9.-]+$' }), Type.Null()], {
-  description: 'Only for "outlook_app": the Directory (tenant) ID the app requests tokens in',
-})
 export const Encryption = Type.Union([Type.Literal('starttls'), Type.Literal('ssl'), Type.Literal('none')])
-
-export const TokenSchema = Type.Object(
-  {
-    status: Type.Union([Type.Literal('valid'), Type.Literal('missing'), Type.Literal('expired'), Type.Literal('invalid'), Type.Literal('none')]),
-    valid: Type.Boolean(),
-    label: Type.String(),
-    expires_at: Type.Union([Type.String(), Type.Null()]),
-    last_error: Type.Union([Type.String(), Type.Null()]),
-  },
-  { additionalProperties: false },
-)
 
 export const OutgoingServer = Type.Object(
   {

@@ -1,10 +1,12 @@
 import { Secret } from '../crypto/secret.ts'
 import { MailbridgeError } from '../errors.ts'
-import type { ClientCheck, CredentialService } from '../oauth/credentials.ts'
-import { CREDENTIAL_PREFIXES, type SettingsPatch, type SettingsService, type SettingsView } from './service.ts'
+import type { ClientCheck } from '../oauth/client-check.ts'
+import type { CredentialService } from '../oauth/credentials.ts'
+import { credentialProviders, type ProviderSpec } from '../oauth/providers.ts'
+import type { SettingsPatch, SettingsService, SettingsView } from './service.ts'
 
 /** What the check of each new client secret found; absent for a provider whose secret the patch left alone. */
-export type SecretChecks = Partial<Record<`${(typeof CREDENTIAL_PREFIXES)[number]}_client_secret_check`, { result: 'accepted' | 'unchecked'; message: string }>>
+export type SecretChecks = Partial<Record<`${ProviderSpec['settingsPrefix']}_client_secret_check`, { result: 'accepted' | 'unchecked'; message: string }>>
 
 /**
  * Save settings, trying each new client secret with its provider first. A secret the provider refuses is not
@@ -15,7 +17,7 @@ export async function updateCheckingSecrets(deps: { settings: SettingsService; c
   // A malformed value is refused as such (400), not sent to the provider to be refused there.
   deps.settings.check(patch)
   const checks: SecretChecks = {}
-  for (const prefix of CREDENTIAL_PREFIXES) {
+  for (const { settingsPrefix: prefix } of credentialProviders()) {
     const secret = patch[`${prefix}_client_secret`]?.trim()
     if (!secret) continue
     const check: ClientCheck = await deps.credentials.checkClient(prefix, { clientId: patch[`${prefix}_client_id`]?.trim(), clientSecret: new Secret(secret) })

@@ -65,7 +65,7 @@ export const settingsRoutes: FastifyPluginAsync<{ settings: SettingsService; cre
     next_cursor: null,
   }))
   app.get<{ Params: Static<typeof KeyParams> }>('/parameters/:key', { schema: { tags: ptags, params: KeyParams, response: { 200: Parameter } } }, async (req) => {
-    const value = await settings.parameter(req.params.key)
+    const value = await settings.parameterOrDefault(req.params.key)
     if (value === undefined) throw notFound('Parameter', req.params.key)
     return { key: req.params.key, value }
   })

@@ -9,7 +9,6 @@ import { consentProviders } from '../oauth/providers.ts'
 import { mailRoutes } from '../outgoing/mail-routes.ts'
 import { outgoingServerRoutes } from '../outgoing/routes.ts'
 import { relayUserRoutes } from '../relay/routes.ts'
-import type { Services } from '../services.ts'
 import { settingsRoutes } from '../settings/routes.ts'
 import { incomingServerRoutes, messageRoutes } from '../incoming/routes.ts'
 import { webhookRoutes } from '../webhooks/routes.ts'
@@ -19,6 +18,7 @@ import { metricsRoutes } from './metrics.ts'
 import { logRequests } from './request-log.ts'
 import { docsCsp, registerSecurityHeaders } from './security-headers.ts'
 import { adminUi, type AdminUiOptions } from './ui/index.ts'
+import type { WebServices } from './web-services.ts'
 import { baseHostRedirect } from './ui/base-host.ts'
 import { adminSession, sessionOf } from './ui/session.ts'
 
@@ -49,7 +49,7 @@ function parseJson(_req: FastifyRequest, body: string | Buffer, done: (e: Error 
 }
 
 /** Assemble the HTTP app from feature plugins; `listen` is main.ts's job, tests use `inject`. */
-export async function buildApp(s: Services, o: AppOptions = {}): Promise<FastifyInstance> {
+export async function buildApp(s: WebServices, o: AppOptions = {}): Promise<FastifyInstance> {
   const app = Fastify({
     loggerInstance: s.log.child({ part: 'http' }) as FastifyBaseLogger,
     // One line per request instead of fastify's two: request-log.ts.

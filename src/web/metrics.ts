@@ -2,14 +2,14 @@ import type { FastifyPluginAsync } from 'fastify'
 import { Gauge, Registry } from 'prom-client'
 import { countersText } from '../metrics.ts'
 import { providerFor } from '../oauth/providers.ts'
-import type { Services } from '../services.ts'
+import type { WebServices } from './web-services.ts'
 
 /**
  * GET /metrics (Prometheus text). Gauges are read from the database at scrape time, so every node reports the
  * same cluster-wide figures and nothing is lost when a node restarts. Event counters and latencies (src/metrics.ts)
  * follow: this node's, since it started.
  */
-export const metricsRoutes: FastifyPluginAsync<{ services: Services }> = async (app, { services }) => {
+export const metricsRoutes: FastifyPluginAsync<{ services: Pick<WebServices, 'database' | 'outgoingServers' | 'incomingServers' | 'settings'> }> = async (app, { services }) => {
   const { db } = services.database
   const registry = new Registry()
   const count = async (table: 'mails' | 'webhook_deliveries', gauge: Gauge) => {

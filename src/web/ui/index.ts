@@ -1,7 +1,6 @@
 import type { FastifyPluginAsync } from 'fastify'
 import { databaseErrorCode, MailbridgeError } from '../../errors.ts'
 import { html, page } from '../../html.ts'
-import type { Services } from '../../services.ts'
 import { authRoutes } from './auth.ts'
 import { banner, formValue, sendPage, seeOther, type Ui } from './kit.ts'
 import { incomingServerMenu, incomingServerPages } from './incoming-servers.ts'
@@ -12,9 +11,10 @@ import { parameterMenu, parameterPages } from './parameters.ts'
 import { relayUserMenu, relayUserPages } from './relay-users.ts'
 import { clearSessionCookie } from './session.ts'
 import { settingsMenu, settingsPages } from './settings.ts'
+import type { WebServices } from '../web-services.ts'
 
 export interface AdminUiOptions {
-  services: Services
+  services: WebServices
   smtpDefaults?: Ui['smtpDefaults']
   imapDefaults?: Ui['imapDefaults']
 }

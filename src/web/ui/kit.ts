@@ -1,9 +1,9 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { MailbridgeError } from '../../errors.ts'
 import { html, page, raw, type Html } from '../../html.ts'
-import type { Services } from '../../services.ts'
 import type { AdminSession } from '../../access/admin-sessions.ts'
 import { providerFor } from '../../oauth/providers.ts'
+import type { WebServices } from '../web-services.ts'
 
 /** One entry of the admin menu; page modules export theirs, so incoming servers and messages slot in later. */
 export interface MenuItem {
@@ -13,7 +13,7 @@ export interface MenuItem {
 }
 
 export interface Ui {
-  services: Services
+  services: WebServices
   menu: MenuItem[]
   /** Pre-filled host and port of a new Outlook server (the sandbox points them at its SMTP peer). */
   smtpDefaults?: { host: string; port: number }

@@ -1,7 +1,7 @@
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import { html } from '../../html.ts'
 import { notFound } from '../../errors.ts'
-import { parameterDefaults } from '../../settings/service.ts'
+import { endpointParam } from '../../oauth/providers.ts'
 import { banner, csrfField, field, formError, formValue, postButton, sendPage, seeOther, type FormError, type MenuItem, type Ui } from './kit.ts'
 
 export const parameterMenu: MenuItem[] = [{ group: 'Technical', label: 'System Parameters', href: '/admin/parameters' }]
@@ -11,7 +11,7 @@ const BASE = '/admin/parameters'
 /** The parameters Mailbridge reads, offered as suggestions for the key. */
 const KNOWN: Array<[string, string]> = [
   ['mail.force.smtp.from', 'every mail leaves From this address (the Outlook Username); the sender becomes Reply-To'],
-  ['microsoft_outlook.endpoint', `the identity platform; default ${parameterDefaults['microsoft_outlook.endpoint']} (put your tenant id for a single-tenant app)`],
+  ['microsoft_outlook.endpoint', `the identity platform; default ${endpointParam('microsoft_outlook.endpoint')!.default('global')} (put your tenant id for a single-tenant app)`],
 ]
 
 const NOTICES: Record<string, string> = { saved: 'Parameter saved.', deleted: 'Parameter deleted.' }

@@ -1,0 +1,85 @@
+import type { Kysely } from 'kysely'
+import type { SecretBox } from '../crypto/secret-box.ts'
+import { type DB, newId, now } from '../db/index.ts'
+import type { CredentialRow } from '../db/schema.ts'
+import type { Logger } from '../log.ts'
+import type { Identity, TokenSet } from './protocol.ts'
+import type { ProviderSpec } from './providers.ts'
+
+/**
+ * Who a token is for: the mailbox (the XOAUTH2 user) and, for app-only access, the tenant the app asks in.
+ * A bare string is a mailbox.
+ */
+export type Account = string | { mailbox: string; tenant: string | null }
+
+/** The account of a server row: its username, and its tenant for app-only access. */
+export const accountOf = (row: { username: string; tenant_id: string | null }): Account => ({ mailbox: row.username, tenant: row.tenant_id })
+
+export const mailboxOf = (a: Account): string => (typeof a === 'string' ? a : a.mailbox).toLowerCase()
+export const tenantOf = (a: Account): string | null => (typeof a === 'string' ? null : a.tenant?.toLowerCase() || null)
+
+/** Codes after which only a new consent helps: stop asking the provider until the admin reconnects. */
+export const isDead = (row: CredentialRow): boolean => row.last_error_code?.startsWith('reconnect:') ?? false
+
+/** The credentials table: one row per (provider, mailbox), its tokens sealed, shared by the mailbox's servers. */
+export class CredentialStore {
+  constructor(private readonly deps: { db: Kysely<DB>; box: SecretBox; log: Logger }) {}
+
+  async find(p: ProviderSpec, account: Account): Promise<CredentialRow | undefined> {
+    return this.deps.db
+      .selectFrom('credentials')
+      .selectAll()
+      .where('provider', '=', p.id)
+      .where('mailbox', '=', mailboxOf(account))
+      .executeTakeFirst()
+  }
+
+  async byId(id: string): Promise<CredentialRow> {
+    return this.deps.db.selectFrom('credentials').selectAll().where('id', '=', id).executeTakeFirstOrThrow()
+  }
+
+  /** The credentials of these providers, the most recently refreshed first. */
+  async ofProviders(ps: readonly ProviderSpec[]): Promise<CredentialRow[]> {
+    return this.deps.db
+      .selectFrom('credentials')
+      .selectAll()
+      .where('provider', 'in', ps.map((p) => p.id))
+      .orderBy('last_refresh_at', 'desc')
+      .execute()
+  }
+
+  /** Store a fresh consent: replaces the tokens and clears past errors (one row per mailbox, shared by its servers). */
+  async save(p: ProviderSpec, mailbox: string, tokens: TokenSet, identity: Identity): Promise<void> {
+    const { db, box } = this.deps
+    const key = mailbox.toLowerCase()
+    const at = now()
+    const sealed = {
+      refresh_token: box.sealOrNull(tokens.refreshToken, 'credentials.refresh_token'),
+      access_token: box.seal(tokens.accessToken, 'credentials.access_token'),
+      access_expires_at: tokens.expiresAt.toISOString(),
+      scopes: tokens.scopes.join(' '),
+      identity: JSON.stringify(identity),
+      last_refresh_at: at,
+      last_error: null,
+      last_error_code: null,
+      refresh_lock_until: null,
+      updated_at: at,
+    }
+    await db
+      .insertInto('credentials')
+      .values({ id: newId(), provider: p.id, mailbox: key, tenant_id: null, created_at: at, ...sealed })
+      .onConflict((oc) => oc.columns(['provider', 'mailbox']).doUpdateSet(sealed))
+      .execute()
+    this.deps.log.info({ provider: p.id, mailbox: key, expires_at: sealed.access_expires_at }, 'credential stored')
+  }
+
+  /** App-only needs no consent: its first use creates the credential, still without a token. */
+  async createAppOnly(p: ProviderSpec, mailbox: string, tenant: string | null): Promise<void> {
+    const at = now()
+    await this.deps.db
+      .insertInto('credentials')
+      .values({ id: newId(), provider: p.id, mailbox, refresh_token: null, access_token: null, access_expires_at: null, scopes: '', identity: '{}', last_refresh_at: null, last_error: null, last_error_code: null, refresh_lock_until: null, tenant_id: tenant, created_at: at, updated_at: at })
+      .onConflict((oc) => oc.columns(['provider', 'mailbox']).doNothing())
+      .execute()
+  }
+}
