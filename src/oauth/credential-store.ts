@@ -23,15 +23,35 @@ export const isDead = (row: CredentialRow): boolean => row.last_error_code?.star
 
 /** The credentials table: one row per (provider, mailbox), its tokens sealed, shared by the mailbox's servers. */
 export class CredentialStore {
+  /** Credentials whose last read (or last use here) showed a use failure: see `useFailed`. */
+  readonly #useFailed = new Set<string>()
+
   constructor(private readonly deps: { db: Kysely<DB>; box: SecretBox; log: Logger }) {}
 
   async find(p: ProviderSpec, account: Account): Promise<CredentialRow | undefined> {
-    return this.deps.db
+    const row = await this.deps.db
       .selectFrom('credentials')
       .selectAll()
       .where('provider', '=', p.id)
       .where('mailbox', '=', mailboxOf(account))
       .executeTakeFirst()
+    this.noteUse(p, account, row?.last_error_code === 'use_failed')
+    return row
+  }
+
+  /**
+   * Whether a use failure was on record when this process last read the credential (every access token request
+   * reads it) or last recorded one. A successful use clears the failure only then, so a queue sending thousands of
+   * mails writes nothing per mail, and a failure another node recorded is still cleared by the next use here.
+   */
+  useFailed(p: ProviderSpec, account: Account): boolean {
+    return this.#useFailed.has(`${p.id}:${mailboxOf(account)}`)
+  }
+
+  noteUse(p: ProviderSpec, account: Account, failed: boolean): void {
+    const key = `${p.id}:${mailboxOf(account)}`
+    if (failed) this.#useFailed.add(key)
+    else this.#useFailed.delete(key)
   }
 
   async byId(id: string): Promise<CredentialRow> {

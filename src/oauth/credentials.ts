@@ -87,12 +87,15 @@ export class CredentialService {
   }
 
   /** A server refused a token we believed good (e.g. 535 after a refresh): the badge must turn red. */
-  recordUseFailure(p: ProviderSpec, account: Account, message: string): Promise<void> {
-    return recordUseFailure(this.deps.db, p, account, message)
+  async recordUseFailure(p: ProviderSpec, account: Account, message: string): Promise<void> {
+    await recordUseFailure(this.deps.db, p, account, message)
+    this.#store.noteUse(p, account, true)
   }
 
-  /** A use that worked proves the token: clears a use failure (not a dead refresh token). */
-  recordUseSuccess(p: ProviderSpec, account: Account): Promise<void> {
-    return recordUseSuccess(this.deps.db, p, account)
+  /** A use that worked proves the token: clears a use failure (not a dead refresh token); no write when none is on record. */
+  async recordUseSuccess(p: ProviderSpec, account: Account): Promise<void> {
+    if (!this.#store.useFailed(p, account)) return
+    await recordUseSuccess(this.deps.db, p, account)
+    this.#store.noteUse(p, account, false)
   }
 }
