@@ -9,11 +9,12 @@ const isResponse = (h: Fields) => h.has('in-reply-to') || h.has('references')
 /**
  * Subjects that responders give their answers. "Auto:" is RFC 3834 §3.1.5's recommendation; the others are the
  * prefixes Outlook and Exchange ("Automatic reply:", localised), Gmail, iCloud and common vacation programs write.
- * Anchored at the start, so a person's "Re: Out of office: …" is not one.
+ * A prefix, so anchored at the start and ending in a colon: a person's "Re: Out of office: …" or "Out of office
+ * next week" is not one.
  * @see https://www.rfc-editor.org/rfc/rfc3834#section-3.1.5
  */
 const VACATION_SUBJECT =
-  /^\s*(auto:|auto[ -]?reply\b|auto[ -]?response\b|automatic reply\b|autoreply\b|out of (the )?office\b|ooo\b|vacation reply\b|away from (the )?office\b|automatische antwort\b|abwesenheitsnotiz\b|r[ée]ponse automatique\b|absence du bureau\b|respuesta autom[áa]tica\b|risposta automatica\b|automatisch antwoord\b|afwezigheidsbericht\b|resposta autom[áa]tica\b|autosvar\b|automaattinen vastaus\b|odpowied[źz] automatyczna\b|自動応答|自動返信|自动回复|自動回覆)/i
+  /^\s*(auto|auto[ -]?reply|auto[ -]?response|automatic reply|autoreply|out of (the )?office|vacation reply|automatische antwort|abwesenheitsnotiz|r[ée]ponse automatique|absence du bureau|respuesta autom[áa]tica|risposta automatica|automatisch antwoord|afwezigheidsbericht|resposta autom[áa]tica|autosvar|automaattinen vastaus|odpowied[źz] automatyczna|自動応答|自動返信|自动回复|自動回覆)\s*[:：]/i
 
 /** Mailing-list traffic (RFC 2369, RFC 2919) is never a responder's answer, whatever its Precedence says. */
 const isListMessage = (h: Fields) => h.has('list-id') || h.has('list-post') || h.has('list-unsubscribe')
