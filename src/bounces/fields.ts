@@ -42,10 +42,18 @@ export const first = (f: Fields, name: string): string | undefined => f.get(name
  * (RFC 4155) is not a field and is dropped: mail exported from Unix mailboxes carries one.
  */
 export function headerSection(raw: Buffer | string, limit = 256 * 1024): string {
-  const text = typeof raw === 'string' ? raw.slice(0, limit) : raw.subarray(0, limit).toString('utf8')
+  const text = typeof raw === 'string' ? raw.slice(0, limit) : raw.subarray(0, headEnd(raw, limit)).toString('utf8')
   const end = /\r?\n\r?\n/.exec(text)
   const head = end ? text.slice(0, end.index) : text
   return head.startsWith('From ') ? head.slice(head.indexOf('\n') + 1) : head
+}
+
+/** Where the header section of a raw message ends at the latest: only those bytes need decoding. */
+function headEnd(raw: Buffer, limit: number): number {
+  const lf = raw.indexOf('\n\n')
+  const crlf = raw.indexOf('\r\n\r\n')
+  const ends = [lf, crlf].filter((i) => i >= 0)
+  return Math.min(limit, ends.length ? Math.min(...ends) + 4 : raw.length)
 }
 
 /** A field value with its RFC 2047 encoded words decoded (Subject, display names). */
