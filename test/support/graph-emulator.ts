@@ -31,7 +31,7 @@ import https from 'node:https'
 import addressparser from 'nodemailer/lib/addressparser'
 import MailComposer from 'nodemailer/lib/mail-composer'
 import libmime from 'libmime'
-import { listen, type Emulator } from './identity-emulator.ts'
+import { listen, startIdentityEmulator, type Emulator } from './identity-emulator.ts'
 
 export interface GraphEmulatorOptions {
   /** validates the bearer tokens (the identity emulator that issued them) */
@@ -85,6 +85,8 @@ export interface GraphRequestRecord {
   /** did it carry an Authorization header? (upload URLs must not) */
   authorization: boolean
   bytes: number
+  /** when it arrived (ms since the epoch) */
+  at: number
 }
 
 export interface GraphEmulator {
@@ -314,7 +316,7 @@ export async function startGraphEmulator(opts: GraphEmulatorOptions): Promise<Gr
   async function handle(req: http.IncomingMessage, res: http.ServerResponse) {
     const u = new URL(req.url ?? '/', url)
     const body = await readLimited(req, maxRequest)
-    const record: GraphRequestRecord = { method: req.method ?? '', path: u.pathname.replace(/^\/v1\.0/, ''), status: 0, authorization: req.headers.authorization !== undefined, bytes: body.size }
+    const record: GraphRequestRecord = { method: req.method ?? '', path: decodeURIComponent(u.pathname.replace(/^\/v1\.0/, '')), status: 0, authorization: req.headers.authorization !== undefined, bytes: body.size, at: now() }
     requests.push(record)
     res.on('finish', () => (record.status = res.statusCode))
     try {
@@ -717,6 +719,14 @@ export async function startGraphEmulator(opts: GraphEmulatorOptions): Promise<Gr
       })
     },
   }
+}
+
+/** An identity emulator and a Graph emulator that trusts its tokens, with these mailboxes: what most tests need. */
+export async function startGraphWorld(mailboxes: string[]): Promise<{ id: Emulator; g: GraphEmulator; close: () => Promise<void> }> {
+  const id = await startIdentityEmulator()
+  const g = await startGraphEmulator({ identity: id })
+  for (const m of mailboxes) g.addMailbox(m)
+  return { id, g, close: async () => void (await Promise.all([g.close(), id.close()])) }
 }
 
 // ---------- MIME: what Exchange reads of a message ----------
