@@ -340,7 +340,14 @@ export async function startGraphEmulator(opts: GraphEmulatorOptions): Promise<Gr
       }
       open.set(key, busy + 1)
       peaks.set(m.address, Math.max(peaks.get(m.address) ?? 0, busy + 1))
-      res.on('close', () => open.set(key, (open.get(key) ?? 1) - 1))
+      // A request stops counting when its answer is written (or its connection gone), whichever comes first.
+      let done = false
+      const release = () => {
+        if (!done) open.set(key, (open.get(key) ?? 1) - 1)
+        done = true
+      }
+      res.on('finish', release)
+      res.on('close', release)
       const fault = takeFault(req.method ?? '', record.path, m.address)
       if (fault?.delayMs) await new Promise((r) => setTimeout(r, fault.delayMs))
       if (fault?.cut) return void req.socket.destroy()
