@@ -384,3 +384,65 @@ test('setTokenEndpoint can cut the connection, answer 503 or delay, and touches 
   assert.ok(Date.now() - started >= 140)
   assert.deepEqual(em.tokenRequests.map((r) => r.error), ['down', 'temporarily_unavailable', undefined])
 })
+
+// ---------- tokens per resource (one consent, an access token per resource from the one refresh token) ----------
+
+const GRAPH_SEND = 'https://graph.microsoft.com/Mail.Send'
+const GRAPH_RW = 'https://graph.microsoft.com/Mail.ReadWrite'
+const TWO_RESOURCES = `offline_access openid email ${OUTLOOK_SMTP_SEND} ${GRAPH_SEND} ${GRAPH_RW}`
+
+test('one consent may name Outlook and Graph scopes; the code buys a token for the first resource, and the refresh token buys one for each', async (t) => {
+  // "For the /authorize leg of the request, this parameter can cover multiple resources"; the refresh token is
+  // "valid for all permissions that your client has already received consent for" (AUTH_CODE, scope; refresh).
+  const { em } = await setup(t)
+  const { code, verifier } = await getCode(em, { scope: TWO_RESOURCES })
+  const first = await redeem(em, code, verifier, { scope: `offline_access ${OUTLOOK_SMTP_SEND}` })
+  assert.equal(first.status, 200)
+  assert.equal(first.body.scope, OUTLOOK_SMTP_SEND)
+  assert.equal(em.tokenInfo(String(first.body.access_token))?.aud, 'https://outlook.office.com')
+  const refresh = (scope: string, rt = first.body.refresh_token) =>
+    token(em, { client_id: 'app-1', client_secret: 's3cret~value', grant_type: 'refresh_token', refresh_token: String(rt), scope })
+  const graph = await refresh(`offline_access ${GRAPH_SEND} ${GRAPH_RW}`)
+  assert.equal(graph.status, 200)
+  assert.equal(graph.body.scope, `${GRAPH_SEND} ${GRAPH_RW}`)
+  const info = em.tokenInfo(String(graph.body.access_token))
+  assert.deepEqual([info?.aud, info?.scp, info?.user, info?.roles], ['https://graph.microsoft.com', ['Mail.Send', 'Mail.ReadWrite'], ALICE, []])
+  // The rotated refresh token serves Outlook again; a bare Graph name is the same permission as its full URI.
+  const back = await refresh(`offline_access ${OUTLOOK_SMTP_SEND}`, graph.body.refresh_token)
+  assert.equal(em.tokenInfo(String(back.body.access_token))?.aud, 'https://outlook.office.com')
+  assert.equal((await refresh('offline_access Mail.Send')).status, 200)
+})
+
+test('a token request naming scopes of two resources is refused with invalid_scope AADSTS28000, at redemption and at refresh', async (t) => {
+  const { em } = await setup(t)
+  const { code, verifier } = await getCode(em, { scope: TWO_RESOURCES })
+  const mixed = await redeem(em, code, verifier, { scope: `offline_access ${OUTLOOK_SMTP_SEND} ${GRAPH_SEND}` })
+  assert.deepEqual([mixed.status, mixed.body.error, aadsts(mixed.body)], [400, 'invalid_scope', 28000])
+  assert.match(String(mixed.body.error_description), /contains more than one resource/)
+  const ok = await redeem(em, code, verifier, { scope: `offline_access ${GRAPH_SEND}` })
+  assert.equal(ok.status, 200)
+  const refreshed = await token(em, { client_id: 'app-1', client_secret: 's3cret~value', grant_type: 'refresh_token', refresh_token: String(ok.body.refresh_token), scope: `${GRAPH_SEND} ${OUTLOOK_SMTP_SEND}` })
+  assert.deepEqual([refreshed.status, refreshed.body.error, aadsts(refreshed.body)], [400, 'invalid_scope', 28000])
+})
+
+test('a refresh asking for Graph when the consent named only Outlook is refused with AADSTS65001 (consent required)', async (t) => {
+  const { em } = await setup(t)
+  const { code, verifier } = await getCode(em)
+  const first = (await redeem(em, code, verifier)).body
+  const res = await token(em, { client_id: 'app-1', client_secret: 's3cret~value', grant_type: 'refresh_token', refresh_token: String(first.refresh_token), scope: `offline_access ${GRAPH_SEND}` })
+  assert.deepEqual([res.status, res.body.error, aadsts(res.body)], [400, 'invalid_grant', 65001])
+})
+
+test('client_credentials with https://graph.microsoft.com/.default gives an app token for Graph with the consented roles; two resources get AADSTS70011', async (t) => {
+  const { em } = await setup(t)
+  const tenant = '9a8b7c6d-5e4f-4321-8765-0123456789ab'
+  em.grantAppAccess({ clientId: 'app-1', tenant, roles: ['Mail.Send', 'Mail.ReadWrite'] })
+  const base = { client_id: 'app-1', client_secret: 's3cret~value', grant_type: 'client_credentials' }
+  const ok = await token(em, { ...base, scope: 'https://graph.microsoft.com/.default' }, { tenant })
+  assert.equal(ok.status, 200)
+  const info = em.tokenInfo(String(ok.body.access_token))
+  assert.deepEqual([info?.aud, info?.roles, info?.scp, info?.user, info?.tid, info?.appId], ['https://graph.microsoft.com', ['Mail.Send', 'Mail.ReadWrite'], [], undefined, tenant, 'app-1'])
+  const two = await token(em, { ...base, scope: 'https://graph.microsoft.com/.default https://outlook.office365.com/.default' }, { tenant })
+  assert.deepEqual([two.status, two.body.error, aadsts(two.body)], [400, 'invalid_scope', 70011])
+  assert.equal(em.tokenInfo('not-a-token'), undefined)
+})

@@ -9,6 +9,8 @@
  * - CLIENT_CREDS https://learn.microsoft.com/entra/identity-platform/v2-oauth2-client-creds-grant-flow
  * - ID_TOKEN   https://learn.microsoft.com/entra/identity-platform/id-token-claims-reference
  * - LIFETIMES  https://learn.microsoft.com/entra/identity-platform/configurable-token-lifetimes
+ * - ACCESS_TOKENS https://learn.microsoft.com/entra/identity-platform/access-token-claims-reference
+ * - SCOPES     https://learn.microsoft.com/entra/identity-platform/scopes-oidc (the /.default scope, one resource a token)
  * Where Microsoft documents no code for a case, the comment says which field report the choice follows.
  */
 import { randomBytes, randomInt, randomUUID, createHash, generateKeyPair, sign, type KeyObject } from 'node:crypto'
@@ -63,12 +65,35 @@ export interface Emulator {
   /** Every code, refresh and access token issued and every PKCE verifier received: for "never leaked" checks. */
   issuedSecrets(): string[]
   /**
+   * What a resource server learns from a token it validates (a JWT's claims, in Microsoft's case): for the Graph
+   * emulator, which runs in the same process. undefined for an unknown token.
+   */
+  tokenInfo(token: string): TokenInfo | undefined
+  /**
    * App-only access in a tenant, as an admin sets it up (research B6): grant admin consent to application
    * permissions (`IMAP.AccessAsApp`, `SMTP.SendAsApp`), create the Exchange service principal (New-ServicePrincipal)
    * and give it mailboxes (Add-MailboxPermission). Repeated calls add to what was granted.
    */
   grantAppAccess(o: { clientId: string; tenant: string; roles?: string[]; mailboxes?: string[] }): void
   close(): Promise<void>
+}
+
+/** The claims of an access token a resource checks (ACCESS_TOKENS: aud, scp, roles, tid, exp). */
+export interface TokenInfo {
+  /** false once revoked; expiry is `exp`, checked by the resource against its own clock */
+  active: boolean
+  /** the resource's app id URI: `https://graph.microsoft.com`, `https://outlook.office.com` */
+  aud: string
+  /** delegated: the consented scopes of this resource as bare names (`Mail.Send`), the `scp` claim */
+  scp: string[]
+  /** app-only: the application permissions admin-consented in the tenant, the `roles` claim */
+  roles: string[]
+  /** delegated: the signed-in user's address */
+  user?: string
+  appId?: string
+  tid?: string
+  /** seconds since the epoch */
+  exp: number
 }
 
 export interface EmulatorOptions {
@@ -89,12 +114,17 @@ const ID_TOKEN_LIFETIME_S = 3600
 const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 
 // Resources are identified by their app id URI host; Exchange Online answers to several (B2 in research).
+// Microsoft Graph has one per national cloud (https://learn.microsoft.com/graph/deployments#microsoft-graph-and-graph-explorer-service-root-endpoints).
 const RESOURCES: Record<string, string> = {
   'https://outlook.office.com': 'exchange',
   'https://outlook.office365.com': 'exchange',
   'https://ps.outlook.com': 'exchange',
   'https://graph.microsoft.com': 'graph',
+  'https://graph.microsoft.us': 'graph-usgov',
+  'https://dod-graph.microsoft.us': 'graph-dod',
+  'https://microsoftgraph.chinacloudapi.cn': 'graph-china',
 }
+const GRAPH = 'https://graph.microsoft.com'
 
 interface User { email: string; upn: string; name: string; oid: string }
 interface CodeGrant {
@@ -206,6 +236,25 @@ export async function startIdentityEmulator(opts: EmulatorOptions = {}): Promise
   const invalidScope = (s: string) =>
     new AadError('invalid_scope', 70011, `The provided value for the input parameter 'scope' is not valid. The scope ${s} is not valid.`)
   const resourceScopes = (scopes: string[]) => scopes.filter((s) => resourceOf(s))
+  /** One permission however it is written: `Mail.Send` is `https://graph.microsoft.com/Mail.Send` (AUTH_CODE, scope). */
+  const scopeKey = (s: string) => `${resourceOf(s)} ${s.slice(s.lastIndexOf('/') + 1).toLowerCase()}`
+  const consentedTo = (consented: Iterable<string>, scope: string) => [...consented].some((c) => scopeKey(c) === scopeKey(scope))
+
+  /**
+   * The scope of a token request (code or refresh): known scopes, "all from a single resource, along with OIDC
+   * scopes" (AUTH_CODE, scope), each consented. Two resources are refused with AADSTS28000, which is what Microsoft's
+   * token endpoint answers (field reports, e.g. Earlybyte/aad_oauth#328, 2024; ERRORS also lists 700022 for the
+   * same rule). An unconsented scope is AADSTS65001 (AUTH_CODE, error codes for token endpoint errors).
+   */
+  function checkRequestedScopes(requested: string[], consented: Iterable<string>, app: EmulatorApp, notConsentedError: string): AadError | undefined {
+    const unknown = requested.find((s) => resourceOf(s) === null)
+    if (unknown) return invalidScope(unknown)
+    if (new Set(resourceScopes(requested).map((s) => resourceOf(s))).size > 1) {
+      return new AadError('invalid_scope', 28000, `Provided value for the input parameter scope is not valid because it contains more than one resource. Scope ${requested.join(' ')} is not valid.`)
+    }
+    if (resourceScopes(requested).some((s) => !consentedTo(consented, s))) return notConsented(notConsentedError, app)
+    return undefined
+  }
 
   // ---------- /authorize ----------
 
@@ -332,7 +381,7 @@ export async function startIdentityEmulator(opts: EmulatorOptions = {}): Promise
     }
     const key = `${ctx.app.clientId} ${user.email.toLowerCase()}`
     const consented = consents.get(key) ?? new Set<string>()
-    for (const s of resourceScopes(ctx.scopes)) consented.add(s)
+    for (const s of resourceScopes(ctx.scopes)) if (!consentedTo(consented, s)) consented.add(s)
     consents.set(key, consented)
     const code = randomBytes(48).toString('base64url')
     codes.set(code, {
@@ -480,14 +529,8 @@ ${hidden}
     // has no consent for gives consent_required (AUTH_CODE, error codes for token endpoint errors; AADSTS65001).
     const requested = form.has('scope') ? splitScopes(form.get('scope')) : undefined
     if (requested) {
-      const unknown = requested.find((s) => resourceOf(s) === null)
-      if (unknown) return invalidScope(unknown)
-      if (new Set(resourceScopes(requested).map((s) => resourceOf(s))).size > 1) {
-        return new AadError('invalid_scope', 700022, "The provided value for the input parameter scope is not valid because it contains more than one resource. Scope " + requested.join(' ') + ' is not valid.')
-      }
-      const consented = consents.get(`${app.clientId} ${grant.user.email.toLowerCase()}`) ?? new Set()
-      const missing = resourceScopes(requested).find((s) => !consented.has(s))
-      if (missing) return notConsented('consent_required', app)
+      const refused = checkRequestedScopes(requested, consents.get(`${app.clientId} ${grant.user.email.toLowerCase()}`) ?? [], app, 'consent_required')
+      if (refused) return refused
     }
     grant.used = true
     return issueUserTokens(app, grant.user, grant.scopes, grant.tid, requested, { nonce: grant.nonce })
@@ -515,11 +558,10 @@ ${hidden}
     }
     const requested = form.has('scope') ? splitScopes(form.get('scope')) : undefined
     if (requested) {
-      const unknown = requested.find((s) => resourceOf(s) === null)
-      if (unknown) return invalidScope(unknown)
-      // Refresh tokens are "valid for all permissions that your client has already received consent for" (AUTH_CODE).
-      const consented = consents.get(`${app.clientId} ${rt.user.email.toLowerCase()}`) ?? new Set()
-      if (resourceScopes(requested).some((s) => !consented.has(s))) return notConsented('invalid_grant', app)
+      // Refresh tokens are "valid for all permissions that your client has already received consent for" (AUTH_CODE),
+      // whatever resource: one refresh token buys an access token for each consented resource, one resource a request.
+      const refused = checkRequestedScopes(requested, consents.get(`${app.clientId} ${rt.user.email.toLowerCase()}`) ?? [], app, 'invalid_grant')
+      if (refused) return refused
     }
     return issueUserTokens(app, rt.user, rt.scopes, rt.tid, requested, { chain: rt })
   }
@@ -538,8 +580,13 @@ ${hidden}
     // AADSTS1002012: "Client credential flows must have a scope value with /.default suffixed" (field reports, e.g.
     // MicrosoftDocs/azure-docs#99862; the client-credentials page documents only the /.default form).
     const bad = scopes.find((s) => !s.endsWith('/.default'))
-    if (bad || scopes.length !== 1) {
-      return new AadError('invalid_scope', 1002012, `The provided value for scope ${bad ?? scopes.join(' ')} is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI).`)
+    // Two resources' /.default in one request: AADSTS70011 "The scope A B is not valid" (field reports, e.g.
+    // AzureAD/microsoft-authentication-library-for-js#6069, Azure/azure-sdk-for-net#9076): one token is for one resource.
+    if (!bad && scopes.length > 1) {
+      return new AadError('invalid_scope', 70011, `The provided request must include a 'scope' input parameter. The provided value for the input parameter 'scope' is not valid. The scope ${scopes.join(' ')} is not valid.`)
+    }
+    if (bad) {
+      return new AadError('invalid_scope', 1002012, `The provided value for scope ${bad} is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI).`)
     }
     const scope = scopes[0] as string
     const resource = resourceOf(scope)
@@ -581,11 +628,11 @@ ${hidden}
     if (first) {
       const r = resourceOf(first)
       scope = consented.filter((s) => resourceOf(s) === r).join(' ')
-      resource = first.includes('/') ? new URL(first).origin : 'https://graph.microsoft.com'
+      resource = first.includes('/') ? new URL(first).origin : GRAPH
     } else {
       // Only OIDC scopes: Microsoft answers with a Graph token for the user's profile.
       scope = grantScopes.filter((s) => OIDC_SCOPES.has(s) && s !== 'offline_access').join(' ')
-      resource = 'https://graph.microsoft.com'
+      resource = GRAPH
     }
     const ttl = tokenLifetime()
     const sub = pairwiseSub(user, app.clientId)
@@ -773,7 +820,7 @@ ${hidden}
       const user = findUser(o.user) ?? { email: o.user, upn: o.user, name: o.user, oid: randomUUID() }
       const scope = o.scope ?? `${OUTLOOK_SMTP_SEND} ${OUTLOOK_IMAP}`
       const first = splitScopes(scope).find((s) => s.includes('://'))
-      return storeAccessToken({ user, scope, resource: first ? new URL(first).origin : 'https://graph.microsoft.com', sub: pairwiseSub(user, 'minted'), ttl: o.ttlSeconds ?? tokenLifetime() })
+      return storeAccessToken({ user, scope, resource: first ? new URL(first).origin : GRAPH, sub: pairwiseSub(user, 'minted'), ttl: o.ttlSeconds ?? tokenLifetime() })
     },
     revokeUser(email) {
       const l = email.toLowerCase()
@@ -798,6 +845,14 @@ ${hidden}
       return best?.token
     },
     issuedSecrets: () => [...codes.keys(), ...refreshTokens.keys(), ...accessTokens.keys(), ...verifiersSeen],
+    tokenInfo(token) {
+      const at = accessTokens.get(token)
+      if (!at) return undefined
+      // scp holds bare permission names; OIDC scopes are not permissions of the resource, and an app-only token has
+      // roles instead (ACCESS_TOKENS, scp and roles).
+      const scp = at.roles ? [] : splitScopes(at.scope).filter((s) => resourceOf(s)).map((s) => s.slice(s.lastIndexOf('/') + 1))
+      return { active: at.active, aud: at.resource, scp, roles: [...(at.roles ?? [])], user: at.user?.email, appId: at.clientId, tid: at.tid, exp: at.exp }
+    },
     grantAppAccess(o) {
       const key = `${o.clientId} ${o.tenant.toLowerCase()}`
       const access = appAccess.get(key) ?? { roles: new Set<string>(), mailboxes: new Set<string>() }
@@ -909,6 +964,7 @@ function scopeLabel(scope: string) {
     'SMTP.Send': 'Send emails from mailboxes using SMTP AUTH.',
     'IMAP.AccessAsUser.All': 'Read and write access to mailboxes via IMAP.',
     'POP.AccessAsUser.All': 'Read and write access to mailboxes via POP.',
+    'Mail.Send': 'Send mail as you', 'Mail.ReadWrite': 'Read and write access to your mail', 'Mail.Read': 'Read your mail',
   }
   return labels[name] ?? ''
 }
