@@ -53,8 +53,8 @@ export function createServices(config: Config, database: Database, log: Logger, 
   const relayUsers = new RelayUserService(db)
   const adminSessions = new AdminSessionService({ db, settings, log: log.child({ part: 'admin' }) })
   const deliveriesWritten = new Wakeup(database, 'deliveries')
-  const webhooks = new WebhookService({ db, box, log, wakeup: deliveriesWritten })
-  const dispatcher = new WebhookDispatcher({ database, box, log: log.child({ part: 'webhooks' }), config: config.webhooks, wakeup: deliveriesWritten, nodeId })
+  const webhooks = new WebhookService({ db, box, log, wakeup: deliveriesWritten, trustedHosts })
+  const dispatcher = new WebhookDispatcher({ database, box, log: log.child({ part: 'webhooks' }), config: config.webhooks, wakeup: deliveriesWritten, nodeId, trustedHosts })
   const mailWorker = new MailWorker({ database, box, credentials, settings, mails, log: log.child({ part: 'mail-worker' }), queue: config.queue, webhooks, nodeId })
   const heartbeat = new NodeHeartbeat({
     database,

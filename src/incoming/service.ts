@@ -23,7 +23,7 @@ export interface TestResult {
 
 /** Incoming servers: CRUD with Outlook's rules, Connect (the same consent as outgoing), and Test & Confirm. */
 export class IncomingServerService {
-  constructor(private readonly deps: { db: Kysely<DB>; credentials: CredentialService; connect: ConnectService; log: Logger; trustedHosts?: TrustedHosts }) {}
+  constructor(private readonly deps: { db: Kysely<DB>; credentials: CredentialService; connect: ConnectService; log: Logger; trustedHosts: TrustedHosts }) {}
 
   async row(id: string): Promise<IncomingServerRow> {
     const row = await this.deps.db.selectFrom('incoming_servers').selectAll().where('id', '=', id).executeTakeFirst()

@@ -4,7 +4,7 @@ import type { Secret } from '../crypto/secret.ts'
 import type { DB } from '../db/index.ts'
 import type { CredentialRow } from '../db/schema.ts'
 import { MailbridgeError } from '../errors.ts'
-import { allowedHost, TrustedHosts } from '../host-policy.ts'
+import { allowedHost, type TrustedHosts } from '../host-policy.ts'
 import type { Logger } from '../log.ts'
 import type { SettingsStore } from '../settings-store.ts'
 import { checkClient, type ClientCheck } from './client-check.ts'
@@ -40,7 +40,7 @@ export class CredentialService {
       /** How long one token request may take (MAILBRIDGE_TOKEN_TIMEOUT_S). */
       tokenTimeoutMs?: number
       /** MAILBRIDGE_TRUSTED_HOSTS: endpoints and mail hosts allowed beside the providers' own. */
-      trustedHosts?: TrustedHosts
+      trustedHosts: TrustedHosts
     },
   ) {
     const { db, box, log } = deps
@@ -93,7 +93,7 @@ export class CredentialService {
     if (typeof account === 'object' && 'host' in account) {
       // Any cloud's hosts: the exact cloud was checked on save, and this runs for every mail without a settings read.
       const hosts = CLOUD_IDS.flatMap((c) => p.mailHosts(c))
-      if (!allowedHost(account.host, hosts, this.deps.trustedHosts ?? new TrustedHosts())) {
+      if (!allowedHost(account.host, hosts, this.deps.trustedHosts)) {
         throw new MailbridgeError('untrusted_host', {
           message: `${account.host} is not one of ${p.company}'s mail hosts (${p.mailHosts('global').join(', ')}, or a host in MAILBRIDGE_TRUSTED_HOSTS): the token of ${account.mailbox} is not sent there. Set the server's host to ${p.company}'s.`,
         })

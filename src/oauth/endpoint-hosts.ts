@@ -1,5 +1,5 @@
 import { invalid } from '../errors.ts'
-import { allowedHost, allowedList, refusedHost, TrustedHosts } from '../host-policy.ts'
+import { allowedHost, allowedList, refusedHost, type TrustedHosts } from '../host-policy.ts'
 import type { Cloud } from './clouds.ts'
 import type { EndpointParam, ProviderSpec } from './providers.ts'
 
@@ -28,7 +28,7 @@ export function checkMailHost(p: ProviderSpec, host: string, cloud: Cloud, trust
  * A server's host on create and update: a provider's mail host (or a trusted one) with OAuth; without OAuth any
  * host but this machine (unless trusted), link-local and cloud-metadata addresses. 400 naming what is allowed.
  */
-export function checkServerHost(provider: { p: ProviderSpec; cloud: Cloud } | undefined, host: string, trusted = new TrustedHosts()): void {
+export function checkServerHost(provider: { p: ProviderSpec; cloud: Cloud } | undefined, host: string, trusted: TrustedHosts): void {
   if (provider) return checkMailHost(provider.p, host, provider.cloud, trusted, (message) => invalid('host', message))
   const why = refusedHost(host, trusted)
   if (why) throw invalid('host', `${host} is ${why}, which Mailbridge does not connect to; MAILBRIDGE_TRUSTED_HOSTS names the hosts on this machine it may use.`)

@@ -1,6 +1,6 @@
 import type { Secret } from '../crypto/secret.ts'
 import { MailbridgeError } from '../errors.ts'
-import { TrustedHosts } from '../host-policy.ts'
+import type { TrustedHosts } from '../host-policy.ts'
 import type { SettingsStore } from '../settings-store.ts'
 import { CLOUD_SETTING, cloudOf, type Cloud } from './clouds.ts'
 import { checkEndpointHost } from './endpoint-hosts.ts'
@@ -28,7 +28,7 @@ export class ProviderClients {
       settings: SettingsStore
       /** How long one token request may take (MAILBRIDGE_TOKEN_TIMEOUT_S). */
       tokenTimeoutMs?: number
-      trustedHosts?: TrustedHosts
+      trustedHosts: TrustedHosts
     },
   ) {}
 
@@ -52,7 +52,7 @@ export class ProviderClients {
     for (const param of p.endpointParams) {
       const value = (await settings.parameter(param.key)) ?? param.default(cloud)
       // Again at use: a value stored before the rule, or for another cloud, must not receive the secret.
-      checkEndpointHost(param, new URL(value), cloud, this.deps.trustedHosts ?? new TrustedHosts(), (message) => new MailbridgeError('untrusted_host', { message }))
+      checkEndpointHost(param, new URL(value), cloud, this.deps.trustedHosts, (message) => new MailbridgeError('untrusted_host', { message }))
       values[param.key] = value
     }
     return {

@@ -29,7 +29,7 @@ export class OutgoingServerService {
   readonly changed = new EventEmitter()
 
   constructor(
-    private readonly deps: { db: Kysely<DB>; box: SecretBox; credentials: CredentialService; connect: ConnectService; log: Logger; trustedHosts?: TrustedHosts },
+    private readonly deps: { db: Kysely<DB>; box: SecretBox; credentials: CredentialService; connect: ConnectService; log: Logger; trustedHosts: TrustedHosts },
   ) {}
 
   async #row(id: string): Promise<OutgoingServerRow> {
