@@ -1,3 +1,4 @@
+import { isIP } from 'node:net'
 import { availableParallelism } from 'node:os'
 import { dirname, resolve } from 'node:path'
 import { listOf, parseAddressList } from './address-list.ts'
@@ -31,6 +32,11 @@ export interface Config {
    * and whose PROXY protocol header the relay reads. Empty: the peer is the client.
    */
   trustProxy: string[]
+  /**
+   * MAILBRIDGE_TRUSTED_HOSTS: host names or addresses beside the providers' own where secrets and tokens may go
+   * and which may be on this machine (test peers, sandboxes, on-premises gateways). Empty by default.
+   */
+  trustedHosts: string[]
   /** Largest mail the API accepts, decoded (Exchange Online's default limit is 35 MB). */
   maxMailBytes: number
   queue: QueueConfig
@@ -147,6 +153,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   }
   const trustProxy = listOf(env.MAILBRIDGE_TRUST_PROXY)
   parseAddressList(trustProxy, 'MAILBRIDGE_TRUST_PROXY')
+  const trustedHosts = listOf(env.MAILBRIDGE_TRUSTED_HOSTS)
+  for (const h of trustedHosts) {
+    if (!isIP(h.replace(/^\[(.*)\]$/, '$1')) && !/^[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}))*\.?$/.test(h)) {
+      throw new ConfigError(`MAILBRIDGE_TRUSTED_HOSTS: "${h}" is not a host name or an IP address (no scheme, port or path; example: 127.0.0.1,mail-gw.example.com)`)
+    }
+  }
   return {
     port,
     host: env.MAILBRIDGE_HOST || '127.0.0.1',
@@ -170,6 +182,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     tokenTimeoutMs: int(env, 'MAILBRIDGE_TOKEN_TIMEOUT_S', 15, 1, 25) * 1000,
     logLevel: env.MAILBRIDGE_LOG_LEVEL || 'info',
     trustProxy,
+    trustedHosts,
     maxMailBytes: int(env, 'MAILBRIDGE_MAX_MAIL_BYTES', 35 * 1024 * 1024, 1024, 2 ** 31 - 1),
     queue: {
       pollMs: int(env, 'MAILBRIDGE_QUEUE_POLL_MS', 1000, 10, 600_000),

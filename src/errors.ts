@@ -30,6 +30,8 @@ export const codes = {
     admin: 'Signed in as {actual}, but this server is for {expected}. Sign in to {provider} with {expected} and connect again.',
   },
   token_error: { status: 502, admin: '{message}' },
+  /** A stored endpoint or server host that tokens may not go to (design.md §10): nothing was sent. */
+  untrusted_host: { status: 409, admin: '{message}' },
   fetch_failed: { status: 502, admin: '{message}' },
   database_busy: {
     status: 503,

@@ -7,14 +7,54 @@ export interface Html {
 }
 export const raw = (s: string): Html => ({ __html: s })
 
-/** Tagged template: interpolations are escaped unless they are Html (or arrays of Html). */
+const NON_ASCII = /[^\x00-\x7f]/
+
+/**
+ * Whether an interpolation lands in element text (not inside a tag, where it is an attribute value, nor in an
+ * element whose content is text only). The templates' static parts are well-formed, and escaped values hold no
+ * `<` or `>`, so the last `<` tells.
+ */
+const inText = (out: string): boolean => {
+  const lt = out.lastIndexOf('<')
+  if (lt < 0) return true
+  if (lt > out.lastIndexOf('>')) return false
+  return !/^<(textarea|title|option|script|style)\b/i.test(out.slice(lt))
+}
+
+/**
+ * Tagged template: interpolations are escaped unless they are Html (or arrays of Html). A string in element text
+ * that holds anything beyond ASCII (right-to-left letters, U+202E RIGHT-TO-LEFT OVERRIDE and the other bidi
+ * controls) is isolated in <bdi>, so it cannot reorder the text around it: `invoice‮fdp.exe` stays one run
+ * that cannot pass for `invoice.pdf` beside its neighbours (UAX #9 isolates; issue 21 item 11). ASCII holds no
+ * strong right-to-left character and no bidi control, so it has nothing to isolate.
+ * @see https://html.spec.whatwg.org/multipage/text-level-semantics.html#the-bdi-element
+ */
 export function html(strings: TemplateStringsArray, ...values: unknown[]): Html {
   let out = strings[0]!
   values.forEach((v, i) => {
-    const one = (x: unknown): string => (x && typeof x === 'object' && '__html' in x ? (x as Html).__html : esc(x))
+    const one = (x: unknown): string => {
+      if (x && typeof x === 'object' && '__html' in x) return (x as Html).__html
+      const text = esc(x)
+      return typeof x === 'string' && NON_ASCII.test(x) && inText(out) ? `<bdi>${text}</bdi>` : text
+    }
     out += (Array.isArray(v) ? v.map(one).join('') : v === false || v === null || v === undefined ? '' : one(v)) + strings[i + 1]!
   })
   return raw(out)
+}
+
+/** Control and invisible formatting characters: C0/C1 controls, bidi embeddings, overrides, isolates and marks, zero-width characters. */
+const CONTROLS = /[\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]/g
+
+/**
+ * A name whose every control character shows as its escape (`\u202E`), for attachment names: a file called
+ * `invoice\u202Efdp.exe` must read as that, not as `invoiceexe.pdf`.
+ */
+export function visibleControls(name: string): Html {
+  const shown = esc(name).replace(CONTROLS, (c) => {
+    const code = `\\u${c.charCodeAt(0).toString(16).toUpperCase().padStart(4, '0')}`
+    return `<span class="ctl" title="a hidden control character">${code}</span>`
+  })
+  return raw(`<bdi>${shown}</bdi>`)
 }
 
 export const STYLE = `
@@ -46,6 +86,7 @@ fieldset{border:1px solid var(--line);border-radius:6px;padding:.6rem 1rem 1rem;
 section.card.narrow{max-width:26rem;margin:3rem auto}
 .button.small{padding:.25rem .7rem;font-size:.9rem;margin:0 .3rem 0 0}.skip-label{position:absolute;left:-999px}
 .check .hint{font-weight:400;margin-left:.4rem}span.label{display:block;font-weight:600;margin:.7rem 0 .2rem}
+bdi{unicode-bidi:isolate}.ctl{font-family:ui-monospace,monospace;background:#fff8c5;color:var(--bad);border-radius:3px;padding:0 .15em}
 td .reason{max-width:28rem;white-space:pre-wrap;overflow-wrap:anywhere}td.nowrap{white-space:nowrap}.pager{margin-top:1rem}
 `
 

@@ -35,6 +35,8 @@ export async function sandbox(): Promise<void> {
     MAILBRIDGE_BASE_URL: baseUrl,
     MAILBRIDGE_DATABASE_URL: `sqlite:${join(dir, 'mailbridge.db')}`,
     MAILBRIDGE_DATA_DIR: dir,
+    // The peers stand in for Microsoft's hosts on this machine: tokens and the secret may go to them (design.md §10).
+    MAILBRIDGE_TRUSTED_HOSTS: [process.env.MAILBRIDGE_TRUSTED_HOSTS, '127.0.0.1'].filter(Boolean).join(','),
   })
   const { folder, reused } = loadOrCreateSandboxFolder(dir)
   const ms = await startIdentityEmulator()

@@ -1,6 +1,7 @@
 import type { Config } from './config.ts'
 import { SecretBox } from './crypto/secret-box.ts'
 import type { Database } from './db/index.ts'
+import { TrustedHosts } from './host-policy.ts'
 import type { Logger } from './log.ts'
 import { ConnectService } from './oauth/connect.ts'
 import { CredentialService } from './oauth/credentials.ts'
@@ -42,17 +43,18 @@ export interface Services extends WebServices {
 export function createServices(config: Config, database: Database, log: Logger, keys: Buffer[], nodeId = newNodeId()): Services {
   const { db } = database
   const box = new SecretBox(keys)
-  const settings = new SettingsService(db, box)
-  const credentials = new CredentialService({ db, box, settings, log, refreshMarginSeconds: config.refreshMarginSeconds, tokenTimeoutMs: config.tokenTimeoutMs })
+  const trustedHosts = new TrustedHosts(config.trustedHosts)
+  const settings = new SettingsService(db, box, trustedHosts)
+  const credentials = new CredentialService({ db, box, settings, log, refreshMarginSeconds: config.refreshMarginSeconds, tokenTimeoutMs: config.tokenTimeoutMs, trustedHosts })
   const connect = new ConnectService({ db, box, credentials, config, log })
-  const outgoingServers = new OutgoingServerService({ db, box, credentials, connect, log })
+  const outgoingServers = new OutgoingServerService({ db, box, credentials, connect, log, trustedHosts })
   const apiTokens = new ApiTokenService(db)
   const mails = new MailService({ db, settings, servers: outgoingServers, log, maxBytes: config.maxMailBytes })
   const relayUsers = new RelayUserService(db)
   const adminSessions = new AdminSessionService({ db, settings, log: log.child({ part: 'admin' }) })
   const deliveriesWritten = new Wakeup(database, 'deliveries')
-  const webhooks = new WebhookService({ db, box, log, wakeup: deliveriesWritten })
-  const dispatcher = new WebhookDispatcher({ database, box, log: log.child({ part: 'webhooks' }), config: config.webhooks, wakeup: deliveriesWritten, nodeId })
+  const webhooks = new WebhookService({ db, box, log, wakeup: deliveriesWritten, trustedHosts })
+  const dispatcher = new WebhookDispatcher({ database, box, log: log.child({ part: 'webhooks' }), config: config.webhooks, wakeup: deliveriesWritten, nodeId, trustedHosts })
   const mailWorker = new MailWorker({ database, box, credentials, settings, mails, log: log.child({ part: 'mail-worker' }), queue: config.queue, webhooks, nodeId })
   const heartbeat = new NodeHeartbeat({
     database,
@@ -64,7 +66,7 @@ export function createServices(config: Config, database: Database, log: Logger, 
       dispatcher.wake()
     },
   })
-  const incomingServers = new IncomingServerService({ db, credentials, connect, log })
+  const incomingServers = new IncomingServerService({ db, credentials, connect, log, trustedHosts })
   const parser = new ParsePool(config.fetch.parseThreads)
   const fetcher = new Fetcher({ database, credentials, servers: incomingServers, webhooks, parser, log: log.child({ part: 'fetcher' }), config: config.fetch, nodeId })
   const scheduler = new IncomingScheduler({ database, fetcher, log: log.child({ part: 'fetcher' }), config: config.fetch })

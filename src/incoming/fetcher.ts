@@ -143,7 +143,7 @@ export class Fetcher {
       try {
         client = await openSession(row, token)
         await this.#sync(client, row, result, log, hooks)
-        if (rejected) await this.deps.credentials.recordUseSuccess(p, accountOf(row))
+        await this.deps.credentials.recordUseSuccess(p, accountOf(row))
         return
       } catch (e) {
         const err = toImapError(e, 'fetch', client)

@@ -10,6 +10,9 @@ import { accountOf, type CredentialService } from '../oauth/credentials.ts'
 import { ProviderError } from '../oauth/protocol.ts'
 import { outlook, providerFor, type MailHost, type ProviderSpec } from '../oauth/providers.ts'
 import { checkTenant } from '../oauth/tenant.ts'
+import type { Cloud } from '../oauth/clouds.ts'
+import { checkServerHost } from '../oauth/endpoint-hosts.ts'
+import type { TrustedHosts } from '../host-policy.ts'
 import { DEFAULT_POLL_INTERVAL_S, serverToApi, type IncomingServer, type IncomingServerInput } from './model.ts'
 import { ImapError, openSession, toImapError } from './imap.ts'
 
@@ -20,7 +23,7 @@ export interface TestResult {
 
 /** Incoming servers: CRUD with Outlook's rules, Connect (the same consent as outgoing), and Test & Confirm. */
 export class IncomingServerService {
-  constructor(private readonly deps: { db: Kysely<DB>; credentials: CredentialService; connect: ConnectService; log: Logger }) {}
+  constructor(private readonly deps: { db: Kysely<DB>; credentials: CredentialService; connect: ConnectService; log: Logger; trustedHosts: TrustedHosts }) {}
 
   async row(id: string): Promise<IncomingServerRow> {
     const row = await this.deps.db.selectFrom('incoming_servers').selectAll().where('id', '=', id).executeTakeFirst()
@@ -48,13 +51,14 @@ export class IncomingServerService {
   }
 
   /** The provider of an authentication, with its IMAP host in the chosen national cloud. */
-  async #provider(authentication: string): Promise<{ p: ProviderSpec; imap: MailHost }> {
+  async #provider(authentication: string): Promise<{ p: ProviderSpec; imap: MailHost; cloud: Cloud }> {
     const p = providerFor(authentication)
     if (!p) throw invalid('authentication', `Unknown authentication "${authentication}".`)
-    return { p, imap: p.imap(await this.deps.credentials.cloud(p)) }
+    const cloud = await this.deps.credentials.cloud(p)
+    return { p, imap: p.imap(cloud), cloud }
   }
 
-  #merge(base: IncomingServerRow | undefined, input: IncomingServerInput, { p, imap }: { p: ProviderSpec; imap: MailHost }) {
+  #merge(base: IncomingServerRow | undefined, input: IncomingServerInput, { p, imap, cloud }: { p: ProviderSpec; imap: MailHost; cloud: Cloud }) {
     const authentication = p.id
     const name = (input.name ?? base?.name ?? '').trim()
     if (!name) throw invalid('name', 'Give the server a Description (any name).')
@@ -64,6 +68,7 @@ export class IncomingServerService {
     const host = (input.host ?? (keep ? base.host : imap.host)).trim()
     const port = input.port ?? (keep ? base.port : imap.port)
     const encryption = input.encryption ?? (keep ? base.encryption : imap.encryption)
+    checkServerHost({ p, cloud }, host, this.deps.trustedHosts)
     // A tenant belongs to app-only access: switching to another authentication drops it.
     const tenantId = checkTenant(p, input.tenant_id !== undefined ? input.tenant_id : keep ? (base?.tenant_id ?? null) : null)
     const username = (input.username ?? base?.username ?? '').trim()
@@ -170,7 +175,7 @@ export class IncomingServerService {
       return { ok: true, message: `Connection Test Successful! ${row.folder} holds ${exists} messages; the server is confirmed and will be fetched every ${row.poll_interval_s} s.` }
     } catch (e) {
       const message = explainImapFailure(row, e)
-      if (e instanceof ImapError && e.stage === 'auth') await this.deps.credentials.recordUseFailure(p, accountOf(row), message)
+      // Recorded on this server, not on the credential its mailbox's other servers share (see outgoing/service.ts test).
       await this.deps.db.updateTable('incoming_servers').set({ last_error: message, updated_at: now() }).where('id', '=', id).execute()
       log.warn({ cause: (e as Error).message }, 'incoming server test failed')
       return { ok: false, message }

@@ -19,6 +19,10 @@ export interface CloudSpec {
   appResource: string
   smtpHost: string
   imapHost: string
+  /** The hosts `microsoft_outlook.endpoint` may name: the login host, and its documented aliases. */
+  loginHosts: readonly string[]
+  /** Every Exchange Online host a token of this cloud may be sent to (SMTP and IMAP); nothing else gets one. */
+  mailHosts: readonly string[]
 }
 
 export const clouds: Record<Cloud, CloudSpec> = {
@@ -29,6 +33,9 @@ export const clouds: Record<Cloud, CloudSpec> = {
     appResource: 'https://outlook.office365.com',
     smtpHost: 'smtp.office365.com',
     imapHost: 'outlook.office365.com',
+    loginHosts: ['login.microsoftonline.com'],
+    // smtp-mail.outlook.com / imap-mail.outlook.com serve Outlook.com accounts; smtp-hve.office365.com is High Volume Email.
+    mailHosts: ['smtp.office365.com', 'outlook.office365.com', 'smtp-mail.outlook.com', 'imap-mail.outlook.com', 'smtp-hve.office365.com'],
   },
   // GCC High and DoD tenants sign in at login.microsoftonline.us and reach Exchange at outlook.office365.us.
   usgov: {
@@ -38,6 +45,8 @@ export const clouds: Record<Cloud, CloudSpec> = {
     appResource: 'https://outlook.office365.us',
     smtpHost: 'smtp.office365.us',
     imapHost: 'outlook.office365.us',
+    loginHosts: ['login.microsoftonline.us'],
+    mailHosts: ['smtp.office365.us', 'outlook.office365.us'],
   },
   // Microsoft 365 operated by 21Vianet: login.partner.microsoftonline.cn (Microsoft's national-cloud page; EmailEngine
   // uses login.chinacloudapi.cn, an older alias) and Exchange at partner.outlook.cn.
@@ -48,6 +57,8 @@ export const clouds: Record<Cloud, CloudSpec> = {
     appResource: 'https://partner.outlook.cn',
     smtpHost: 'smtp.partner.outlook.cn',
     imapHost: 'partner.outlook.cn',
+    loginHosts: ['login.partner.microsoftonline.cn', 'login.chinacloudapi.cn'],
+    mailHosts: ['smtp.partner.outlook.cn', 'partner.outlook.cn'],
   },
 }
 

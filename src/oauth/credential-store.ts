@@ -12,8 +12,15 @@ import type { ProviderSpec } from './providers.ts'
  */
 export type Account = string | { mailbox: string; tenant: string | null }
 
-/** The account of a server row: its username, and its tenant for app-only access. */
-export const accountOf = (row: { username: string; tenant_id: string | null }): Account => ({ mailbox: row.username, tenant: row.tenant_id })
+/** An account as a server uses it: the mail host its tokens are presented to comes along, and is checked (§10). */
+export interface ServerAccount {
+  mailbox: string
+  tenant: string | null
+  host: string
+}
+
+/** The account of a server row: its username, its tenant for app-only access, and its host. */
+export const accountOf = (row: { username: string; tenant_id: string | null; host: string }): ServerAccount => ({ mailbox: row.username, tenant: row.tenant_id, host: row.host })
 
 export const mailboxOf = (a: Account): string => (typeof a === 'string' ? a : a.mailbox).toLowerCase()
 export const tenantOf = (a: Account): string | null => (typeof a === 'string' ? null : a.tenant?.toLowerCase() || null)

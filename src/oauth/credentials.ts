@@ -3,11 +3,13 @@ import type { SecretBox } from '../crypto/secret-box.ts'
 import type { Secret } from '../crypto/secret.ts'
 import type { DB } from '../db/index.ts'
 import type { CredentialRow } from '../db/schema.ts'
+import { MailbridgeError } from '../errors.ts'
+import { allowedHost, type TrustedHosts } from '../host-policy.ts'
 import type { Logger } from '../log.ts'
 import type { SettingsStore } from '../settings-store.ts'
 import { checkClient, type ClientCheck } from './client-check.ts'
-import type { Cloud } from './clouds.ts'
-import { type Account, CredentialStore, mailboxOf } from './credential-store.ts'
+import { CLOUD_IDS, type Cloud } from './clouds.ts'
+import { type Account, CredentialStore, mailboxOf, type ServerAccount } from './credential-store.ts'
 import { type ClientCandidate, type ProviderClient, ProviderClients } from './provider-client.ts'
 import type { Identity, TokenSet } from './protocol.ts'
 import type { ProviderSpec } from './providers.ts'
@@ -15,7 +17,7 @@ import { anyFailing, recordUseFailure, recordUseSuccess } from './token-health.t
 import { TokenRefresher } from './token-refresh.ts'
 import { tokenView, type TokenView } from './token-view.ts'
 
-export { accountOf, type Account } from './credential-store.ts'
+export { accountOf, type Account, type ServerAccount } from './credential-store.ts'
 
 /**
  * The tokens of connected mailboxes, keyed by (provider, mailbox): what features ask of OAuth. Each job has its
@@ -37,10 +39,12 @@ export class CredentialService {
       refreshMarginSeconds: number
       /** How long one token request may take (MAILBRIDGE_TOKEN_TIMEOUT_S). */
       tokenTimeoutMs?: number
+      /** MAILBRIDGE_TRUSTED_HOSTS: endpoints and mail hosts allowed beside the providers' own. */
+      trustedHosts: TrustedHosts
     },
   ) {
     const { db, box, log } = deps
-    this.#clients = new ProviderClients({ settings: deps.settings, tokenTimeoutMs: deps.tokenTimeoutMs })
+    this.#clients = new ProviderClients({ settings: deps.settings, tokenTimeoutMs: deps.tokenTimeoutMs, trustedHosts: deps.trustedHosts })
     this.#store = new CredentialStore({ db, box, log })
     this.#refresher = new TokenRefresher({ db, box, log, store: this.#store, clients: this.#clients, refreshMarginSeconds: deps.refreshMarginSeconds })
   }
@@ -79,10 +83,22 @@ export class CredentialService {
   }
 
   /**
-   * An access token with more than the refresh margin left. `rejected`: the token a server just refused: refresh
-   * unless another caller already replaced it. `renew`: a new one even if the stored token is fresh (Test Connection).
+   * An access token with more than the refresh margin left, for the server host it is presented to. `rejected`:
+   * the token a server just refused: refresh unless another caller already replaced it. `renew`: a new one even if
+   * the stored token is fresh (Test Connection). Servers pass `accountOf(row)`, which names their host: a host the
+   * provider does not run (and nobody trusted) gets nothing, checked at every use, not only when the server was
+   * saved, since rows older than the rule exist. A bare account (no host) is for callers that send no mail.
    */
-  accessToken(p: ProviderSpec, account: Account, o: { rejected?: Secret; renew?: boolean } = {}): Promise<Secret> {
+  async accessToken(p: ProviderSpec, account: Account | ServerAccount, o: { rejected?: Secret; renew?: boolean } = {}): Promise<Secret> {
+    if (typeof account === 'object' && 'host' in account) {
+      // Any cloud's hosts: the exact cloud was checked on save, and this runs for every mail without a settings read.
+      const hosts = CLOUD_IDS.flatMap((c) => p.mailHosts(c))
+      if (!allowedHost(account.host, hosts, this.deps.trustedHosts)) {
+        throw new MailbridgeError('untrusted_host', {
+          message: `${account.host} is not one of ${p.company}'s mail hosts (${p.mailHosts('global').join(', ')}, or a host in MAILBRIDGE_TRUSTED_HOSTS): the token of ${account.mailbox} is not sent there. Set the server's host to ${p.company}'s.`,
+        })
+      }
+    }
     return this.#refresher.accessToken(p, account, o)
   }
 

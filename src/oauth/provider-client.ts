@@ -1,7 +1,9 @@
 import type { Secret } from '../crypto/secret.ts'
 import { MailbridgeError } from '../errors.ts'
+import type { TrustedHosts } from '../host-policy.ts'
 import type { SettingsStore } from '../settings-store.ts'
 import { CLOUD_SETTING, cloudOf, type Cloud } from './clouds.ts'
+import { checkEndpointHost } from './endpoint-hosts.ts'
 import type { ClientAuth } from './protocol.ts'
 import type { Endpoints, ProviderSpec } from './providers.ts'
 
@@ -26,6 +28,7 @@ export class ProviderClients {
       settings: SettingsStore
       /** How long one token request may take (MAILBRIDGE_TOKEN_TIMEOUT_S). */
       tokenTimeoutMs?: number
+      trustedHosts: TrustedHosts
     },
   ) {}
 
@@ -46,7 +49,12 @@ export class ProviderClients {
     if (p.needsTenant && !o.tenant) throw new MailbridgeError('conflict', { message: `${p.article} ${p.label} server needs its Tenant ID (the Directory (tenant) ID from the app's Overview page in Azure).` })
     const cloud = await this.cloud(p)
     const values: Record<string, string> = {}
-    for (const param of p.endpointParams) values[param.key] = (await settings.parameter(param.key)) ?? param.default(cloud)
+    for (const param of p.endpointParams) {
+      const value = (await settings.parameter(param.key)) ?? param.default(cloud)
+      // Again at use: a value stored before the rule, or for another cloud, must not receive the secret.
+      checkEndpointHost(param, new URL(value), cloud, this.deps.trustedHosts, (message) => new MailbridgeError('untrusted_host', { message }))
+      values[param.key] = value
+    }
     return {
       clientId,
       clientSecret,

@@ -25,6 +25,8 @@ export interface EndpointParam {
   example?: string
   /** A base URL the endpoints are resolved against (`new URL('token', base)`): kept with its trailing slash. */
   base: boolean
+  /** The provider's own hosts a value may name in this cloud: the client secret and refresh tokens go there (§10). */
+  hosts(cloud: Cloud): readonly string[]
 }
 
 /**
@@ -69,6 +71,8 @@ export interface ProviderSpec {
   authorizeParams: Readonly<Record<string, string>>
   smtp(cloud: Cloud): MailHost
   imap(cloud: Cloud): MailHost
+  /** The mail hosts (SMTP and IMAP) this provider's tokens may be sent to in this cloud; nothing else gets one (§10). */
+  mailHosts(cloud: Cloud): readonly string[]
   /** Default per-server submission rate; null for none. */
   maxPerMinute: number | null
   /** The tenant id is a server field for app-only access (the token URL names it). */
@@ -102,7 +106,9 @@ export const outlook: ProviderSpec = {
   registerRedirectAt: 'in Azure (Web platform)',
   route: 'microsoft_outlook',
   grant: 'authorization_code',
-  endpointParams: [{ key: 'microsoft_outlook.endpoint', default: defaultMicrosoftEndpoint, example: 'https://login.microsoftonline.com/<tenant id>/oauth2/v2.0/', base: true }],
+  endpointParams: [
+    { key: 'microsoft_outlook.endpoint', default: defaultMicrosoftEndpoint, example: 'https://login.microsoftonline.com/<tenant id>/oauth2/v2.0/', base: true, hosts: (cloud) => clouds[cloud].loginHosts },
+  ],
   endpoints: (values) => microsoftEndpoints(values),
   cloudAware: true,
   scopes: (cloud) => ['openid', 'email', 'offline_access', `${clouds[cloud].resource}/SMTP.Send`, `${clouds[cloud].resource}/IMAP.AccessAsUser.All`],
@@ -111,6 +117,7 @@ export const outlook: ProviderSpec = {
   authorizeParams: { response_mode: 'query' },
   smtp: (cloud) => ({ host: clouds[cloud].smtpHost, port: 587, encryption: 'starttls' }),
   imap: (cloud) => ({ host: clouds[cloud].imapHost, port: 993, encryption: 'ssl' }),
+  mailHosts: (cloud) => clouds[cloud].mailHosts,
   maxPerMinute: OUTLOOK_MAX_PER_MINUTE,
   needsTenant: false,
   explain: explainAadsts,
@@ -172,8 +179,9 @@ export const gmail: ProviderSpec = {
   route: 'google_gmail',
   grant: 'authorization_code',
   endpointParams: [
-    { key: 'google_gmail.auth_endpoint', default: () => 'https://accounts.google.com/o/oauth2/v2/auth', base: false },
-    { key: 'google_gmail.token_endpoint', default: () => 'https://oauth2.googleapis.com/token', base: false },
+    { key: 'google_gmail.auth_endpoint', default: () => 'https://accounts.google.com/o/oauth2/v2/auth', base: false, hosts: () => ['accounts.google.com'] },
+    // www.googleapis.com/oauth2/v4/token is the older address of the same token endpoint.
+    { key: 'google_gmail.token_endpoint', default: () => 'https://oauth2.googleapis.com/token', base: false, hosts: () => ['oauth2.googleapis.com', 'www.googleapis.com'] },
   ],
   endpoints: (values) => ({ authorize: values['google_gmail.auth_endpoint']!, token: values['google_gmail.token_endpoint']! }),
   cloudAware: false,
@@ -183,6 +191,7 @@ export const gmail: ProviderSpec = {
   authorizeParams: { access_type: 'offline', prompt: 'consent' },
   smtp: () => ({ host: 'smtp.gmail.com', port: 587, encryption: 'starttls' }),
   imap: () => ({ host: 'imap.gmail.com', port: 993, encryption: 'ssl' }),
+  mailHosts: () => ['smtp.gmail.com', 'imap.gmail.com'],
   maxPerMinute: null,
   needsTenant: false,
   explain: explainGoogle,

@@ -12,6 +12,9 @@ import { accountOf, type CredentialService } from '../oauth/credentials.ts'
 import { xoauth2 } from '../oauth/protocol.ts'
 import { outlook, providerFor, type MailHost, type ProviderSpec } from '../oauth/providers.ts'
 import { checkTenant } from '../oauth/tenant.ts'
+import type { Cloud } from '../oauth/clouds.ts'
+import { checkServerHost } from '../oauth/endpoint-hosts.ts'
+import type { TrustedHosts } from '../host-policy.ts'
 import { toApi, type OutgoingServer, type OutgoingServerInput } from './model.ts'
 import { probeSmtp, SmtpProbeError } from './smtp-probe.ts'
 
@@ -26,7 +29,7 @@ export class OutgoingServerService {
   readonly changed = new EventEmitter()
 
   constructor(
-    private readonly deps: { db: Kysely<DB>; box: SecretBox; credentials: CredentialService; connect: ConnectService; log: Logger },
+    private readonly deps: { db: Kysely<DB>; box: SecretBox; credentials: CredentialService; connect: ConnectService; log: Logger; trustedHosts: TrustedHosts },
   ) {}
 
   async #row(id: string): Promise<OutgoingServerRow> {
@@ -57,16 +60,17 @@ export class OutgoingServerService {
   }
 
   /** The provider of an authentication, with its SMTP host in the chosen national cloud. */
-  async #provider(authentication: string | undefined): Promise<{ p: ProviderSpec; smtp: MailHost } | undefined> {
+  async #provider(authentication: string | undefined): Promise<{ p: ProviderSpec; smtp: MailHost; cloud: Cloud } | undefined> {
     const p = authentication ? providerFor(authentication) : undefined
-    return p && { p, smtp: p.smtp(await this.deps.credentials.cloud(p)) }
+    const cloud = p && (await this.deps.credentials.cloud(p))
+    return p && cloud && { p, smtp: p.smtp(cloud), cloud }
   }
 
   /** Apply an input over a row (or over nothing, on create), with provider defaults and the provider's rules. */
   #merge(
     base: OutgoingServerRow | undefined,
     input: OutgoingServerInput,
-    provider: { p: ProviderSpec; smtp: MailHost } | undefined,
+    provider: { p: ProviderSpec; smtp: MailHost; cloud: Cloud } | undefined,
   ): Omit<OutgoingServerRow, 'id' | 'created_at' | 'updated_at' | 'paused_until' | 'pause_reason'> {
     const authentication = input.authentication ?? base?.authentication
     if (!authentication) throw invalid('authentication', 'Choose an authentication: "outlook" or "gmail" (OAuth), "outlook_app" (app-only), "login" (password) or "none".')
@@ -82,6 +86,7 @@ export class OutgoingServerService {
     const tenantId = checkTenant(p, input.tenant_id !== undefined ? input.tenant_id : switched ? null : (base?.tenant_id ?? null))
     const username = (input.username ?? base?.username ?? '').trim()
     if (!host) throw invalid('host', 'Give the SMTP host name, such as smtp.office365.com.')
+    checkServerHost(provider, host, this.deps.trustedHosts)
     let password = base?.password ?? null
     if (input.password !== undefined) password = input.password ? this.deps.box.seal(new Secret(input.password), 'outgoing_servers.password') : null
     if (p) {
@@ -185,7 +190,8 @@ export class OutgoingServerService {
       return { ok: true, message: 'Connection Test Successful!' }
     } catch (e) {
       const message = explainTestFailure(row, e)
-      if (p && e instanceof SmtpProbeError && e.stage === 'auth') await this.deps.credentials.recordUseFailure(p, accountOf(row), message)
+      // Not recorded on the credential: the mailbox's other servers share it, and a refusal by this host (a wrong
+      // host, SMTP AUTH off) says nothing about them. The provider's refusals are recorded where the token is fetched.
       log.warn({ cause: (e as Error).message }, 'connection test failed')
       return { ok: false, message }
     }

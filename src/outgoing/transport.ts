@@ -91,7 +91,7 @@ export class TransportPool {
           type: 'OAuth2',
           user: server.username,
           provisionCallback: (user: string, renew: boolean, cb: (err: Error | null, token?: string, expires?: number) => void) => {
-            this.deps.credentials.accessToken(p, { mailbox: user, tenant: server.tenant_id }, renew && last ? { rejected: last } : {}).then(
+            this.deps.credentials.accessToken(p, { mailbox: user, tenant: server.tenant_id, host: server.host }, renew && last ? { rejected: last } : {}).then(
               (token) => {
                 last = token
                 cb(null, token.reveal())

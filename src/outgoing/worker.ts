@@ -75,8 +75,6 @@ export class MailWorker {
   /** When this node last had mail for a server. */
   readonly #busyAt = new Map<string, number>()
   #lastSweep = 0
-  /** Mailboxes whose token this process saw refused: the next success clears the badge. */
-  readonly #useFailed = new Set<string>()
   /** Mailboxes whose dead token this process already announced (token.invalid): once until it works again. */
   readonly #announced = new Set<string>()
   /** Servers this node saw lock out or refuse AUTH (when, and until when): mails claimed before wait, unattempted. */
@@ -301,7 +299,8 @@ export class MailWorker {
         queueSeconds.observe((Date.now() - Date.parse(mail.created_at)) / 1000)
         await this.#finish(mail, { state: 'sent', smtp_response: info.response, sent_at: now() })
         this.#announced.delete(server.username.toLowerCase())
-        if (p && this.#useFailed.delete(server.username.toLowerCase())) await this.deps.credentials.recordUseSuccess(p, accountOf(server))
+        // Clears a use failure whoever recorded it (another node, the fetcher); no write when none is on record.
+        if (p) await this.deps.credentials.recordUseSuccess(p, accountOf(server))
         log.debug({ response: info.response }, 'mail sent')
         return
       } catch (e) {
@@ -380,7 +379,6 @@ export class MailWorker {
       }
       const p = providerFor(server.authentication)
       if (v.kind === 'auth' && p) {
-        this.#useFailed.add(server.username.toLowerCase())
         await this.deps.credentials.recordUseFailure(p, accountOf(server), v.reason)
       }
     }

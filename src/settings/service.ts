@@ -1,7 +1,12 @@
+import type { Kysely } from 'kysely'
+import type { SecretBox } from '../crypto/secret-box.ts'
 import { Secret } from '../crypto/secret.ts'
+import type { DB } from '../db/index.ts'
 import { invalid } from '../errors.ts'
+import { TrustedHosts } from '../host-policy.ts'
 import { isEmailAddress } from '../mail-address.ts'
 import { CLOUD_IDS, CLOUD_SETTING, cloudOf, isCloud, type Cloud } from '../oauth/clouds.ts'
+import { checkEndpointHost } from '../oauth/endpoint-hosts.ts'
 import { credentialProviders, endpointParam } from '../oauth/providers.ts'
 import { SettingsStore } from '../settings-store.ts'
 
@@ -19,12 +24,17 @@ function httpsUrl(key: string, value: string, example: string): URL {
 
 const KEY = /^[A-Za-z0-9_.-]{1,200}$/
 
-/** Checks for the parameters whose meaning Mailbridge knows; others are stored as given. */
-function checkParameter(key: string, value: string): string {
+/**
+ * Checks for the parameters whose meaning Mailbridge knows; others are stored as given. A provider endpoint names
+ * one of the provider's hosts in the chosen cloud, or a trusted one: the client secret and every refresh token are
+ * POSTed there, and the admin signs in there (design.md §10).
+ */
+function checkParameter(key: string, value: string, o: { cloud: Cloud; trusted: TrustedHosts }): string {
   if (value.length > 10_000) throw invalid('value', 'A parameter value is at most 10,000 characters.')
   const endpoint = endpointParam(key)
   if (endpoint) {
-    httpsUrl(key, value, endpoint.example ?? endpoint.default('global'))
+    const url = httpsUrl(key, value, endpoint.example ?? endpoint.default('global'))
+    checkEndpointHost(endpoint, url, o.cloud, o.trusted, (message) => invalid('value', message))
     return endpoint.base && !value.endsWith('/') ? value + '/' : value
   }
   if (key === 'mail.force.smtp.from' && value !== '' && !isEmailAddress(value)) {
@@ -59,6 +69,15 @@ export interface SettingsPatch {
  * store it extends is below.
  */
 export class SettingsService extends SettingsStore {
+  constructor(
+    db: Kysely<DB>,
+    box: SecretBox,
+    /** MAILBRIDGE_TRUSTED_HOSTS: hosts an endpoint parameter may name beside the provider's. */
+    readonly trustedHosts = new TrustedHosts(),
+  ) {
+    super(db, box)
+  }
+
   async view(): Promise<SettingsView> {
     return {
       external_email_servers: (await this.get('external_email_servers')) === '1',
@@ -117,7 +136,7 @@ export class SettingsService extends SettingsStore {
 
   async setParameter(key: string, value: string): Promise<{ key: string; value: string }> {
     if (!KEY.test(key)) throw invalid('key', 'A parameter key is 1–200 letters, digits, dots, dashes or underscores, such as mail.force.smtp.from.')
-    const checked = checkParameter(key, value)
+    const checked = checkParameter(key, value, { cloud: cloudOf(await this.get(CLOUD_SETTING)), trusted: this.trustedHosts })
     await this.putParameter(key, checked)
     return { key, value: checked }
   }

@@ -6,6 +6,8 @@ import type { WebhookDeliveryRow, WebhookRow } from '../db/schema.ts'
 import type { Logger } from '../log.ts'
 import { backoffMs } from '../outgoing/worker.ts'
 import { SIGNATURE_HEADER, sign } from './signer.ts'
+import { postDelivery } from './post.ts'
+import type { TrustedHosts } from '../host-policy.ts'
 import { PollLoop } from '../poll-loop.ts'
 import { GroupCommit } from '../db/group-commit.ts'
 import { webhookDeliverySeconds } from '../metrics.ts'
@@ -36,6 +38,8 @@ export class WebhookDispatcher {
       wakeup?: Wakeup
       /** This node's id (queue/heartbeat.ts), the owner of its leases; one of its own when not given. */
       nodeId?: string
+      /** MAILBRIDGE_TRUSTED_HOSTS: the only hosts on this machine a webhook may reach. */
+      trustedHosts: TrustedHosts
     },
   ) {
     this.id = deps.nodeId ?? `d-${randomBytes(4).toString('hex')}`
@@ -139,22 +143,16 @@ export class WebhookDispatcher {
     let error: string | null = null
     try {
       const timestamp = Math.floor(Date.now() / 1000)
-      const res = await fetch(hook.url, {
-        method: 'POST',
-        headers: {
-          'content-type': 'application/json',
-          'user-agent': 'Mailbridge-Webhook/1',
-          'mailbridge-event': d.event,
-          'mailbridge-delivery': d.id,
-          [SIGNATURE_HEADER]: sign(this.deps.box.open(hook.secret, 'webhooks.secret'), timestamp, d.payload),
-        },
-        body: d.payload,
-        redirect: 'manual',
-        signal: AbortSignal.timeout(this.deps.config.timeoutMs),
-      })
-      status = res.status
-      await res.body?.cancel()
-      if (res.status < 200 || res.status >= 300) error = `${hook.url} answered HTTP ${res.status}`
+      const headers = {
+        'content-type': 'application/json',
+        'user-agent': 'Mailbridge-Webhook/1',
+        'mailbridge-event': d.event,
+        'mailbridge-delivery': d.id,
+        [SIGNATURE_HEADER]: sign(this.deps.box.open(hook.secret, 'webhooks.secret'), timestamp, d.payload),
+      }
+      status = await postDelivery(hook.url, headers, d.payload, { timeoutMs: this.deps.config.timeoutMs, trusted: this.deps.trustedHosts })
+      // A redirect is not followed: it counts as a failure like any other non-2xx answer.
+      if (status < 200 || status >= 300) error = `${hook.url} answered HTTP ${status}`
     } catch (e) {
       const cause = (e as Error & { cause?: Error }).cause?.message ?? (e as Error).message
       error = `POST ${hook.url} failed: ${cause}`

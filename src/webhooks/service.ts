@@ -5,6 +5,7 @@ import { Secret } from '../crypto/secret.ts'
 import { type DB, groupsOf, newId, now } from '../db/index.ts'
 import type { WebhookRow } from '../db/schema.ts'
 import { invalid, notFound } from '../errors.ts'
+import { refusedHost, type TrustedHosts } from '../host-policy.ts'
 import type { Logger } from '../log.ts'
 import type { Wakeup } from '../queue/wakeup.ts'
 import type { EventData } from './events.ts'
@@ -15,7 +16,7 @@ export type Queryable = Pick<Kysely<DB>, 'selectFrom' | 'insertInto' | 'getExecu
 
 /** Webhook subscriptions, and the one way events become durable deliveries: `enqueue` inside the caller's transaction. */
 export class WebhookService {
-  constructor(private readonly deps: { db: Kysely<DB>; box: SecretBox; log: Logger; wakeup?: Wakeup }) {}
+  constructor(private readonly deps: { db: Kysely<DB>; box: SecretBox; log: Logger; wakeup?: Wakeup; trustedHosts: TrustedHosts }) {}
 
   async #row(id: string): Promise<WebhookRow> {
     const row = await this.deps.db.selectFrom('webhooks').selectAll().where('id', '=', id).executeTakeFirst()
@@ -39,6 +40,9 @@ export class WebhookService {
       throw invalid('url', `The webhook url must be an absolute http(s) URL such as https://app.example.com/mailbridge, got "${url}".`)
     }
     if (u.protocol !== 'https:' && u.protocol !== 'http:') throw invalid('url', 'The webhook url must start with https:// (or http:// on a private network).')
+    // Checked again on the resolved address at each delivery (webhooks/post.ts): a name may point here later.
+    const refused = refusedHost(u.hostname, this.deps.trustedHosts)
+    if (refused) throw invalid('url', `The webhook url points at ${refused}, which Mailbridge does not deliver to; MAILBRIDGE_TRUSTED_HOSTS names the hosts on this machine it may use.`)
     return u.toString()
   }
 

@@ -15,7 +15,7 @@ test('test connection: STARTTLS + AUTH XOAUTH2 + MAIL/RCPT/RSET against the peer
   assert.equal(w.smtp.messages.length, 0, 'nothing is sent')
 })
 
-test('test connection: a token the peer refuses gets one refresh, then a 535 5.7.3 message and a red badge', async (t) => {
+test('test connection: a token the peer refuses gets one refresh, then a 535 5.7.3 message; the shared credential stays green', async (t) => {
   const w = await startWorld()
   t.after(w.close)
   const server = await w.outgoingServer()
@@ -25,7 +25,8 @@ test('test connection: a token the peer refuses gets one refresh, then a 535 5.7
   let res = (await w.mb.api('POST', `/api/v1/outgoing-servers/${server.id}/test`)).json()
   assert.equal(res.ok, true)
   assert.equal(w.ms.tokenRequests.filter((r) => r.grant_type === 'refresh_token').length, 1)
-  // A peer that refuses every token (it wants a scope we never get): 535 after the one retry, and the badge turns red.
+  // A peer that refuses every token (it wants a scope we never get): 535 after the one retry. The refusal is this
+  // server's, not the credential's: Microsoft just issued the token, and the mailbox's other servers share it (issue 21).
   const strict = await startSmtpPeer({ introspectUrl: w.ms.introspectUrl, requiredScope: 'https://outlook.office.com/POP.AccessAsUser.All' })
   t.after(strict.close)
   await w.mb.api('PATCH', `/api/v1/outgoing-servers/${server.id}`, { port: strict.port })
@@ -38,8 +39,7 @@ test('test connection: a token the peer refuses gets one refresh, then a 535 5.7
   // The first attempt asks for a new token (it proves the client secret), the retry for another.
   assert.equal(w.ms.tokenRequests.filter((r) => r.grant_type === 'refresh_token').length, refreshesBefore + 2)
   const s = (await w.mb.api('GET', `/api/v1/outgoing-servers/${server.id}`)).json()
-  assert.equal(s.token.valid, false)
-  assert.match(s.token.label, /Invalid/)
+  assert.equal(s.token.valid, true)
 })
 
 test('test connection: SMTP AUTH disabled (5.7.139) says how to enable it', async (t) => {
@@ -54,7 +54,8 @@ test('test connection: SMTP AUTH disabled (5.7.139) says how to enable it', asyn
 })
 
 test('test connection: a closed port and an unknown host name the cause', async (t) => {
-  const w = await startWorld()
+  // An Outlook server takes Microsoft's hosts only, or trusted ones: trust the name that does not resolve.
+  const w = await startWorld({ env: { MAILBRIDGE_TRUSTED_HOSTS: '127.0.0.1,smtp.invalid' } })
   t.after(w.close)
   const closed = await w.outgoingServer({ body: { port: 1 } })
   await w.connect(closed.id)

@@ -44,7 +44,7 @@ test('refresh: the lease also holds between two services on one database (two no
   await w.connect(server.id)
   const { CredentialService } = await import('../../src/oauth/credentials.ts')
   const s = w.mb.services
-  const other = new CredentialService({ db: s.database.db, box: s.box, settings: s.settings, log: s.log, refreshMarginSeconds: 600 })
+  const other = new CredentialService({ db: s.database.db, box: s.box, settings: s.settings, log: s.log, refreshMarginSeconds: 600, trustedHosts: s.settings.trustedHosts })
   await s.database.db.updateTable('credentials').set({ access_expires_at: soon() }).execute()
   w.ms.setTokenEndpoint({ delayMs: 300 })
   const [a, b] = await Promise.all([s.credentials.accessToken(outlook, ALICE), other.accessToken(outlook, ALICE)])

@@ -63,7 +63,7 @@ test('app-only: an expired token is replaced by a new client-credentials request
   const first = await w.mb.services.credentials.accessToken(outlookApp, account)
   const { CredentialService } = await import('../../src/oauth/credentials.ts')
   const s = w.mb.services
-  const other = new CredentialService({ db: s.database.db, box: s.box, settings: s.settings, log: s.log, refreshMarginSeconds: 600 })
+  const other = new CredentialService({ db: s.database.db, box: s.box, settings: s.settings, log: s.log, refreshMarginSeconds: 600, trustedHosts: s.settings.trustedHosts })
   await s.database.db.updateTable('credentials').set({ access_expires_at: new Date(Date.now() + 60_000).toISOString() }).execute()
   w.ms.setTokenEndpoint({ delayMs: 300 })
   const tokens = await Promise.all([...Array.from({ length: 5 }, () => s.credentials.accessToken(outlookApp, account)), other.accessToken(outlookApp, account)])

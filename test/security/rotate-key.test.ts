@@ -35,7 +35,7 @@ test('rotate-key: a refresh that lands between the read and the write of a batch
   assert.equal(batch.length, 1, 'the refresh token is under the old key')
 
   // Another node (keyring B, A) refreshes the token: Microsoft rotates the refresh token.
-  const node = new CredentialService({ db: s.database.db, box: boxB, settings: s.settings, log: s.log, refreshMarginSeconds: 600 })
+  const node = new CredentialService({ db: s.database.db, box: boxB, settings: s.settings, log: s.log, refreshMarginSeconds: 600, trustedHosts: s.settings.trustedHosts })
   await s.database.db.updateTable('credentials').set({ access_expires_at: soon() }).execute()
   await node.accessToken(outlook, ALICE)
 

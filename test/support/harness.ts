@@ -13,6 +13,9 @@ import { buildApp } from '../../src/web/app.ts'
 
 export const API_TOKEN = 'test-api-token-0123456789abcdef'
 
+/** MAILBRIDGE_TRUSTED_HOSTS of every test Mailbridge: the address the test peers listen on (127.0.0.2 stays untrusted, for rogue peers). */
+export const PEER_HOSTS = '127.0.0.1'
+
 /**
  * A fresh database for one test: a SQLite file in `dir`, or, when MAILBRIDGE_TEST_DATABASE_URL is a PostgreSQL
  * URL, a schema of its own in that database, dropped afterwards.
@@ -64,6 +67,8 @@ export async function startMailbridge(o: { env?: Record<string, string>; dir?: s
     MAILBRIDGE_DATABASE_URL: testDb.url,
     MAILBRIDGE_DATA_DIR: dir,
     MAILBRIDGE_BASE_URL: 'http://localhost:8080',
+    // Every peer (identity emulator, SMTP peer, Dovecot, webhook receiver) listens on 127.0.0.1: trust it, and only it.
+    MAILBRIDGE_TRUSTED_HOSTS: PEER_HOSTS,
     ...o.env,
   })
   const logs: string[] = []

@@ -66,7 +66,8 @@ async function startNodeOn(port: number, env: Record<string, string>, args: stri
   let out = ''
   const child = spawn(process.execPath, [...nodeArgs, ...(main ? [main] : ['--import', 'tsx', 'src/main.ts']), ...args], {
     cwd: ROOT,
-    env: { ...process.env, MAILBRIDGE_PORT: String(port), MAILBRIDGE_HOST: '127.0.0.1', MAILBRIDGE_LOG_LEVEL: 'warn', ...env },
+    // The test peers listen on 127.0.0.1: a node may send tokens there, as the in-process harness does.
+    env: { ...process.env, MAILBRIDGE_PORT: String(port), MAILBRIDGE_HOST: '127.0.0.1', MAILBRIDGE_LOG_LEVEL: 'warn', MAILBRIDGE_TRUSTED_HOSTS: '127.0.0.1', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   })
   // Never outlive the test process, whatever way it ends.

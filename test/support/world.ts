@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { startIdentityEmulator, type Emulator } from './identity-emulator.ts'
-import { API_TOKEN, startMailbridge, type Harness } from './harness.ts'
+import { API_TOKEN, PEER_HOSTS, startMailbridge, type Harness } from './harness.ts'
 import { startSmtpPeer, type SmtpPeer, type PeerBehaviour } from './smtp-peer.ts'
 
 export const CLIENT_ID = '6731de76-14a6-49ae-97bc-6eba6914391e'
@@ -87,6 +87,7 @@ export async function startWorld(o: { env?: Record<string, string>; smtp?: Parti
         MAILBRIDGE_SECRET_KEY: key.toString('base64'),
         MAILBRIDGE_API_TOKEN: API_TOKEN,
         MAILBRIDGE_ADMIN_PASSWORD: 'shared-world-password',
+        MAILBRIDGE_TRUSTED_HOSTS: PEER_HOSTS,
         ...extra,
       }
     },

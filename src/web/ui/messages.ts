@@ -1,5 +1,5 @@
 import type { FastifyPluginAsync } from 'fastify'
-import { html } from '../../html.ts'
+import { html, visibleControls } from '../../html.ts'
 import type { Message } from '../../incoming/model.ts'
 import { banner, sendPage, type MenuItem, type Ui } from './kit.ts'
 
@@ -49,7 +49,7 @@ ${m.cc.length ? html`<tr><th scope="row">Cc</th><td>${m.cc.join(', ')}</td></tr>
 <tr><th scope="row">Date</th><td>${m.date ?? ''}</td></tr><tr><th scope="row">Message-ID</th><td class="mono">${m.message_id ?? ''}</td></tr>
 ${m.in_reply_to ? html`<tr><th scope="row">In-Reply-To</th><td class="mono">${m.in_reply_to}${m.in_reply_to_mail_id ? html` (<a href="/admin/mail?focus=${m.in_reply_to_mail_id}">a mail Mailbridge sent</a>)` : ''}</td></tr>` : ''}
 <tr><th scope="row">Received</th><td>${day(m.received_at)} UTC, ${m.folder} UID ${m.uid}</td></tr>
-${m.attachments.length ? html`<tr><th scope="row">Attachments</th><td>${m.attachments.map((a) => html`<div>${a.filename ?? '(unnamed)'} <span class="muted">${a.content_type}, ${a.size} bytes</span></div>`)}</td></tr>` : ''}
+${m.attachments.length ? html`<tr><th scope="row">Attachments</th><td>${m.attachments.map((a) => html`<div>${a.filename === null ? '(unnamed)' : visibleControls(a.filename)} <span class="muted">${a.content_type}, ${a.size} bytes</span></div>`)}</td></tr>` : ''}
 </table></section>
 <section class="card"><h2>Text</h2><pre class="body">${m.text ?? (m.html ? '(HTML only: see the raw message through the API)' : '')}</pre>
 <p class="hint">The raw message and attachments: <code>GET /api/v1/messages/${m.id}/raw</code>, <code>/attachments/{id}</code>.</p></section>`
