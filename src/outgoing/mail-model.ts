@@ -34,7 +34,7 @@ export const SendMailBody = Type.Object(
 )
 export type SendMailBody = Static<typeof SendMailBody>
 
-export const MailState = Type.Union([Type.Literal('outgoing'), Type.Literal('sending'), Type.Literal('sent'), Type.Literal('exception'), Type.Literal('cancel')])
+export const MailState = Type.Union([Type.Literal('outgoing'), Type.Literal('sending'), Type.Literal('sent'), Type.Literal('exception'), Type.Literal('cancel'), Type.Literal('bounced')])
 
 export const Mail = Type.Object(
   {

@@ -7,9 +7,9 @@ import { banner, formValue, postButton, select, sendPage, seeOther, type MenuIte
 export const mailQueueMenu: MenuItem[] = [{ group: 'Mail', label: 'Mail queue', href: '/admin/mail' }]
 
 const BASE = '/admin/mail'
-const STATES: MailState[] = ['outgoing', 'sending', 'sent', 'exception', 'cancel']
-const STATE_LABEL: Record<MailState, string> = { outgoing: 'Outgoing', sending: 'Sending', sent: 'Sent', exception: 'Failed', cancel: 'Cancelled' }
-const STATE_TAG: Record<MailState, string> = { outgoing: 'muted', sending: 'warn', sent: 'ok', exception: 'bad', cancel: 'muted' }
+const STATES: MailState[] = ['outgoing', 'sending', 'sent', 'exception', 'cancel', 'bounced']
+const STATE_LABEL: Record<MailState, string> = { outgoing: 'Outgoing', sending: 'Sending', sent: 'Sent', exception: 'Failed', cancel: 'Cancelled', bounced: 'Bounced' }
+const STATE_TAG: Record<MailState, string> = { outgoing: 'muted', sending: 'warn', sent: 'ok', exception: 'bad', cancel: 'muted', bounced: 'bad' }
 const NOTICES: Record<string, string> = { retried: 'The mail is queued again and goes out at the next chance.', cancelled: 'The mail is cancelled and will not be sent.' }
 
 const isState = (s: unknown): s is MailState => typeof s === 'string' && (STATES as string[]).includes(s)
