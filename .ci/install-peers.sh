@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Installs the real peers the test suite runs against, from Debian's packages: Dovecot IMAP (with the oauth2
-# passdb), Chromium (driven by playwright-core for the admin UI tests), and systemd-analyze and nginx (which check
-# the files in deploy/). Idempotent: installs only what is
-# missing, and runs `apt-get update` at most once. Needs root (CI runs as root).
+# passdb), Postfix (a second SMTP peer that writes real delivery status notifications), Chromium (driven by
+# playwright-core for the admin UI tests), and systemd-analyze and nginx (which check the files in deploy/).
+# Idempotent: installs only what is missing, and runs `apt-get update` at most once. Needs root (CI runs as root).
 set -euo pipefail
 
 missing=()
 dovecot --version >/dev/null 2>&1 || missing+=(dovecot-core dovecot-imapd)
+[ -x /usr/sbin/postfix ] || missing+=(postfix)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 # Dovecot's app-only check (test/support/dovecot.ts, appRole) asks the emulator's introspection with curl.
 command -v curl >/dev/null 2>&1 || missing+=(curl)
@@ -15,7 +16,7 @@ command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx)
 
 if [ ${#missing[@]} -eq 0 ]; then
-  echo "install-peers: dovecot $(dovecot --version | cut -d' ' -f1), chromium, curl, systemd-analyze and nginx already installed"
+  echo "install-peers: dovecot $(dovecot --version | cut -d' ' -f1), postfix, chromium, curl, systemd-analyze and nginx already installed"
   exit 0
 fi
 
@@ -27,6 +28,9 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 $SUDO apt-get update
+# Postfix's debconf question (what kind of mail server) answered "No configuration": test/support/postfix.ts
+# writes a standalone main.cf per instance and nothing reads /etc/postfix/main.cf.
+echo "postfix postfix/main_mailer_type select No configuration" | $SUDO debconf-set-selections
 $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
 
 # The dovecot postinst may try to start the system service (policy-rc.d usually denies it). The config in

@@ -19,10 +19,11 @@ export interface DB {
   admin_login_failures: { id: string; client: string; at: string }
   incoming_servers: IncomingServerRow
   incoming_sync: IncomingSyncTable
-  messages: MessageRow
+  messages: MessageTable
   counters: CounterRow
   message_raws: { message_id: string; raw: Buffer }
   message_attachments: MessageAttachmentRow
+  mail_bounces: MailBounceRow
   webhooks: WebhookRow
   webhook_deliveries: WebhookDeliveryTable
 }
@@ -83,7 +84,8 @@ export interface OAuthStateRow {
   created_at: string
 }
 
-export type MailState = 'outgoing' | 'sending' | 'sent' | 'exception' | 'cancel'
+/** `bounced`: sent, then every recipient was reported failed (src/bounces/record.ts). */
+export type MailState = 'outgoing' | 'sending' | 'sent' | 'exception' | 'cancel' | 'bounced'
 export type FailureType = 'mail_smtp' | 'mail_email_invalid' | 'mail_from_invalid' | 'unknown'
 
 export interface MailTable {
@@ -181,7 +183,7 @@ export interface IncomingSyncTable {
   updated_at: string
 }
 
-export interface MessageRow {
+export interface MessageTable {
   id: string
   server_id: string
   folder: string
@@ -206,6 +208,29 @@ export interface MessageRow {
   received_at: string
   /** Commit order (see incoming/fetcher.ts): what "after this cursor" pages by. Null only for a moment, never once committed. */
   seq: number | null
+  /** JSON {mail_id, original_message_id, recipients[{recipient, status, action, diagnostic}]} when the message is a delivery report. */
+  bounce: string | null
+  /** 0/1: an automatic reply (RFC 3834), out-of-office and the like. */
+  auto_reply: Generated<number>
+}
+export type MessageRow = Selectable<MessageTable>
+
+/** One recipient's line of a delivery report (src/bounces/record.ts). */
+export interface MailBounceRow {
+  id: string
+  /** The mail Mailbridge sent that the report is about; null when it is about another mail. */
+  mail_id: string | null
+  /** The stored report (messages.id). */
+  message_id: string
+  recipient: string
+  /** RFC 3463 status (`5.1.1`), when the report gives one. */
+  status: string | null
+  /** RFC 3464 §2.3.3: failed, delayed, delivered, relayed, expanded. */
+  action: string
+  diagnostic: string | null
+  remote_mta: string | null
+  /** When Mailbridge recorded the report. */
+  reported_at: string
 }
 
 export interface MessageAttachmentRow {

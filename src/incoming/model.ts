@@ -1,4 +1,5 @@
 import { Type, type Static } from 'typebox'
+import { MessageBounce } from '../bounces/model.ts'
 import type { IncomingServerRow, MessageAttachmentRow, MessageRow } from '../db/schema.ts'
 import { TenantId } from '../oauth/tenant.ts'
 import { TokenSchema, type TokenView } from '../oauth/token-view.ts'
@@ -119,6 +120,10 @@ export const Message = Type.Object(
     size: Type.Integer(),
     received_at: Type.String(),
     parse_error: Nullable(Type.String()),
+    /** The delivery report this message is, when it is one (design §10); it is still listed and threaded. */
+    bounce: Nullable(MessageBounce),
+    /** An automatic reply (RFC 3834): out-of-office, vacation; threaded as any reply, but not the correspondent's answer. */
+    auto_reply: Type.Boolean(),
   },
   { additionalProperties: false, $id: 'Message' },
 )
@@ -146,5 +151,7 @@ export function messageToApi(row: MessageRow, attachments: MessageAttachmentRow[
     size: row.size,
     received_at: row.received_at,
     parse_error: row.parse_error,
+    bounce: row.bounce === null ? null : (JSON.parse(row.bounce) as MessageBounce),
+    auto_reply: row.auto_reply === 1,
   }
 }

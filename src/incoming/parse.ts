@@ -7,7 +7,7 @@ import { cutAttachmentBodies, MARKER_HEADER, markerIndex } from './attachment-bo
 import { messageIds } from './threading.ts'
 
 export interface Parsed {
-  row: Omit<MessageRow, 'id' | 'server_id' | 'folder' | 'uidvalidity' | 'uid' | 'thread_id' | 'in_reply_to_mail_id' | 'received_at' | 'size' | 'seq'>
+  row: Omit<MessageRow, 'id' | 'server_id' | 'folder' | 'uidvalidity' | 'uid' | 'thread_id' | 'in_reply_to_mail_id' | 'received_at' | 'size' | 'seq' | 'bounce' | 'auto_reply'>
   attachments: Array<{ filename: string | null; content_type: string; size: number }>
 }
 

@@ -1,4 +1,5 @@
 import { Type, type Static } from 'typebox'
+import { MailBounce } from '../bounces/model.ts'
 import type { MailRow } from '../db/schema.ts'
 
 const Address = Type.String({ minLength: 3, maxLength: 1000, description: '"Name <address>" or a bare address' })
@@ -34,7 +35,7 @@ export const SendMailBody = Type.Object(
 )
 export type SendMailBody = Static<typeof SendMailBody>
 
-export const MailState = Type.Union([Type.Literal('outgoing'), Type.Literal('sending'), Type.Literal('sent'), Type.Literal('exception'), Type.Literal('cancel')])
+export const MailState = Type.Union([Type.Literal('outgoing'), Type.Literal('sending'), Type.Literal('sent'), Type.Literal('exception'), Type.Literal('cancel'), Type.Literal('bounced')])
 
 export const Mail = Type.Object(
   {
@@ -54,12 +55,14 @@ export const Mail = Type.Object(
     smtp_response: Type.Union([Type.String(), Type.Null()]),
     sent_at: Type.Union([Type.String(), Type.Null()]),
     created_at: Type.String(),
+    /** Delivery reports about this mail, one line per recipient, oldest first (design §10). */
+    bounces: Type.Array(MailBounce),
   },
   { additionalProperties: false },
 )
 export type Mail = Static<typeof Mail>
 
-export function mailToApi(row: MailRow): Mail {
+export function mailToApi(row: MailRow, bounces: MailBounce[] = []): Mail {
   return {
     id: row.id,
     state: row.state,
@@ -77,5 +80,6 @@ export function mailToApi(row: MailRow): Mail {
     smtp_response: row.smtp_response,
     sent_at: row.sent_at,
     created_at: row.created_at,
+    bounces,
   }
 }

@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events'
 import type { Kysely } from 'kysely'
+import { bouncesOf } from '../bounces/mail-bounces.ts'
 import { GroupCommit } from '../db/group-commit.ts'
 import { type DB, newId, now } from '../db/index.ts'
 import type { MailRow, MailState, OutgoingServerRow } from '../db/schema.ts'
@@ -166,7 +167,7 @@ export class MailService {
   async get(id: string): Promise<Mail> {
     const row = await this.deps.db.selectFrom('mails').selectAll().where('id', '=', id).executeTakeFirst()
     if (!row) throw notFound('Mail', id)
-    return mailToApi(row)
+    return mailToApi(row, (await bouncesOf(this.deps.db, [id])).get(id))
   }
 
   /** Newest first; the cursor is the last id of the page. */
@@ -176,7 +177,8 @@ export class MailService {
     if (o.state) q = q.where('state', '=', o.state)
     if (o.cursor) q = q.where('id', '<', o.cursor)
     const rows = await q.execute()
-    const items = rows.slice(0, limit).map(mailToApi)
+    const bounces = await bouncesOf(this.deps.db, rows.slice(0, limit).map((r) => r.id))
+    const items = rows.slice(0, limit).map((r) => mailToApi(r, bounces.get(r.id)))
     return { items, next_cursor: rows.length > limit ? items.at(-1)!.id : null }
   }
 

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import { mailOutcome, messageReceived, tokenInvalid } from './events.ts'
+import { mailBounced, mailOutcome, messageReceived, tokenInvalid } from './events.ts'
 
 const mail = { id: 'm1', server_id: 's1', message_id: '<a1.mailbridge@contoso.com>' }
 
@@ -33,6 +33,21 @@ test('messageReceived(): message_id is the Mailbridge id, internet_message_id th
   assert.equal(data.internet_message_id, '<x@fabrikam.com>')
   assert.equal(data.mailbox, 'Ada@Contoso.com')
   assert.equal(data.uid, 7)
+  assert.equal(data.auto_reply, false, 'a message stored without recognition is no automatic reply')
+  assert.equal(messageReceived({ id: 's2', username: 'a@b.c', folder: 'INBOX' }, { id: 'msg2', uid: 8, message_id: null, thread_id: 't2', in_reply_to_mail_id: null, from_addr: null, subject: null, parse_error: null, auto_reply: 1 }).auto_reply, true)
+})
+
+test('mailBounced(): message_id is the stored report, internet_message_id the mail that bounced', () => {
+  assert.deepEqual(mailBounced(mail, 'report1', { recipient: 'x@fabrikam.com', status: '5.1.1', diagnostic: '550 5.1.1 unknown' }), {
+    mail_id: 'm1',
+    message_id: 'report1',
+    internet_message_id: '<a1.mailbridge@contoso.com>',
+    server_id: 's1',
+    recipient: 'x@fabrikam.com',
+    status: '5.1.1',
+    action: 'failed',
+    diagnostic: '550 5.1.1 unknown',
+  })
 })
 
 test('tokenInvalid(): the mailbox is lower case, as credentials are keyed', () => {

@@ -10,6 +10,7 @@ export interface EventData {
   'mail.sent': MailOutcome
   'mail.failed': MailOutcome
   'token.invalid': TokenInvalid
+  'mail.bounced': MailBounced
 }
 
 export interface MessageReceived {
@@ -26,6 +27,8 @@ export interface MessageReceived {
   from: string | null
   subject: string | null
   parse_error: string | null
+  /** An automatic reply (RFC 3834: out-of-office, vacation), not the correspondent's own answer. */
+  auto_reply: boolean
 }
 
 export interface MailOutcome {
@@ -39,6 +42,23 @@ export interface MailOutcome {
   failure_reason?: string | null
 }
 
+/**
+ * A delivery report says one recipient of a mail Mailbridge sent failed. `message_id` is the stored report
+ * (`GET /api/v1/messages/{message_id}`), as in the mail's `bounces[]`; `internet_message_id` is the mail's.
+ */
+export interface MailBounced {
+  mail_id: string
+  /** The Mailbridge message id of the delivery report. */
+  message_id: string
+  /** The RFC 5322 Message-ID of the mail that bounced. */
+  internet_message_id: string
+  server_id: string
+  recipient: string
+  status: string | null
+  action: 'failed'
+  diagnostic: string | null
+}
+
 export interface TokenInvalid {
   server_kind: 'outgoing' | 'incoming'
   server_id: string
@@ -47,7 +67,10 @@ export interface TokenInvalid {
   reason: string
 }
 
-type StoredMessage = Pick<MessageRow, 'id' | 'uid' | 'message_id' | 'thread_id' | 'in_reply_to_mail_id' | 'from_addr' | 'subject' | 'parse_error'>
+type StoredMessage = Pick<MessageRow, 'id' | 'uid' | 'message_id' | 'thread_id' | 'in_reply_to_mail_id' | 'from_addr' | 'subject' | 'parse_error'> & {
+  /** What recognition said (src/bounces/record.ts); a message stored without it is no automatic reply. */
+  auto_reply?: number | boolean
+}
 
 /** A fetched message was stored: written in the transaction that stores it. */
 export const messageReceived = (server: { id: string; username: string; folder: string }, m: StoredMessage): MessageReceived => ({
@@ -62,6 +85,7 @@ export const messageReceived = (server: { id: string; username: string; folder: 
   from: m.from_addr,
   subject: m.subject,
   parse_error: m.parse_error,
+  auto_reply: m.auto_reply === true || m.auto_reply === 1,
 })
 
 type FinishedMail = Pick<MailRow, 'id' | 'server_id' | 'message_id'>
@@ -73,6 +97,21 @@ export function mailOutcome(mail: FinishedMail, end: Ending): { event: 'mail.sen
   if (end.state === 'sent') return { event: 'mail.sent', data }
   return { event: 'mail.failed', data: { ...data, failure_type: end.failure_type, failure_reason: end.failure_reason } }
 }
+
+type BouncedMail = Pick<MailRow, 'id' | 'server_id' | 'message_id'>
+type FailedRecipient = { recipient: string; status: string | null; diagnostic: string | null }
+
+/** One recipient of a mail was reported failed: written in the transaction that records the report. */
+export const mailBounced = (mail: BouncedMail, reportId: string, r: FailedRecipient): MailBounced => ({
+  mail_id: mail.id,
+  message_id: reportId,
+  internet_message_id: mail.message_id,
+  server_id: mail.server_id,
+  recipient: r.recipient,
+  status: r.status,
+  action: 'failed',
+  diagnostic: r.diagnostic,
+})
 
 /** A mailbox's token was refused or could not be refreshed: someone must reconnect it or fix the app. */
 export const tokenInvalid = (kind: TokenInvalid['server_kind'], server: { id: string; username: string }, reason: string): TokenInvalid => ({

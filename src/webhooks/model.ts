@@ -1,9 +1,9 @@
 import { Type, type Static } from 'typebox'
 import type { WebhookDeliveryRow, WebhookRow } from '../db/schema.ts'
 
-export const EVENTS = ['message.received', 'mail.sent', 'mail.failed', 'token.invalid'] as const
+export const EVENTS = ['message.received', 'mail.sent', 'mail.failed', 'mail.bounced', 'token.invalid'] as const
 export type WebhookEvent = (typeof EVENTS)[number]
-export const EventName = Type.Union([Type.Literal('message.received'), Type.Literal('mail.sent'), Type.Literal('mail.failed'), Type.Literal('token.invalid')])
+export const EventName = Type.Union([Type.Literal('message.received'), Type.Literal('mail.sent'), Type.Literal('mail.failed'), Type.Literal('mail.bounced'), Type.Literal('token.invalid')])
 
 export const Webhook = Type.Object(
   {

@@ -52,7 +52,7 @@ export class WebhookService {
    */
   async create(input: WebhookInput): Promise<Webhook> {
     if (!input.url) throw invalid('url', 'Give the url the events are POSTed to.')
-    if (!input.events?.length) throw invalid('events', 'Choose at least one event: message.received, mail.sent, mail.failed, token.invalid.')
+    if (!input.events?.length) throw invalid('events', 'Choose at least one event: message.received, mail.sent, mail.failed, mail.bounced, token.invalid.')
     const secret = new Secret(input.secret ?? `whsec_${randomToken(24)}`)
     const at = now()
     const row: WebhookRow = {

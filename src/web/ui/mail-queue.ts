@@ -7,15 +7,22 @@ import { banner, formValue, postButton, select, sendPage, seeOther, type MenuIte
 export const mailQueueMenu: MenuItem[] = [{ group: 'Mail', label: 'Mail queue', href: '/admin/mail' }]
 
 const BASE = '/admin/mail'
-const STATES: MailState[] = ['outgoing', 'sending', 'sent', 'exception', 'cancel']
-const STATE_LABEL: Record<MailState, string> = { outgoing: 'Outgoing', sending: 'Sending', sent: 'Sent', exception: 'Failed', cancel: 'Cancelled' }
-const STATE_TAG: Record<MailState, string> = { outgoing: 'muted', sending: 'warn', sent: 'ok', exception: 'bad', cancel: 'muted' }
+const STATES: MailState[] = ['outgoing', 'sending', 'sent', 'exception', 'cancel', 'bounced']
+const STATE_LABEL: Record<MailState, string> = { outgoing: 'Outgoing', sending: 'Sending', sent: 'Sent', exception: 'Failed', cancel: 'Cancelled', bounced: 'Bounced' }
+const STATE_TAG: Record<MailState, string> = { outgoing: 'muted', sending: 'warn', sent: 'ok', exception: 'bad', cancel: 'muted', bounced: 'bad' }
 const NOTICES: Record<string, string> = { retried: 'The mail is queued again and goes out at the next chance.', cancelled: 'The mail is cancelled and will not be sent.' }
 
 const isState = (s: unknown): s is MailState => typeof s === 'string' && (STATES as string[]).includes(s)
 
-/** What happened to a mail, in one cell: the failure, the next attempt, or the server's reply. */
+/** The delivery reports about a mail, one line per recipient: who, the status, what happened, the remote reply. */
+const bounceLines = (m: Mail) =>
+  m.bounces.map(
+    (b) => html`<div class="reason"><span class="tag ${b.action === 'failed' ? 'bad' : 'warn'}">${b.action}</span> ${b.recipient}${b.status ? html` <code>${b.status}</code>` : ''}${b.diagnostic ? html` ${b.diagnostic}` : ''}</div>`,
+  )
+
+/** What happened to a mail, in one cell: the delivery reports about it, the failure, the next attempt, or the server's reply. */
 function outcome(m: Mail) {
+  if (m.bounces.length) return bounceLines(m)
   if (m.failure_reason) return html`<div class="reason">${m.failure_type ? html`<code>${m.failure_type}</code> ` : ''}${m.failure_reason}</div>`
   if (m.state === 'outgoing' && m.attempts > 0 && m.next_attempt_at) return html`<span class="reason muted">next attempt ${m.next_attempt_at.replace('T', ' ').slice(0, 19)} UTC</span>`
   if (m.smtp_response) return html`<div class="reason muted">${m.smtp_response}</div>`

@@ -93,6 +93,17 @@ function checkNumbers(input: OutgoingServerInput): FormError | undefined {
 export const outgoingServerPages: FastifyPluginAsync<{ ui: Ui }> = async (app, { ui }) => {
   const servers = ui.services.outgoingServers
 
+  /**
+   * Non-delivery reports come back to the sending mailbox (Exchange Online sends them there): without an incoming
+   * server fetching it, Mailbridge never learns that a mail bounced.
+   */
+  const bounceHintFor = async (mailbox: string) => {
+    if (!mailbox) return ''
+    const fetched = (await ui.services.incomingServers.list()).some((i) => i.username.toLowerCase() === mailbox.toLowerCase())
+    if (fetched) return ''
+    return html`<p class="hint"><a href="/admin/incoming-servers/new">Connect an incoming server for ${mailbox}</a> to learn about bounces: non-delivery reports arrive in the sending mailbox.</p>`
+  }
+
   app.get(BASE, async (req, reply) => {
     const items = await servers.list()
     const rows = items.map(
@@ -112,6 +123,7 @@ ${items.length ? html`<table><thead><tr><th scope="col">Description</th><th scop
     const p = providerFor(auth)
     const connected = s && p && s.token.status !== 'missing'
     const action = s ? `${BASE}/${s.id}` : BASE
+    const bounceHint = s ? await bounceHintFor(s.username) : ''
     const body = html`<h1>${s ? s.name : 'New outgoing server'}</h1>
 ${o.notice ?? ''}${o.error ? banner('bad', o.error.message) : ''}
 <section class="card"><form method="post" action="${action}">${csrfField(req.admin!)}
@@ -133,7 +145,7 @@ ${p?.route ? html`<p class="hint">Connect saves the form, then sends you to ${p.
 ${p && !p.route ? html`<p class="hint">No one signs in: Test Connection requests a token for the app in the tenant. An admin must have granted the app access to this mailbox (see the README).</p>` : ''}
 </form></section>
 ${s ? html`<section class="card"><h2>Check</h2><div class="actions">${postButton(req.admin!, `${BASE}/${s.id}/test`, 'Test Connection', { cls: '' })}${postButton(req.admin!, `${BASE}/${s.id}/delete`, 'Delete', { cls: 'danger' })}</div>
-<p class="hint">Test Connection signs in to ${s.host}:${s.port} and tries MAIL FROM / RCPT TO without sending anything.</p></section>` : ''}`
+<p class="hint">Test Connection signs in to ${s.host}:${s.port} and tries MAIL FROM / RCPT TO without sending anything.</p>${bounceHint}</section>` : ''}`
     return sendPage(ui, req, reply, s ? s.name : 'New outgoing server', body, o.status ?? (o.error ? 400 : 200))
   }
 
