@@ -10,6 +10,7 @@ import { SecretBox } from '../crypto/secret-box.ts'
 import { type Database, migrate, newId, now, openDatabase } from '../db/index.ts'
 import type { MailState } from '../db/schema.ts'
 import { MailbridgeError } from '../errors.ts'
+import { TrustedHosts } from '../host-policy.ts'
 import { createLogger } from '../log.ts'
 import { WebhookService } from '../webhooks/service.ts'
 import { bouncesOf } from './mail-bounces.ts'
@@ -30,7 +31,7 @@ async function setup(t: TestContext) {
   await migrate(database.db, database.schema)
   const { db } = database
   const box = new SecretBox([randomBytes(32)])
-  const webhooks = new WebhookService({ db, box, log: createLogger('silent') })
+  const webhooks = new WebhookService({ db, box, log: createLogger('silent'), trustedHosts: new TrustedHosts() })
   await webhooks.create({ url: 'https://app.example.com/hook', events: ['mail.bounced'] })
   const at = now()
 
