@@ -35,7 +35,7 @@ test('bootstrap token: changing MAILBRIDGE_API_TOKEN revokes the previous one; t
   const [first, second] = ['bootstrap-first-0123456789', 'bootstrap-second-0123456789']
 
   const made = await boot(loadConfig(env), createLogger('silent'))
-  const other = await made.services.apiTokens.create('billing app')
+  const { token: other } = await made.services.apiTokens.create({ name: 'billing app', scopes: ['admin'] })
   await made.services.database.close()
 
   assert.deepEqual(await bootAndAsk({ ...env, MAILBRIDGE_API_TOKEN: first }, [first, other]), [200, 200])
