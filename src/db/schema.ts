@@ -46,7 +46,7 @@ export type ApiTokenRow = Selectable<ApiTokenTable>
 export interface AuditLogRow {
   id: string
   at: string
-  actor_type: 'admin' | 'api_token'
+  actor_type: 'admin' | 'api_token' | 'anonymous'
   /** The admin's username or the API token's name, as it was then. */
   actor: string
   /** The admin session's or the API token's id. */

@@ -14,10 +14,14 @@ export const apiTokenRoutes: FastifyPluginAsync<{ tokens: ApiTokenService }> = a
   app.post<{ Body: ApiTokenInput }>(
     '/api-tokens',
     { schema: { tags, summary: 'Create a token for one application: its value is in this answer only', body: ApiTokenInput, response: { 201: CreatedApiToken } } },
-    async (req, reply) => reply.code(201).header('cache-control', 'no-store').send(await tokens.create(req.body)),
+    async (req, reply) => {
+      const created = await tokens.create(req.body)
+      req.auditNote = { name: created.name, scopes: [...created.scopes], ...(created.server_ids ? { server_ids: created.server_ids } : {}) }
+      return reply.code(201).header('cache-control', 'no-store').send(created)
+    },
   )
   app.delete<{ Params: Static<typeof IdParams> }>('/api-tokens/:id', { schema: { tags, summary: 'Revoke a token: it gets 401 from its next request on', params: IdParams } }, async (req, reply) => {
-    await tokens.revoke(req.params.id)
+    req.auditNote = { name: (await tokens.revoke(req.params.id)).name }
     return reply.code(204).send()
   })
 }

@@ -14,6 +14,8 @@ import { incomingServerRoutes, messageRoutes } from '../incoming/routes.ts'
 import { webhookRoutes } from '../webhooks/routes.ts'
 import { guardApi } from './api-access.ts'
 import { apiTokenRoutes } from './api-token-routes.ts'
+import { auditRoutes } from './audit-routes.ts'
+import { auditTrail } from './audit-trail.ts'
 import { EMPTY_JSON_BODY, frameworkErrors, installErrorHandler } from './errors.ts'
 import { refuseNonIntegerQuery, refuseNul, refuseUnexpectedBody } from './input-checks.ts'
 import { metricsRoutes } from './metrics.ts'
@@ -82,6 +84,8 @@ export async function buildApp(s: WebServices, o: AppOptions = {}): Promise<Fast
   await app.register(metricsRoutes, { services: s })
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger())
 
+  // Before every route that can change something: the API's, the admin UI's, the OAuth callback.
+  auditTrail(app, s.auditLog)
   const redirectUris = Object.fromEntries(consentProviders().map((p) => [p.id, s.connect.redirectUri(p)]))
   await app.register(
     async (api) => {
@@ -103,6 +107,7 @@ export async function buildApp(s: WebServices, o: AppOptions = {}): Promise<Fast
       await api.register(messageRoutes, { messages: s.messages })
       await api.register(webhookRoutes, { webhooks: s.webhooks })
       await api.register(apiTokenRoutes, { tokens: s.apiTokens })
+      await api.register(auditRoutes, { audit: s.auditLog })
     },
     { prefix: '/api/v1' },
   )
