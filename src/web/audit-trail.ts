@@ -6,6 +6,8 @@ declare module 'fastify' {
   interface FastifyRequest {
     /** What a handler adds to its audit entry (a token's name): names and ids only, never a secret. */
     auditNote?: AuditDetail
+    /** The id of what a handler created, where neither its answer's JSON nor its redirect names it. */
+    auditTarget?: string
   }
 }
 
@@ -90,7 +92,7 @@ export function auditEntryFor(req: FastifyRequest, reply: FastifyReply, payload:
   const body = req.body as Record<string, unknown> | undefined
   // The admin UI saves a server and sends the admin to Microsoft or Google with one button.
   if (body?.then === 'connect') action = `${thing(segments[0]!)}.connect`
-  const target = params.id ?? params.key ?? (typeof body?.key === 'string' ? body.key : undefined) ?? (action.endsWith('.created') ? createdId(reply, payload) : undefined)
+  const target = req.auditTarget ?? params.id ?? params.key ?? (typeof body?.key === 'string' ? body.key : undefined) ?? (action.endsWith('.created') ? createdId(reply, payload) : undefined)
   // A JSON body names only what changes; a form posts every field it has, so naming them would say nothing.
   const fields = api && action.endsWith('.updated') ? fieldsOf(body) : undefined
   const detail: AuditDetail = { ...(fields?.length ? { fields } : {}), ...note }
@@ -103,6 +105,7 @@ export function auditEntryFor(req: FastifyRequest, reply: FastifyReply, payload:
  */
 export function auditTrail(app: FastifyInstance, audit: AuditLog): void {
   app.decorateRequest('auditNote', undefined)
+  app.decorateRequest('auditTarget', undefined)
   app.addHook('onSend', async (req, reply, payload) => {
     const e = auditEntryFor(req, reply, payload)
     if (e) {
