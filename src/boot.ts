@@ -38,7 +38,8 @@ export async function boot(config: Config = loadConfig(), log: Logger = createLo
     await services.settings.set('admin_password_hash', await hashPassword(firstStart.adminPassword))
   }
   // Unset is no change: a node started without it (a worker) must not revoke the web nodes' token.
-  if (config.apiToken) await services.apiTokens.replaceBootstrap(config.apiToken)
-  else if ((await services.apiTokens.count()) === 0) firstStart.apiToken = await services.apiTokens.create('first start')
+  if (config.apiToken) {
+    if (!(await services.apiTokens.replaceBootstrap(config.apiToken))) log.warn('MAILBRIDGE_API_TOKEN names a token that was revoked, so it gets 401: set a new value')
+  } else if ((await services.apiTokens.count()) === 0) firstStart.apiToken = (await services.apiTokens.create({ name: 'first start', scopes: ['admin'] })).token
   return { services, firstStart }
 }

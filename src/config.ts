@@ -19,6 +19,8 @@ export interface Config {
   secretKeys?: Buffer[]
   adminPassword?: string
   apiToken?: string
+  /** How many days the audit log keeps an entry (MAILBRIDGE_AUDIT_DAYS). */
+  auditDays: number
   relayPort?: number
   /** The SMTP relay's other settings; it runs only when relayPort is set. */
   relay: RelayConfig
@@ -168,6 +170,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     secretKeys: env.MAILBRIDGE_SECRET_KEY ? parseSecretKeys(env.MAILBRIDGE_SECRET_KEY) : undefined,
     adminPassword: env.MAILBRIDGE_ADMIN_PASSWORD || undefined,
     apiToken: env.MAILBRIDGE_API_TOKEN || undefined,
+    auditDays: int(env, 'MAILBRIDGE_AUDIT_DAYS', 90, 1, 3650),
     relayPort: relay ? int(env, 'MAILBRIDGE_RELAY_PORT', 0, 1) : undefined,
     relay: {
       host: env.MAILBRIDGE_RELAY_HOST || env.MAILBRIDGE_HOST || '127.0.0.1',

@@ -18,6 +18,7 @@ import { IncomingServerService } from './incoming/service.ts'
 import { WebhookDispatcher } from './webhooks/dispatcher.ts'
 import { WebhookService } from './webhooks/service.ts'
 import { ApiTokenService } from './access/api-tokens.ts'
+import { AuditLog } from './access/audit-log.ts'
 import { NodeHeartbeat, newNodeId } from './queue/heartbeat.ts'
 import type { WebServices } from './web/web-services.ts'
 import { Wakeup } from './queue/wakeup.ts'
@@ -49,6 +50,7 @@ export function createServices(config: Config, database: Database, log: Logger, 
   const connect = new ConnectService({ db, box, credentials, config, log })
   const outgoingServers = new OutgoingServerService({ db, box, credentials, connect, log, trustedHosts })
   const apiTokens = new ApiTokenService(db)
+  const auditLog = new AuditLog({ db, retentionDays: config.auditDays })
   const mails = new MailService({ db, settings, servers: outgoingServers, log, maxBytes: config.maxMailBytes })
   const relayUsers = new RelayUserService(db)
   const adminSessions = new AdminSessionService({ db, settings, log: log.child({ part: 'admin' }) })
@@ -71,5 +73,5 @@ export function createServices(config: Config, database: Database, log: Logger, 
   const fetcher = new Fetcher({ database, credentials, servers: incomingServers, webhooks, parser, log: log.child({ part: 'fetcher' }), config: config.fetch, nodeId })
   const scheduler = new IncomingScheduler({ database, fetcher, log: log.child({ part: 'fetcher' }), config: config.fetch })
   const messages = new MessageService({ db })
-  return { config, database, log, box, settings, credentials, connect, outgoingServers, apiTokens, mails, mailWorker, relayUsers, adminSessions, incomingServers, fetcher, scheduler, messages, webhooks, dispatcher, parser, deliveriesWritten, heartbeat }
+  return { config, database, log, box, settings, credentials, connect, outgoingServers, apiTokens, auditLog, mails, mailWorker, relayUsers, adminSessions, incomingServers, fetcher, scheduler, messages, webhooks, dispatcher, parser, deliveriesWritten, heartbeat }
 }

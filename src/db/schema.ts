@@ -6,7 +6,7 @@ import type { Generated, Selectable } from 'kysely'
 export interface DB {
   settings: { key: string; value: string }
   parameters: { key: string; value: string; updated_at: string }
-  api_tokens: { id: string; name: string; token_hash: string; created_at: string; last_used_at: string | null }
+  api_tokens: ApiTokenTable
   credentials: CredentialTable
   outgoing_servers: OutgoingServerRow
   oauth_states: OAuthStateRow
@@ -26,6 +26,38 @@ export interface DB {
   mail_bounces: MailBounceRow
   webhooks: WebhookRow
   webhook_deliveries: WebhookDeliveryTable
+  audit_log: AuditLogRow
+}
+
+export interface ApiTokenTable {
+  id: string
+  name: string
+  /** SHA-256 of the token (crypto/passwords.ts hashToken): the token itself is never stored. */
+  token_hash: string
+  /** JSON list of scopes (access/api-tokens.ts SCOPES). */
+  scopes: Generated<string>
+  /** JSON list of the outgoing and incoming server ids the token is limited to; null: every server. */
+  server_ids: string | null
+  created_at: string
+  last_used_at: string | null
+  revoked_at: string | null
+}
+export type ApiTokenRow = Selectable<ApiTokenTable>
+
+export interface AuditLogRow {
+  id: string
+  at: string
+  actor_type: 'admin' | 'api_token' | 'anonymous'
+  /** The admin's username or the API token's name, as it was then. */
+  actor: string
+  /** The admin session's or the API token's id. */
+  actor_id: string | null
+  action: string
+  /** What the action was done to: a server's, token's, webhook's or mail's id, a parameter's key. */
+  target: string | null
+  /** JSON object of names and ids (the settings fields changed), never a value that could be a secret. */
+  detail: string | null
+  client: string | null
 }
 
 export type CredentialRow = Selectable<CredentialTable>

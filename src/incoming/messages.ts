@@ -11,8 +11,9 @@ export class MessageService {
   /**
    * In the order messages were stored; `cursor` is the id of the last message seen, so polling with it returns
    * only what was stored since, even from several nodes fetching at once (messages.seq follows commit order).
+   * `servers`: only the messages of these incoming servers (an API token limited to servers).
    */
-  async list(q: { server_id?: string; limit?: number; cursor?: string }): Promise<{ items: Message[]; next_cursor: string | null }> {
+  async list(q: { server_id?: string; limit?: number; cursor?: string }, servers?: readonly string[]): Promise<{ items: Message[]; next_cursor: string | null }> {
     const { db } = this.deps
     const limit = q.limit ?? 50
     const after = q.cursor === undefined ? undefined : await db.selectFrom('messages').select('seq').where('id', '=', q.cursor).executeTakeFirst()
@@ -21,6 +22,7 @@ export class MessageService {
       .selectFrom('messages')
       .selectAll()
       .$if(q.server_id !== undefined, (b) => b.where('server_id', '=', q.server_id!))
+      .$if(servers !== undefined, (b) => b.where('server_id', 'in', servers!.length ? [...servers!] : ['']))
       .$if(after !== undefined, (b) => b.where('seq', '>', after!.seq))
       .orderBy('seq')
       .limit(limit + 1)

@@ -70,7 +70,7 @@ export const messageRoutes: FastifyPluginAsync<{ messages: MessageService }> = a
         response: { 200: Type.Object({ items: Type.Array(Message), next_cursor: Type.Union([Type.String(), Type.Null()]) }) },
       },
     },
-    async (req) => messages.list(req.query),
+    async (req) => messages.list(req.query, req.apiToken?.server_ids ?? undefined),
   )
   app.get<{ Params: IdParams }>('/messages/:id', { schema: { tags, params: IdParams, response: { 200: Message } } }, async (req) => messages.get(req.params.id))
   app.get<{ Params: IdParams }>('/messages/:id/raw', { schema: { tags, summary: 'The message as fetched (message/rfc822)', params: IdParams } }, async (req, reply) =>

@@ -24,14 +24,14 @@ export const mailRoutes: FastifyPluginAsync<{ mails: MailService; maxBytes: numb
       schema: { tags, summary: 'Queue a mail: it is stored before the 202', body: SendMailBody, response: { 202: Accepted } },
     },
     async (req, reply) => {
-      const mail = await mails.accept(req.body)
+      const mail = await mails.accept(req.body, req.apiToken?.server_ids ?? undefined)
       return reply.code(202).send({ id: mail.id, message_id: mail.message_id, state: mail.state })
     },
   )
   app.get<{ Querystring: Static<typeof ListQuery> }>(
     '/mail',
     { schema: { tags, querystring: ListQuery, response: { 200: Type.Object({ items: Type.Array(Mail), next_cursor: Type.Union([Type.String(), Type.Null()]) }) } } },
-    async (req) => mails.list(req.query),
+    async (req) => mails.list(req.query, req.apiToken?.server_ids ?? undefined),
   )
   app.get<{ Params: IdParams }>('/mail/:id', { schema: { tags, params: IdParams, response: { 200: Mail } } }, async (req) => mails.get(req.params.id))
   app.post<{ Params: IdParams }>('/mail/:id/retry', { schema: { tags, summary: 'Retry a failed mail, or send a deferred one now', params: IdParams, response: { 200: Mail } } }, async (req) =>

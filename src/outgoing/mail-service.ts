@@ -36,14 +36,15 @@ export class MailService {
     deps.settings.changed.on('change', () => this.invalidateRouting())
   }
 
-  async accept(body: SendMailBody): Promise<Mail> {
+  /** `servers`: the outgoing servers the caller may send through (an API token limited to servers); all when left out. */
+  async accept(body: SendMailBody, servers?: readonly string[]): Promise<Mail> {
     const input = checkMail(body, this.deps.maxBytes)
     const { db } = this.deps
     if (input.idempotencyKey) {
       const existing = await db.selectFrom('mails').selectAll().where('idempotency_key', '=', input.idempotencyKey).executeTakeFirst()
       if (existing) return mailToApi(existing)
     }
-    const { server, from } = await this.#route(input.from, input.serverId)
+    const { server, from } = await this.#route(input.from, input.serverId, servers)
     const id = newId()
     return this.#insert(this.#row(id, {
       idempotency_key: input.idempotencyKey ?? null,
@@ -85,8 +86,11 @@ export class MailService {
   }
 
   /** The outgoing server for a sender, as Odoo picks it (selection.ts); no sender means the first server's address. */
-  async #route(sender: Mailbox | undefined, serverId?: string): Promise<{ server: OutgoingServerRow; from: Mailbox }> {
-    const { servers, forced } = await this.#routing()
+  async #route(sender: Mailbox | undefined, serverId?: string, allowed?: readonly string[]): Promise<{ server: OutgoingServerRow; from: Mailbox }> {
+    const routing = await this.#routing()
+    const { forced } = routing
+    const servers = allowed ? routing.servers.filter((s) => allowed.includes(s.id)) : routing.servers
+    if (allowed && !servers.length) throw new MailbridgeError('forbidden', { message: `This API token is limited to the servers ${allowed.join(', ')}, and none of them is an outgoing server: it may not send.` })
     let server = serverId ? servers.find((s) => s.id === serverId) : undefined
     if (serverId && !server) throw invalid('server_id', `Outgoing server ${serverId} does not exist.`)
     const from: Mailbox = sender ?? { name: '', address: forced ?? (servers[0] ? serverAddress(servers[0]) : '') }
@@ -170,11 +174,12 @@ export class MailService {
     return mailToApi(row, (await bouncesOf(this.deps.db, [id])).get(id))
   }
 
-  /** Newest first; the cursor is the last id of the page. */
-  async list(o: { state?: MailState; limit?: number; cursor?: string }): Promise<Page<Mail>> {
+  /** Newest first; the cursor is the last id of the page. `servers`: only the mails of these outgoing servers. */
+  async list(o: { state?: MailState; limit?: number; cursor?: string }, servers?: readonly string[]): Promise<Page<Mail>> {
     const limit = Math.min(Math.max(o.limit ?? 50, 1), 500)
     let q = this.deps.db.selectFrom('mails').selectAll().orderBy('id', 'desc').limit(limit + 1)
     if (o.state) q = q.where('state', '=', o.state)
+    if (servers) q = q.where('server_id', 'in', servers.length ? [...servers] : [''])
     if (o.cursor) q = q.where('id', '<', o.cursor)
     const rows = await q.execute()
     const bounces = await bouncesOf(this.deps.db, rows.slice(0, limit).map((r) => r.id))

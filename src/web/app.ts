@@ -12,6 +12,10 @@ import { relayUserRoutes } from '../relay/routes.ts'
 import { settingsRoutes } from '../settings/routes.ts'
 import { incomingServerRoutes, messageRoutes } from '../incoming/routes.ts'
 import { webhookRoutes } from '../webhooks/routes.ts'
+import { guardApi } from './api-access.ts'
+import { apiTokenRoutes } from './api-token-routes.ts'
+import { auditRoutes } from './audit-routes.ts'
+import { auditTrail } from './audit-trail.ts'
 import { EMPTY_JSON_BODY, frameworkErrors, installErrorHandler } from './errors.ts'
 import { refuseNonIntegerQuery, refuseNul, refuseUnexpectedBody } from './input-checks.ts'
 import { metricsRoutes } from './metrics.ts'
@@ -28,11 +32,6 @@ export interface AppOptions {
   /** The sandbox pre-fills new Outlook servers with its SMTP peer's host and port, and its Dovecot's. */
   smtpDefaults?: AdminUiOptions['smtpDefaults']
   imapDefaults?: AdminUiOptions['imapDefaults']
-}
-
-const bearer = (req: FastifyRequest): string | undefined => {
-  const h = req.headers.authorization
-  return h?.startsWith('Bearer ') ? h.slice(7).trim() : undefined
 }
 
 /** JSON.parse, telling the client where its JSON breaks; prototype keys are refused as fastify's parser does. */
@@ -85,13 +84,13 @@ export async function buildApp(s: WebServices, o: AppOptions = {}): Promise<Fast
   await app.register(metricsRoutes, { services: s })
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger())
 
+  // Before every route that can change something: the API's, the admin UI's, the OAuth callback.
+  auditTrail(app, s.auditLog)
   const redirectUris = Object.fromEntries(consentProviders().map((p) => [p.id, s.connect.redirectUri(p)]))
   await app.register(
     async (api) => {
-      api.addHook('onRequest', async (req) => {
-        const token = bearer(req)
-        if (!token || !(await s.apiTokens.verify(token))) throw new MailbridgeError('unauthorized')
-      })
+      // Token, scope and server limits, once for every route (api-access.ts).
+      guardApi(api, { tokens: s.apiTokens, owners: { mail: async (id) => (await s.mails.get(id)).server_id, messages: async (id) => (await s.messages.get(id)).server_id } })
       // The API takes JSON only, typed as its schemas say: a number where a string belongs (or null where a
       // boolean does) is refused, not coerced into "42" or false. Only query strings and path ids are converted.
       api.removeContentTypeParser(['text/plain', 'application/x-www-form-urlencoded', 'application/json'])
@@ -107,6 +106,8 @@ export async function buildApp(s: WebServices, o: AppOptions = {}): Promise<Fast
       await api.register(incomingServerRoutes, { servers: s.incomingServers, fetcher: s.fetcher })
       await api.register(messageRoutes, { messages: s.messages })
       await api.register(webhookRoutes, { webhooks: s.webhooks })
+      await api.register(apiTokenRoutes, { tokens: s.apiTokens })
+      await api.register(auditRoutes, { audit: s.auditLog })
     },
     { prefix: '/api/v1' },
   )

@@ -1,5 +1,6 @@
 import type { AdminSessionService } from '../access/admin-sessions.ts'
 import type { ApiTokenService } from '../access/api-tokens.ts'
+import type { AuditLog } from '../access/audit-log.ts'
 import type { Config } from '../config.ts'
 import type { Database } from '../db/index.ts'
 import type { Fetcher } from '../incoming/fetcher.ts'
@@ -28,6 +29,7 @@ export interface WebServices {
   connect: ConnectService
   outgoingServers: OutgoingServerService
   apiTokens: ApiTokenService
+  auditLog: AuditLog
   mails: MailService
   relayUsers: RelayUserService
   adminSessions: AdminSessionService

@@ -35,7 +35,7 @@ test('bootstrap token: changing MAILBRIDGE_API_TOKEN revokes the previous one; t
   const [first, second] = ['bootstrap-first-0123456789', 'bootstrap-second-0123456789']
 
   const made = await boot(loadConfig(env), createLogger('silent'))
-  const other = await made.services.apiTokens.create('billing app')
+  const { token: other } = await made.services.apiTokens.create({ name: 'billing app', scopes: ['admin'] })
   await made.services.database.close()
 
   assert.deepEqual(await bootAndAsk({ ...env, MAILBRIDGE_API_TOKEN: first }, [first, other]), [200, 200])
@@ -43,4 +43,20 @@ test('bootstrap token: changing MAILBRIDGE_API_TOKEN revokes the previous one; t
   assert.deepEqual(await bootAndAsk({ ...env, MAILBRIDGE_API_TOKEN: second }, [second, first, other]), [200, 401, 200])
   // A node started without the variable (a worker, `rotate-key`'s shell) must not lock the web nodes out.
   assert.deepEqual(await bootAndAsk(env, [second, first]), [200, 401])
+})
+
+test('bootstrap token: it is an admin token, and one revoked through the API stays revoked when the node restarts with it', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'mailbridge-bootstrap-'))
+  const testDb = await createTestDatabase(dir)
+  t.after(async () => (await testDb.drop(), rmSync(dir, { recursive: true, force: true })))
+  const token = 'bootstrap-revoked-0123456789'
+  const env = { MAILBRIDGE_DATABASE_URL: testDb.url, MAILBRIDGE_DATA_DIR: dir, MAILBRIDGE_SECRET_KEY: randomBytes(32).toString('base64'), MAILBRIDGE_API_TOKEN: token }
+
+  const { services } = await boot(loadConfig(env), createLogger('silent'))
+  const [bootstrap] = await services.apiTokens.list()
+  assert.deepEqual([bootstrap?.name, bootstrap?.scopes, bootstrap?.server_ids], ['MAILBRIDGE_API_TOKEN', ['admin'], null])
+  await services.apiTokens.revoke(bootstrap!.id)
+  await services.database.close()
+
+  assert.deepEqual(await bootAndAsk(env, [token]), [401])
 })

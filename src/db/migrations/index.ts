@@ -11,6 +11,8 @@ import * as m0010 from './0010-message-seq.ts'
 import * as m0011 from './0011-large-values.ts'
 import * as m0012 from './0012-fetch-ok.ts'
 import * as m0015 from './0015-node-liveness.ts'
+import * as m0016 from './0016-api-token-scopes.ts'
+import * as m0017 from './0017-audit-log.ts'
 import * as m0018 from './0018-bounces.ts'
 
 /** Every migration, by name; they run in name order (kysely's Migrator sorts them). */
@@ -27,5 +29,7 @@ export const migrations: Record<string, Migration> = {
   '0011-large-values': m0011,
   '0012-fetch-ok': m0012,
   '0015-node-liveness': m0015,
+  '0016-api-token-scopes': m0016,
+  '0017-audit-log': m0017,
   '0018-bounces': m0018,
 }

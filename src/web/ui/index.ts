@@ -1,6 +1,8 @@
 import type { FastifyPluginAsync } from 'fastify'
 import { databaseErrorCode, MailbridgeError } from '../../errors.ts'
 import { html, page } from '../../html.ts'
+import { apiTokenMenu, apiTokenPages } from './api-tokens.ts'
+import { auditLogMenu, auditLogPages } from './audit-log.ts'
 import { authRoutes } from './auth.ts'
 import { banner, formValue, sendPage, seeOther, type Ui } from './kit.ts'
 import { incomingServerMenu, incomingServerPages } from './incoming-servers.ts'
@@ -25,7 +27,7 @@ export interface AdminUiOptions {
  */
 export const adminUi: FastifyPluginAsync<AdminUiOptions> = async (app, { services, smtpDefaults, imapDefaults }) => {
   const sessions = services.adminSessions
-  const ui: Ui = { services, smtpDefaults, imapDefaults, menu: [...settingsMenu, ...outgoingServerMenu, ...incomingServerMenu, ...parameterMenu, ...relayUserMenu, ...mailQueueMenu, ...messagesMenu] }
+  const ui: Ui = { services, smtpDefaults, imapDefaults, menu: [...settingsMenu, ...outgoingServerMenu, ...incomingServerMenu, ...parameterMenu, ...relayUserMenu, ...apiTokenMenu, ...auditLogMenu, ...mailQueueMenu, ...messagesMenu] }
   await app.register(authRoutes, { sessions, baseUrl: services.config.baseUrl })
 
   await app.register(async (admin) => {
@@ -69,6 +71,8 @@ export const adminUi: FastifyPluginAsync<AdminUiOptions> = async (app, { service
     await admin.register(outgoingServerPages, { ui })
     await admin.register(parameterPages, { ui })
     await admin.register(relayUserPages, { ui })
+    await admin.register(apiTokenPages, { ui })
+    await admin.register(auditLogPages, { ui })
     await admin.register(mailQueuePages, { ui })
     await admin.register(incomingServerPages, { ui })
     await admin.register(messagePages, { ui })
