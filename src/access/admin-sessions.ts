@@ -43,7 +43,7 @@ export class AdminSessionService {
 
   async login(username: string, password: string, client: string): Promise<LoginResult> {
     const { db } = this.deps
-    const retryAfterS = await this.#throttle.retryAfter(client)
+    const retryAfterS = await this.#throttle.attempt(client)
     if (retryAfterS !== undefined) {
       this.deps.log.warn({ client }, 'admin sign-in refused: too many failed attempts')
       return { ok: false, reason: 'limited', retryAfterS }
@@ -52,7 +52,7 @@ export class AdminSessionService {
     // Verify even for a wrong username, so the answer takes as long either way.
     const passwordOk = stored ? await verifyPassword(password, stored) : false
     if (!passwordOk || username.trim() !== ADMIN_USERNAME) {
-      await this.#throttle.failed(client)
+      await this.#throttle.failed()
       // The typed username is not logged: people paste passwords into it.
       this.deps.log.warn({ client, username_ok: username.trim() === ADMIN_USERNAME }, 'admin sign-in failed: wrong username or password')
       return { ok: false, reason: 'wrong' }

@@ -105,22 +105,18 @@ export async function startRelay(deps: RelayDeps, o: { port?: number; tlsPort?: 
         return cb(reply(538, '5.7.11 Encryption required: issue STARTTLS first'))
       }
       const password = new Secret(auth.password ?? '')
-      const check = async () => {
-        const retryAfterS = await relayUsers.retryAfter(session.remoteAddress)
-        if (retryAfterS !== undefined) return { retryAfterS }
-        return { user: await relayUsers.authenticate(auth.username ?? '', password, session.remoteAddress) }
-      }
-      check().then(
-        ({ user, retryAfterS }) => {
-          if (retryAfterS !== undefined) {
+      relayUsers.authenticate(auth.username ?? '', password, session.remoteAddress).then(
+        (outcome) => {
+          if (outcome.refused === 'limited') {
             slog.warn({ relay_user: auth.username }, 'relay AUTH refused: too many failed attempts from this address')
             // 454: a temporary refusal (RFC 4954 §6), so a well-behaved client waits instead of giving up for good.
-            return cb(reply(454, `4.7.0 Too many failed AUTH attempts from ${session.remoteAddress}: try again in ${Math.ceil(retryAfterS / 60)} minutes`))
+            return cb(reply(454, `4.7.0 Too many failed AUTH attempts from ${session.remoteAddress}: try again in ${Math.ceil(outcome.retryAfterS / 60)} minutes`))
           }
-          if (!user) {
+          if (outcome.refused === 'wrong') {
             slog.warn({ relay_user: auth.username }, 'relay AUTH refused: unknown user or wrong password')
             return cb(reply(535, '5.7.8 Authentication credentials invalid'))
           }
+          const { user } = outcome
           users.set(session.id, user)
           slog.debug({ relay_user: user.username }, 'relay AUTH accepted')
           cb(null, { user: user.id })
