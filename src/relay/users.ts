@@ -106,21 +106,17 @@ export class RelayUserService {
     if (r.numDeletedRows === 0n) throw notFound('Relay user', id)
   }
 
-  /**
-   * Check a login (SMTP AUTH PLAIN/LOGIN) and record its use. The attempt is counted before the password is
-   * checked: a client over the limit gets `retryAfterS` and no check at all.
-   */
+  /** Check a login (SMTP AUTH PLAIN/LOGIN) and record its use; a client over the limit gets `retryAfterS` and no check at all. */
   async authenticate(username: string, password: Secret, remoteAddress: string): Promise<AuthOutcome> {
-    const retryAfterS = await this.#throttle.attempt(remoteAddress)
-    if (retryAfterS !== undefined) return { refused: 'limited', retryAfterS }
-    const row = await this.db.selectFrom('relay_users').selectAll().where('username', '=', username).executeTakeFirst()
-    decoy ??= hashPassword('decoy password that matches nothing')
-    const ok = await verifyPassword(password.reveal(), row?.password_hash ?? (await decoy))
-    if (!row || !ok) {
-      await this.#throttle.failed()
-      return { refused: 'wrong' }
-    }
-    await this.#throttle.succeeded(remoteAddress)
+    let row: RelayUserRow | undefined
+    const checked = await this.#throttle.check(remoteAddress, async () => {
+      row = await this.db.selectFrom('relay_users').selectAll().where('username', '=', username).executeTakeFirst()
+      decoy ??= hashPassword('decoy password that matches nothing')
+      const ok = await verifyPassword(password.reveal(), row?.password_hash ?? (await decoy))
+      return !!row && ok
+    })
+    if (checked.retryAfterS !== undefined) return { refused: 'limited', retryAfterS: checked.retryAfterS }
+    if (!checked.ok || !row) return { refused: 'wrong' }
     const at = now()
     await this.db.updateTable('relay_users').set({ last_used_at: at, last_used_from: remoteAddress }).where('id', '=', row.id).execute()
     return { user: toApi({ ...row, last_used_at: at, last_used_from: remoteAddress }) }
