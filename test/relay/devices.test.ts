@@ -1,5 +1,8 @@
 import assert from 'node:assert/strict'
+import { execFile } from 'node:child_process'
 import { test } from 'node:test'
+import { fileURLToPath } from 'node:url'
+import { promisify } from 'node:util'
 import { simpleParser } from 'mailparser'
 import { mimeSizeOf } from '../../src/outgoing/mail-size.ts'
 import { ALICE } from '../support/world.ts'
@@ -105,4 +108,32 @@ test('relay devices: a bare CR in the header block is refused (no field hides be
   assert.equal(parsed.headers.get('bcc'), undefined)
   assert.ok(!raw.includes('hidden@evil.example'), 'the Bcc address reaches no header')
   assert.doesNotMatch(raw.slice(0, raw.indexOf('\r\n\r\n')), /\r(?!\n)|(?<!\r)\n/, 'the header block upstream has CRLF line ends only')
+})
+
+test('relay devices: Python smtplib, a real client, sees no AUTH before STARTTLS, logs in after it, and gets 552 5.3.4 for a mail over the limit', async (t) => {
+  const r = await relayWorld(t, { env: { MAILBRIDGE_MAX_MAIL_BYTES: '20000' } })
+  const script = `
+import smtplib, ssl, sys
+port, user, password, big = int(sys.argv[1]), sys.argv[2], sys.argv[3], int(sys.argv[4])
+s = smtplib.SMTP('127.0.0.1', port)
+s.ehlo()
+print('auth-before-tls', s.has_extn('auth'))
+s.starttls(context=ssl.create_default_context(cafile=sys.argv[5]))
+s.ehlo()
+print('auth-after-tls', s.has_extn('auth'))
+s.login(user, password)
+s.sendmail('${ALICE}', ['bob@fabrikam.com'], 'From: ${ALICE}\\r\\nTo: bob@fabrikam.com\\r\\nSubject: from python\\r\\n\\r\\nhello\\r\\n')
+try:
+    s.sendmail('${ALICE}', ['bob@fabrikam.com'], 'Subject: big\\r\\n\\r\\n' + ('x' * 998 + '\\r\\n') * big)
+except smtplib.SMTPException as e:
+    code, text = (e.smtp_code, e.smtp_error) if hasattr(e, 'smtp_code') else next(iter(e.recipients.values()))
+    print('big', code, text.decode())
+s.quit()
+`
+  const ca = fileURLToPath(new URL('../support/tls/ca.pem', import.meta.url))
+  const { stdout } = await promisify(execFile)('python3', ['-c', script, String(r.relay.port), USER, PASSWORD, String(Math.ceil(mimeSizeOf(20000) / 1000)), ca])
+  assert.match(stdout, /^auth-before-tls False$/m)
+  assert.match(stdout, /^auth-after-tls True$/m)
+  assert.match(stdout, /^big 552 5\.3\.4 The message is larger than/m)
+  assert.deepEqual((await r.mails()).map((m) => m.subject), ['from python'])
 })
