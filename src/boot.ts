@@ -1,9 +1,10 @@
+import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { isMainThread } from 'node:worker_threads'
 import { loadConfig, type Config } from './config.ts'
 import { hashPassword, randomToken, verifyPassword } from './crypto/passwords.ts'
 import { KEY_FILE, loadOrCreateKeys } from './crypto/key-file.ts'
-import { openToOthers, sqliteFiles } from './data-folder.ts'
+import { createPrivateFile, makePrivateFolder, openToOthers, sqliteFiles } from './data-folder.ts'
 import { migrate, openDatabase } from './db/index.ts'
 import { createLogger, type Logger } from './log.ts'
 import { createServices, type Services } from './services.ts'
@@ -42,4 +43,26 @@ export async function boot(config: Config = loadConfig(), log: Logger = createLo
     if (!(await services.apiTokens.replaceBootstrap(config.apiToken))) log.warn('MAILBRIDGE_API_TOKEN names a token that was revoked, so it gets 401: set a new value')
   } else if ((await services.apiTokens.count()) === 0) firstStart.apiToken = (await services.apiTokens.create({ name: 'first start', scopes: ['admin'] })).token
   return { services, firstStart }
+}
+
+/** The file in the data folder that holds what the first start generated. */
+export const FIRST_START_FILE = 'first-start-credentials.txt'
+
+/**
+ * Write the generated admin password and API token to a 0600 file in the data folder and return its path. Not
+ * to stdout: the JSON logs go there too, and with them to any log collector (issue 21).
+ */
+export function saveFirstStart(dataDir: string, firstStart: Booted['firstStart']): string | undefined {
+  if (!firstStart.adminPassword && !firstStart.apiToken) return undefined
+  makePrivateFolder(dataDir)
+  const path = join(dataDir, FIRST_START_FILE)
+  createPrivateFile(path)
+  const lines = [
+    `# Mailbridge's first start, ${new Date().toISOString()}: keep these somewhere safe (a password manager), then delete this file.`,
+    ...(firstStart.adminPassword ? ['admin user: admin', `admin password: ${firstStart.adminPassword}`] : []),
+    ...(firstStart.apiToken ? [`API token: ${firstStart.apiToken}`, '# send it as "Authorization: Bearer <token>"; it is shown nowhere else'] : []),
+  ]
+  // The file exists 0600 already (or was made so by the operator): writing keeps its mode.
+  writeFileSync(path, lines.join('\n') + '\n')
+  return path
 }

@@ -104,6 +104,13 @@ export interface RelayConfig {
   allow: string[]
   /** Allow AUTH without TLS from 127.0.0.1 / ::1 only (a local application that cannot do STARTTLS). */
   insecureLocalhost: boolean
+  /** Connections open at once, in all and from one client address (each listener counts its own). */
+  maxConnections: number
+  maxConnectionsPerAddress: number
+  /** No byte from the client for this long closes the connection (RFC 5321 §4.5.3.2.7 asks for 5 minutes). */
+  idleTimeoutMs: number
+  /** A command that has not arrived whole this long after the previous one closes the connection. */
+  commandTimeoutMs: number
 }
 
 export class ConfigError extends Error {}
@@ -179,6 +186,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       tlsKey: env.MAILBRIDGE_RELAY_TLS_KEY || undefined,
       allow: listOf(env.MAILBRIDGE_RELAY_ALLOW),
       insecureLocalhost: env.MAILBRIDGE_RELAY_INSECURE_LOCALHOST === '1',
+      maxConnections: int(env, 'MAILBRIDGE_RELAY_MAX_CONNECTIONS', 500, 1, 100_000),
+      maxConnectionsPerAddress: int(env, 'MAILBRIDGE_RELAY_MAX_CONNECTIONS_PER_ADDRESS', 50, 1, 100_000),
+      idleTimeoutMs: int(env, 'MAILBRIDGE_RELAY_IDLE_TIMEOUT_S', 300, 1, 3600) * 1000,
+      commandTimeoutMs: int(env, 'MAILBRIDGE_RELAY_COMMAND_TIMEOUT_S', 600, 1, 3600) * 1000,
     },
     refreshMarginSeconds: int(env, 'MAILBRIDGE_REFRESH_MARGIN_S', 600, 0, 3000),
     // At most 25 s: a refresh holds its credential's lease for 30 s, and must end before another node may take it.

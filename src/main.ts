@@ -1,4 +1,4 @@
-import { boot } from './boot.ts'
+import { boot, saveFirstStart } from './boot.ts'
 import { readCommandLine } from './cli.ts'
 import { ConfigError, loadConfig } from './config.ts'
 import { loadOrCreateKeys } from './crypto/key-file.ts'
@@ -27,8 +27,16 @@ async function serve(role: Role): Promise<void> {
     `API documentation: ${new URL('/docs', config.baseUrl).toString()}`,
   ]
   if (relay) lines.push(`SMTP relay for legacy applications on ${config.relay.host}:${relay.port} (STARTTLS)${relay.tlsPort ? ` and :${relay.tlsPort} (implicit TLS)` : ''}; create logins at /api/v1/relay-users`)
-  if (firstStart.adminPassword) lines.push(`First start: the admin password is ${firstStart.adminPassword}  (user "admin"; set MAILBRIDGE_ADMIN_PASSWORD to choose your own)`)
-  if (firstStart.apiToken) lines.push(`First start: an API token was created: ${firstStart.apiToken}  (shown once; send it as "Authorization: Bearer <token>")`)
+  const saved = saveFirstStart(config.dataDir, firstStart)
+  if (saved) {
+    const what = [firstStart.adminPassword && 'the admin password (user "admin")', firstStart.apiToken && 'an API token'].filter(Boolean).join(' and ')
+    lines.push(`First start: ${what} ${firstStart.adminPassword && firstStart.apiToken ? 'are' : 'is'} in ${saved} (mode 0600: this account only); read them, then delete the file.${firstStart.adminPassword ? ' Set MAILBRIDGE_ADMIN_PASSWORD to choose your own password.' : ''}`)
+    // stdout is also where the JSON logs go, and from there to log collectors: the secrets only on a terminal.
+    if (process.stdout.isTTY) {
+      if (firstStart.adminPassword) lines.push(`  admin password: ${firstStart.adminPassword}`)
+      if (firstStart.apiToken) lines.push(`  API token: ${firstStart.apiToken}  (send it as "Authorization: Bearer <token>")`)
+    }
+  }
   process.stdout.write(lines.join('\n') + '\n\n')
   let stopping = false
   const stop = async (signal: string) => {

@@ -1,4 +1,4 @@
-import { AggregatorRegistry, Counter, Histogram, Registry, type MetricObjectWithValues, type MetricValue } from 'prom-client'
+import { AggregatorRegistry, Counter, Gauge, Histogram, Registry, type MetricObjectWithValues, type MetricValue } from 'prom-client'
 
 /**
  * Event counters of this thread: what happened here since the process started (sends, refreshes, fetches).
@@ -48,6 +48,32 @@ export const messagesFetched = new Counter({
   name: 'mailbridge_messages_fetched_total',
   help: 'Messages fetched from IMAP servers, by what became of them (stored, duplicate)',
   labelNames: ['outcome'],
+  registers: [counters],
+})
+
+export const relaySessions = new Gauge({
+  name: 'mailbridge_relay_sessions',
+  help: 'SMTP relay connections open now on this node',
+  registers: [counters],
+})
+
+export const relayAuthFailures = new Counter({
+  name: 'mailbridge_relay_auth_failures_total',
+  help: 'Refused relay AUTHs by reason (wrong: unknown user or wrong password; limited: too many failures from the address; unencrypted: before STARTTLS)',
+  labelNames: ['reason'],
+  registers: [counters],
+})
+
+export const relayMailsAccepted = new Counter({
+  name: 'mailbridge_relay_mails_accepted_total',
+  help: 'Mails the relay queued (answered 250)',
+  registers: [counters],
+})
+
+export const relayMailsRefused = new Counter({
+  name: 'mailbridge_relay_mails_refused_total',
+  help: 'Mails the relay refused at MAIL FROM or at the end of DATA, by reason',
+  labelNames: ['reason'],
   registers: [counters],
 })
 

@@ -43,21 +43,21 @@ export class AdminSessionService {
 
   async login(username: string, password: string, client: string): Promise<LoginResult> {
     const { db } = this.deps
-    const retryAfterS = await this.#throttle.retryAfter(client)
-    if (retryAfterS !== undefined) {
+    const checked = await this.#throttle.check(client, async () => {
+      const stored = await this.deps.settings.get('admin_password_hash')
+      // Verify even for a wrong username, so the answer takes as long either way.
+      const passwordOk = stored ? await verifyPassword(password, stored) : false
+      return passwordOk && username.trim() === ADMIN_USERNAME
+    })
+    if (checked.retryAfterS !== undefined) {
       this.deps.log.warn({ client }, 'admin sign-in refused: too many failed attempts')
-      return { ok: false, reason: 'limited', retryAfterS }
+      return { ok: false, reason: 'limited', retryAfterS: checked.retryAfterS }
     }
-    const stored = await this.deps.settings.get('admin_password_hash')
-    // Verify even for a wrong username, so the answer takes as long either way.
-    const passwordOk = stored ? await verifyPassword(password, stored) : false
-    if (!passwordOk || username.trim() !== ADMIN_USERNAME) {
-      await this.#throttle.failed(client)
+    if (!checked.ok) {
       // The typed username is not logged: people paste passwords into it.
       this.deps.log.warn({ client, username_ok: username.trim() === ADMIN_USERNAME }, 'admin sign-in failed: wrong username or password')
       return { ok: false, reason: 'wrong' }
     }
-    await this.#throttle.succeeded(client)
     const token = randomToken(32)
     const at = now()
     const row: AdminSessionRow = {

@@ -15,8 +15,10 @@ export interface DB {
   worker_nodes: { id: string; started_at: string; heartbeat_at: string; pid: number | null; host: string | null }
   relay_users: RelayUserRow
   admin_sessions: AdminSessionRow
-  /** Failed logins per client address: the admin sign-in's, and the relay's AUTH as `smtp:<address>` (access/login-throttle.ts). */
+  /** Failed logins per client address, as nodes before migration 0016 count them. */
   admin_login_failures: { id: string; client: string; at: string }
+  /** Sign-in attempts per client address in its current window: the admin sign-in's, and the relay's AUTH as `smtp:<address>` (access/login-throttle.ts). */
+  login_attempts: { client: string; window_started_at: string; failures: number; checking: number }
   incoming_servers: IncomingServerRow
   incoming_sync: IncomingSyncTable
   messages: MessageTable

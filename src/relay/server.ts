@@ -12,7 +12,7 @@
 import { isIP, type BlockList } from 'node:net'
 import { hostname } from 'node:os'
 import type { Readable } from 'node:stream'
-import { SMTPServer, type SMTPServerAuthentication, type SMTPServerAuthenticationResponse, type SMTPServerSession } from 'smtp-server'
+import type { SMTPServer, SMTPServerAuthentication, SMTPServerAuthenticationResponse, SMTPServerSession } from 'smtp-server'
 import { parseAddressList } from '../address-list.ts'
 import type { Config } from '../config.ts'
 import { Secret } from '../crypto/secret.ts'
@@ -20,9 +20,13 @@ import { newId } from '../db/index.ts'
 import { MailbridgeError } from '../errors.ts'
 import type { Logger } from '../log.ts'
 import { isEmailAddress } from '../mail-address.ts'
+import { relayAuthFailures, relayMailsAccepted, relayMailsRefused, relaySessions } from '../metrics.ts'
 import { messageIdFor, type MailService } from '../outgoing/mail-service.ts'
 import { megabytes, mimeSizeOf } from '../outgoing/mail-size.ts'
 import { readRawMail } from '../outgoing/raw-message.ts'
+import { ConnectionCaps } from './connection-caps.ts'
+import { RelayServer, type ConversationRules } from './conversation.ts'
+import { checkHeaders, normaliseHeaderLineEnds } from './header-checks.ts'
 import { loadRelayTls } from './tls.ts'
 import { senderAllowed, type RelayUser, type RelayUserService } from './users.ts'
 
@@ -67,7 +71,28 @@ export async function startRelay(deps: RelayDeps, o: { port?: number; tlsPort?: 
   const proxies = config.trustProxy.filter((e) => !e.includes('/'))
   const ranges = config.trustProxy.filter((e) => e.includes('/'))
   if (ranges.length) log.warn({ ranges }, 'MAILBRIDGE_TRUST_PROXY: the relay reads the PROXY protocol only from the single addresses listed, not from these ranges')
+  const caps = new ConnectionCaps({ total: settings.maxConnections, perAddress: settings.maxConnectionsPerAddress })
+  const tooLarge = `5.3.4 The message is larger than ${maxSize} bytes, what a mail of ${megabytes(config.maxMailBytes)} (MAILBRIDGE_MAX_MAIL_BYTES) takes encoded`
+  /** A refusal of a mail, counted by its reason. */
+  const refuse = (reason: string, code: number, text: string): Error => {
+    relayMailsRefused.inc({ reason })
+    return reply(code, text)
+  }
   const sessionLog = (s: SMTPServerSession) => log.child({ session: s.id, remote: s.remoteAddress, ...(s.user ? { relay_user: users.get(s.id)?.username } : {}) })
+
+  const rules: ConversationRules = {
+    // RFC 4954 §4: a password in clear text only over TLS; the local exception is the operator's explicit choice.
+    offerAuth: (secure, remote) => secure || (settings.insecureLocalhost && isLoopback(remote)),
+    oddHello: (c, verb, given) => log.info({ session: c.id, remote: c.remoteAddress, hello: given.slice(0, 200) }, `relay client sent ${verb} with no single host name; accepted, as Postfix and Exchange do`),
+    maxSize,
+    tooLarge,
+    sizeRefused: (c, declared) => {
+      relayMailsRefused.inc({ reason: 'too_large' })
+      log.warn({ session: c.id, remote: c.remoteAddress, declared, limit: maxSize }, 'relay mail refused: its SIZE is larger than MAILBRIDGE_MAX_MAIL_BYTES allows')
+    },
+    commandTimeoutMs: settings.commandTimeoutMs,
+    commandTimedOut: (c) => log.warn({ session: c.id, remote: c.remoteAddress }, 'relay connection closed: a command did not arrive whole within MAILBRIDGE_RELAY_COMMAND_TIMEOUT_S'),
+  }
 
   const options = (secure: boolean) => ({
     secure,
@@ -81,8 +106,12 @@ export async function startRelay(deps: RelayDeps, o: { port?: number; tlsPort?: 
     authOptional: false,
     authRequiredMessage: '5.7.0 Authentication required: log in with your relay user (AUTH PLAIN or LOGIN after STARTTLS)',
     size: maxSize,
-    rejectOversized: true,
+    // Mailbridge answers an oversized DATA itself, with the 552 5.3.4 that SIZE gets too (RFC 1870 §6.3).
+    rejectOversized: false,
     disableReverseLookup: true,
+    // Also bounds the sockets still in a TLS handshake or before their PROXY header; ConnectionCaps counts the rest.
+    maxClients: settings.maxConnections,
+    socketTimeout: settings.idleTimeoutMs,
     // A listed proxy must start every connection with a PROXY protocol header: the client it names is then the one
     // MAILBRIDGE_RELAY_ALLOW and the AUTH throttle see. Nobody else may name an address.
     useProxy: proxies.length ? proxies : false,
@@ -94,33 +123,42 @@ export async function startRelay(deps: RelayDeps, o: { port?: number; tlsPort?: 
         sessionLog(session).warn('relay connection refused: the address is not in MAILBRIDGE_RELAY_ALLOW')
         return cb(reply(554, `5.7.1 ${session.remoteAddress} may not use this relay (not in MAILBRIDGE_RELAY_ALLOW)`))
       }
+      const over = caps.admit(session.id, session.remoteAddress)
+      if (over) {
+        sessionLog(session).warn({ cap: over, open: caps.open }, 'relay connection refused: too many connections')
+        // 421: the client tries again later (RFC 5321 §4.5.3.1.10 lets a server limit its connections).
+        return cb(
+          reply(421, over === 'total'
+            ? `4.7.0 Too many connections to this relay (MAILBRIDGE_RELAY_MAX_CONNECTIONS=${settings.maxConnections}); try again later`
+            : `4.7.0 Too many connections from ${session.remoteAddress} (MAILBRIDGE_RELAY_MAX_CONNECTIONS_PER_ADDRESS=${settings.maxConnectionsPerAddress}); try again later`),
+        )
+      }
+      relaySessions.set(caps.open)
       cb()
     },
 
     onAuth(auth: SMTPServerAuthentication, session: SMTPServerSession, cb: (err: Error | null | undefined, response?: SMTPServerAuthenticationResponse) => void) {
       const slog = sessionLog(session)
       // RFC 4954 §4: a password in clear text only over TLS; the local exception is the operator's explicit choice.
-      if (!session.secure && !(settings.insecureLocalhost && isLoopback(session.remoteAddress))) {
+      if (!rules.offerAuth(session.secure, session.remoteAddress)) {
+        relayAuthFailures.inc({ reason: 'unencrypted' })
         slog.warn({ relay_user: auth.username }, 'relay AUTH refused: not encrypted')
         return cb(reply(538, '5.7.11 Encryption required: issue STARTTLS first'))
       }
       const password = new Secret(auth.password ?? '')
-      const check = async () => {
-        const retryAfterS = await relayUsers.retryAfter(session.remoteAddress)
-        if (retryAfterS !== undefined) return { retryAfterS }
-        return { user: await relayUsers.authenticate(auth.username ?? '', password, session.remoteAddress) }
-      }
-      check().then(
-        ({ user, retryAfterS }) => {
-          if (retryAfterS !== undefined) {
+      relayUsers.authenticate(auth.username ?? '', password, session.remoteAddress).then(
+        (outcome) => {
+          if (outcome.refused) relayAuthFailures.inc({ reason: outcome.refused })
+          if (outcome.refused === 'limited') {
             slog.warn({ relay_user: auth.username }, 'relay AUTH refused: too many failed attempts from this address')
             // 454: a temporary refusal (RFC 4954 §6), so a well-behaved client waits instead of giving up for good.
-            return cb(reply(454, `4.7.0 Too many failed AUTH attempts from ${session.remoteAddress}: try again in ${Math.ceil(retryAfterS / 60)} minutes`))
+            return cb(reply(454, `4.7.0 Too many failed AUTH attempts from ${session.remoteAddress}: try again in ${Math.ceil(outcome.retryAfterS / 60)} minutes`))
           }
-          if (!user) {
+          if (outcome.refused === 'wrong') {
             slog.warn({ relay_user: auth.username }, 'relay AUTH refused: unknown user or wrong password')
             return cb(reply(535, '5.7.8 Authentication credentials invalid'))
           }
+          const { user } = outcome
           users.set(session.id, user)
           slog.debug({ relay_user: user.username }, 'relay AUTH accepted')
           cb(null, { user: user.id })
@@ -134,10 +172,10 @@ export async function startRelay(deps: RelayDeps, o: { port?: number; tlsPort?: 
 
     onMailFrom(address: { address: string }, session: SMTPServerSession, cb: (err?: Error | null) => void) {
       const user = users.get(session.id)!
-      if (!isEmailAddress(address.address)) return cb(reply(553, `5.1.7 The sender <${address.address}> is not a valid address`))
+      if (!isEmailAddress(address.address)) return cb(refuse('sender_invalid', 553, `5.1.7 The sender <${address.address}> is not a valid address`))
       if (!senderAllowed(user, address.address)) {
         sessionLog(session).warn({ sender: address.address }, 'relay sender refused: not in the relay user\'s allowed_from')
-        return cb(reply(550, `5.7.1 Relay user ${user.username} may not send as ${address.address}; allowed: ${user.allowed_from.join(', ')}`))
+        return cb(refuse('sender_not_allowed', 550, `5.7.1 Relay user ${user.username} may not send as ${address.address}; allowed: ${user.allowed_from.join(', ')}`))
       }
       cb()
     },
@@ -166,7 +204,7 @@ export async function startRelay(deps: RelayDeps, o: { port?: number; tlsPort?: 
       stream.once('end', () => {
         if (stream.sizeExceeded) {
           slog.warn({ bytes, limit: maxSize }, 'relay mail refused: larger than MAILBRIDGE_MAX_MAIL_BYTES allows')
-          return cb(reply(552, `5.3.4 The message is larger than ${maxSize} bytes, what a mail of ${megabytes(config.maxMailBytes)} (MAILBRIDGE_MAX_MAIL_BYTES) takes encoded`))
+          return cb(refuse('too_large', 552, tooLarge))
         }
         void queue(Buffer.concat(chunks), session).then(
           (message) => cb(null, message),
@@ -177,6 +215,8 @@ export async function startRelay(deps: RelayDeps, o: { port?: number; tlsPort?: 
 
     onClose(session: SMTPServerSession) {
       users.delete(session.id)
+      caps.release(session.id, session.remoteAddress)
+      relaySessions.set(caps.open)
     },
   })
 
@@ -185,23 +225,31 @@ export async function startRelay(deps: RelayDeps, o: { port?: number; tlsPort?: 
     const user = users.get(session.id)!
     const slog = sessionLog(session)
     const envelope = { from: (session.envelope.mailFrom as { address: string }).address, to: session.envelope.rcptTo.map((r) => r.address) }
-    const mail = await readRawMail(raw, envelope, (domain) => messageIdFor(newId(), domain))
+    const refusal = checkHeaders(raw, user)
+    if (refusal) {
+      slog.warn({ reason: refusal.reason, reply: refusal.text }, 'relay mail refused: its header block')
+      throw refuse(refusal.reason, refusal.code, refusal.text)
+    }
+    const mail = await readRawMail(normaliseHeaderLineEnds(raw), envelope, (domain) => messageIdFor(newId(), domain))
+    // mailparser may find a From address the check above could not read (one inside an encoded-word); without a
+    // From field the envelope sender becomes it.
     if (!senderAllowed(user, mail.from.address)) {
       slog.warn({ sender: mail.from.address }, 'relay mail refused: its From is not in the relay user\'s allowed_from')
-      throw reply(550, `5.7.1 Relay user ${user.username} may not send as ${mail.from.address} (the From header); allowed: ${user.allowed_from.join(', ')}`)
+      throw refuse('sender_not_allowed', 550, `5.7.1 Relay user ${user.username} may not send as ${mail.from.address} (the From header); allowed: ${user.allowed_from.join(', ')}`)
     }
     try {
       const queued = await mails.acceptRaw(mail, envelope.to)
+      relayMailsAccepted.inc()
       slog.info({ mail_id: queued.id, server_id: queued.server_id, message_id: queued.message_id, recipients: envelope.to.length, bytes: raw.length }, 'relay mail queued')
       return `2.0.0 Ok: queued as ${queued.id}`
     } catch (e) {
       // 4xx: the application keeps the message and tries again later, which is what it should do here.
       if (e instanceof MailbridgeError && e.status < 500) {
         slog.warn({ cause: e.message }, 'relay mail not queued')
-        throw reply(451, `4.3.0 Mailbridge cannot queue this message now: ${e.message}`)
+        throw refuse('not_queued', 451, `4.3.0 Mailbridge cannot queue this message now: ${e.message}`)
       }
       slog.error({ err: e }, 'relay mail not queued: storing it failed')
-      throw reply(451, '4.3.0 Mailbridge could not store the message; try again later')
+      throw refuse('not_queued', 451, '4.3.0 Mailbridge could not store the message; try again later')
     }
   }
 
@@ -217,13 +265,13 @@ export async function startRelay(deps: RelayDeps, o: { port?: number; tlsPort?: 
     })
   const close = () => Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve())))).then(() => undefined)
   try {
-    const plain = new SMTPServer(options(false))
+    const plain = new RelayServer(options(false), rules)
     servers.push(plain)
     const port = await listen(plain, o.port ?? config.relayPort ?? 587)
     const wantTls = o.tlsPort ?? settings.tlsPort
     let tlsPort: number | undefined
     if (wantTls !== undefined) {
-      const implicit = new SMTPServer(options(true))
+      const implicit = new RelayServer(options(true), rules)
       servers.push(implicit)
       tlsPort = await listen(implicit, wantTls)
     }

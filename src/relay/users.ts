@@ -57,6 +57,9 @@ export function senderAllowed(user: Pick<RelayUser, 'allowed_from'>, address: st
 export const AUTH_FAILURES_ALLOWED = 10
 const AUTH_FAILURE_WINDOW_MS = 15 * 60_000
 
+/** What an AUTH came to: the user, an unknown user or wrong password, or a client over the limit. */
+export type AuthOutcome = { user: RelayUser; refused?: undefined } | { user?: undefined; refused: 'wrong' } | { user?: undefined; refused: 'limited'; retryAfterS: number }
+
 /** A hash of a password nobody has: unknown usernames cost as much as wrong passwords, so timing tells nothing. */
 let decoy: Promise<string> | undefined
 
@@ -67,11 +70,6 @@ export class RelayUserService {
 
   constructor(private readonly db: Kysely<DB>) {
     this.#throttle = new LoginThrottle(db, { allowed: AUTH_FAILURES_ALLOWED, windowMs: AUTH_FAILURE_WINDOW_MS, scope: 'smtp' })
-  }
-
-  /** Seconds until a client that failed AUTH too often may try again; undefined when it may try now. */
-  retryAfter(remoteAddress: string): Promise<number | undefined> {
-    return this.#throttle.retryAfter(remoteAddress)
   }
 
   async list(): Promise<RelayUser[]> {
@@ -108,18 +106,19 @@ export class RelayUserService {
     if (r.numDeletedRows === 0n) throw notFound('Relay user', id)
   }
 
-  /** Check a login (SMTP AUTH PLAIN/LOGIN) and record its use; undefined for an unknown user or a wrong password. */
-  async authenticate(username: string, password: Secret, remoteAddress: string): Promise<RelayUser | undefined> {
-    const row = await this.db.selectFrom('relay_users').selectAll().where('username', '=', username).executeTakeFirst()
-    decoy ??= hashPassword('decoy password that matches nothing')
-    const ok = await verifyPassword(password.reveal(), row?.password_hash ?? (await decoy))
-    if (!row || !ok) {
-      await this.#throttle.failed(remoteAddress)
-      return undefined
-    }
-    await this.#throttle.succeeded(remoteAddress)
+  /** Check a login (SMTP AUTH PLAIN/LOGIN) and record its use; a client over the limit gets `retryAfterS` and no check at all. */
+  async authenticate(username: string, password: Secret, remoteAddress: string): Promise<AuthOutcome> {
+    let row: RelayUserRow | undefined
+    const checked = await this.#throttle.check(remoteAddress, async () => {
+      row = await this.db.selectFrom('relay_users').selectAll().where('username', '=', username).executeTakeFirst()
+      decoy ??= hashPassword('decoy password that matches nothing')
+      const ok = await verifyPassword(password.reveal(), row?.password_hash ?? (await decoy))
+      return !!row && ok
+    })
+    if (checked.retryAfterS !== undefined) return { refused: 'limited', retryAfterS: checked.retryAfterS }
+    if (!checked.ok || !row) return { refused: 'wrong' }
     const at = now()
     await this.db.updateTable('relay_users').set({ last_used_at: at, last_used_from: remoteAddress }).where('id', '=', row.id).execute()
-    return toApi({ ...row, last_used_at: at, last_used_from: remoteAddress })
+    return { user: toApi({ ...row, last_used_at: at, last_used_from: remoteAddress }) }
   }
 }

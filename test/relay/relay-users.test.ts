@@ -18,8 +18,8 @@ test('relay users api: create → 201 without the password, list shows last use,
   assert.match(row.password_hash, /^scrypt:/)
   assert.ok(!JSON.stringify(row).includes(PASSWORD), 'only a hash is stored')
 
-  assert.equal(await mb.services.relayUsers.authenticate('printer@contoso.com', new Secret('wrong password!'), '10.0.0.7'), undefined)
-  assert.ok(await mb.services.relayUsers.authenticate('printer@contoso.com', new Secret(PASSWORD), '10.0.0.7'))
+  assert.deepEqual(await mb.services.relayUsers.authenticate('printer@contoso.com', new Secret('wrong password!'), '10.0.0.7'), { refused: 'wrong' })
+  assert.equal((await mb.services.relayUsers.authenticate('printer@contoso.com', new Secret(PASSWORD), '10.0.0.7')).user?.username, 'printer@contoso.com')
   const list = await mb.api('GET', '/api/v1/relay-users')
   assert.equal(list.statusCode, 200)
   assert.equal(list.json().items.length, 1)
@@ -32,7 +32,7 @@ test('relay users api: create → 201 without the password, list shows last use,
   const gone = await mb.api('DELETE', `/api/v1/relay-users/${user.id}`)
   assert.equal(gone.statusCode, 404)
   assert.match(gone.json().error.message, /Relay user .* does not exist/)
-  assert.equal(await mb.services.relayUsers.authenticate('printer@contoso.com', new Secret(PASSWORD), '10.0.0.7'), undefined, 'a deleted user cannot log in')
+  assert.deepEqual(await mb.services.relayUsers.authenticate('printer@contoso.com', new Secret(PASSWORD), '10.0.0.7'), { refused: 'wrong' }, 'a deleted user cannot log in')
 })
 
 test('relay users api: bad input gets a 4xx that names the field and says what to fix', async (t) => {

@@ -40,6 +40,6 @@ test('relay AUTH: after 10 failures from one address even the right password get
   assert.equal(admin.ok, true, 'the relay failures do not lock the admin out')
 
   // The window passes (its failures age out): the right password works again and clears the count.
-  await w.mb.services.database.db.updateTable('admin_login_failures').set({ at: new Date(Date.now() - 16 * 60_000).toISOString() }).execute()
+  await w.mb.services.database.db.updateTable('login_attempts').set({ window_started_at: new Date(Date.now() - 16 * 60_000).toISOString() }).execute()
   assert.equal((await auth(relay.port, PASSWORD)).responseCode, 235)
 })

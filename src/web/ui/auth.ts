@@ -29,7 +29,7 @@ ${o.message ? banner('bad', o.message) : ''}
 <form method="post" action="/admin/login">
 <input type="hidden" name="_csrf" value="${token}"><input type="hidden" name="next" value="${o.next}">
 ${field({ name: 'username', label: 'Username', value: o.username ?? 'admin', autocomplete: 'username', required: true })}
-${field({ name: 'password', label: 'Password', type: 'password', autocomplete: 'current-password', required: true, hint: 'Set with MAILBRIDGE_ADMIN_PASSWORD, or printed once on first start.' })}
+${field({ name: 'password', label: 'Password', type: 'password', autocomplete: 'current-password', required: true, hint: 'Set with MAILBRIDGE_ADMIN_PASSWORD, or generated on first start into first-start-credentials.txt in the data folder.' })}
 <button type="submit">Sign in</button>
 </form></section>`
     return reply.code(o.status ?? 200).header('cache-control', 'no-store').type('text/html; charset=utf-8').send(page('Sign in', body))
