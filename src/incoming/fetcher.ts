@@ -1,5 +1,4 @@
 import { randomBytes } from 'node:crypto'
-import type { ImapFlow } from 'imapflow'
 import type { FetchConfig } from '../config.ts'
 import type { Secret } from '../crypto/secret.ts'
 import { type Database, groupsOf, isoIn, newId, now, type Tx, whereIn } from '../db/index.ts'
@@ -10,7 +9,9 @@ import { accountOf, type CredentialService } from '../oauth/credentials.ts'
 import { ProviderError } from '../oauth/protocol.ts'
 import { messageReceived, tokenInvalid } from '../webhooks/events.ts'
 import type { WebhookService } from '../webhooks/service.ts'
-import { ImapError, openSession, toImapError } from './imap.ts'
+import type { Folder, FetchTransport, UidSet } from './fetch-transport.ts'
+import { ImapError } from './imap.ts'
+import { imapTransport } from './imap-transport.ts'
 import type { FetchResult } from './model.ts'
 import { explainImapFailure, type IncomingServerService } from './service.ts'
 import type { ParsePool, Parsed } from './parse.ts'
@@ -50,6 +51,8 @@ export class Fetcher {
       parser: ParsePool
       log: Logger
       config: FetchConfig
+      /** How the servers are fetched: IMAP unless given. */
+      transport?: FetchTransport
       /** This node's id (queue/heartbeat.ts), the owner of its fetch leases; one of its own when not given. */
       nodeId?: string
     },
@@ -134,33 +137,32 @@ export class Fetcher {
 
   async #run(row: IncomingServerRow, result: FetchResult, log: Logger, hooks: FetchHooks): Promise<void> {
     const p = this.deps.servers.provider(row)
+    const transport = this.deps.transport ?? imapTransport
     let rejected: Secret | undefined
     let authRetried = false
     for (let reconnects = 0; ; reconnects++) {
       const token = await this.deps.credentials.accessToken(p, accountOf(row), { rejected })
-      let client: ImapFlow | undefined
+      let folder: Folder | undefined
       try {
-        client = await openSession(row, token)
-        await this.#sync(client, row, result, log, hooks)
+        folder = await transport.open(row, token)
+        await this.#sync(folder, row, result, log, hooks)
         if (rejected) await this.deps.credentials.recordUseSuccess(p, accountOf(row))
         return
       } catch (e) {
-        const err = toImapError(e, 'fetch', client)
+        const f = transport.failure(e, folder)
         // A refused login gets one refreshed token (Exchange refuses a token that expired moments ago).
-        if (err.stage === 'auth' && !authRetried) {
+        if (f.refused && !authRetried) {
           authRetried = true
           rejected = token
           log.info('AUTHENTICATE refused: reconnecting with a refreshed token')
           continue
         }
         // A dropped session (BYE, EOF) comes back with a fresh login; AccessTokenExpired also wants a new token.
-        const dropped = err.stage !== 'auth' && err.stage !== 'tls' && err.stage !== 'select' && (client ? !client.usable : err.stage === 'connect')
-        if (!dropped || reconnects >= MAX_RECONNECTS) throw err
-        if (err.tokenExpired) rejected = token
-        log.warn({ cause: err.message, reconnects: reconnects + 1, new_token: err.tokenExpired }, 'IMAP session lost; reconnecting')
+        if (!f.lost || reconnects >= MAX_RECONNECTS) throw f.error
+        if (f.tokenExpired) rejected = token
+        log.warn({ cause: f.error.message, reconnects: reconnects + 1, new_token: f.tokenExpired }, 'IMAP session lost; reconnecting')
       } finally {
-        if (client?.usable) await client.logout().catch(() => client?.close())
-        else client?.close()
+        await folder?.close()
       }
     }
   }
@@ -171,21 +173,12 @@ export class Fetcher {
    * a chunk follows once its batches are committed. UIDs stored but not yet flagged (the session dropped) are
    * flagged first thing in the next session.
    */
-  async #sync(client: ImapFlow, row: IncomingServerRow, result: FetchResult, log: Logger, hooks: FetchHooks): Promise<void> {
+  async #sync(folder: Folder, row: IncomingServerRow, result: FetchResult, log: Logger, hooks: FetchHooks): Promise<void> {
     const { db } = this.deps.database
-    const box = await client.mailboxOpen(row.folder).catch((e: unknown) => {
-      throw toImapError(e, 'select', client)
-    })
-    const uidvalidity = String(box.uidValidity)
-    const flag = async (set: string) => {
-      const stored = await client.messageFlagsAdd(set, ['\\Seen'], { uid: true }).catch((e: unknown) => {
-        throw toImapError(e, 'fetch', client)
-      })
-      // imapflow answers a failed STORE with false, not an error. If the session ended under it (BYE, EOF),
-      // counting it as flagged would move seen_uid past messages that stay unread for ever: reconnect instead.
-      if (!stored && !client.usable) throw toImapError(new Error(`UID STORE ${set} +FLAGS (\\Seen) failed`), 'fetch', client)
+    const uidvalidity = folder.uidValidity
+    const flag = async (set: UidSet) => {
       // A live session that refuses (a read-only folder) would refuse again: say so, and leave the flags.
-      if (!stored) log.warn({ uids: set }, 'the server did not set \\Seen (a read-only folder?); the messages stay unread there')
+      if (!(await folder.markSeen(set))) log.warn({ uids: set }, 'the server did not set \\Seen (a read-only folder?); the messages stay unread there')
     }
     /** After the flags are set: everything up to `uid` is stored and \Seen. */
     const flaggedUpTo = (uid: number) =>
@@ -201,12 +194,10 @@ export class Fetcher {
     // Stored before a crash or a dropped session, but not yet flagged: flag them first.
     const seenUid = sync && sync.uidvalidity === uidvalidity ? sync.seen_uid : 0
     if (row.mark_seen && seenUid < lastUid) {
-      await flag(`${seenUid + 1}:${lastUid}`)
+      await flag({ from: seenUid + 1, to: lastUid })
       await flaggedUpTo(lastUid)
     }
-    const found = await client.search({ uid: `${lastUid + 1}:*` }, { uid: true })
-    // `n:*` always matches the highest message, even below n (RFC 3501 §6.4.8): keep only the new ones.
-    const uids = (found || []).filter((u) => u > lastUid).sort((a, b) => a - b)
+    const uids = await folder.listNew(lastUid)
     if (!uids.length) return
     const total = uids.length
     const { batchSize } = this.deps.config
@@ -267,8 +258,7 @@ export class Fetcher {
       let streamError: unknown
       try {
         let batch: Array<{ uid: number; source: Buffer }> = []
-        for await (const m of client.fetch(chunk.join(','), { uid: true, source: true }, { uid: true })) {
-          if (!m.source) continue
+        for await (const m of folder.fetch(chunk)) {
           result.fetched++
           batch.push({ uid: m.uid, source: m.source })
           if (batch.length < batchSize) continue
@@ -280,7 +270,7 @@ export class Fetcher {
         // The stream ended: messages of the chunk it did not return were deleted meanwhile; move past them.
         if (commitError === undefined) commit(batch, true)
       } catch (e) {
-        streamError = toImapError(e, 'fetch', client)
+        streamError = e
       }
       // Only with them committed may the mailbox see those messages as read. A crash or a dropped session in
       // between leaves seen_uid behind last_uid: the next session flags that range first.
@@ -289,7 +279,7 @@ export class Fetcher {
         flags = flags.then(async () => {
           await chunkCommitted
           if (flagError !== undefined || !committed.length) return
-          await flag(committed.join(','))
+          await flag(committed)
           await flaggedUpTo(upToCommitted)
         }).catch((e: unknown) => {
           flagError ??= e

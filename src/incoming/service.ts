@@ -11,7 +11,9 @@ import { ProviderError } from '../oauth/protocol.ts'
 import { outlook, providerFor, type MailHost, type ProviderSpec } from '../oauth/providers.ts'
 import { checkTenant } from '../oauth/tenant.ts'
 import { DEFAULT_POLL_INTERVAL_S, serverToApi, type IncomingServer, type IncomingServerInput } from './model.ts'
-import { ImapError, openSession, toImapError } from './imap.ts'
+import type { FetchTransport } from './fetch-transport.ts'
+import { ImapError } from './imap.ts'
+import { imapTransport } from './imap-transport.ts'
 
 export interface TestResult {
   ok: boolean
@@ -20,7 +22,11 @@ export interface TestResult {
 
 /** Incoming servers: CRUD with Outlook's rules, Connect (the same consent as outgoing), and Test & Confirm. */
 export class IncomingServerService {
-  constructor(private readonly deps: { db: Kysely<DB>; credentials: CredentialService; connect: ConnectService; log: Logger }) {}
+  readonly #transport: FetchTransport
+
+  constructor(private readonly deps: { db: Kysely<DB>; credentials: CredentialService; connect: ConnectService; log: Logger; transport?: FetchTransport }) {
+    this.#transport = deps.transport ?? imapTransport
+  }
 
   async row(id: string): Promise<IncomingServerRow> {
     const row = await this.deps.db.selectFrom('incoming_servers').selectAll().where('id', '=', id).executeTakeFirst()
@@ -143,17 +149,11 @@ export class IncomingServerService {
     const attempt = async (rejected?: Secret) => {
       // A new token on the first attempt: the test must exercise the client secret, not a token cached an hour ago.
       const token = await this.deps.credentials.accessToken(p, accountOf(row), { rejected, renew: !rejected })
-      const client = await openSession(row, token).catch((e: unknown) => {
-        throw Object.assign(toImapError(e, 'connect'), { token })
+      const folder = await this.#transport.open(row, token, { readOnly: true }).catch((e: unknown) => {
+        throw Object.assign(this.#transport.failure(e).error, { token })
       })
-      try {
-        const box = await client.mailboxOpen(row.folder, { readOnly: true }).catch((e: unknown) => {
-          throw toImapError(e, 'select', client)
-        })
-        return box.exists
-      } finally {
-        await client.logout().catch(() => client.close())
-      }
+      await folder.close()
+      return folder.exists
     }
     try {
       let exists: number
