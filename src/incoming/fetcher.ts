@@ -1,13 +1,13 @@
 import { randomBytes } from 'node:crypto'
 import type { FetchConfig } from '../config.ts'
 import type { Secret } from '../crypto/secret.ts'
-import { type Database, groupsOf, isoIn, newId, now, type Tx, whereIn } from '../db/index.ts'
+import { type Database, isoIn, now, type Tx } from '../db/index.ts'
 import type { IncomingServerRow } from '../db/schema.ts'
 import { MailbridgeError } from '../errors.ts'
 import type { Logger } from '../log.ts'
 import { accountOf, type CredentialService } from '../oauth/credentials.ts'
 import { ProviderError } from '../oauth/protocol.ts'
-import { messageReceived, tokenInvalid } from '../webhooks/events.ts'
+import { tokenInvalid } from '../webhooks/events.ts'
 import type { WebhookService } from '../webhooks/service.ts'
 import type { Folder, FetchTransport, UidSet } from './fetch-transport.ts'
 import { ImapError } from './imap.ts'
@@ -15,7 +15,7 @@ import { imapTransport } from './imap-transport.ts'
 import type { FetchResult } from './model.ts'
 import { explainImapFailure, type IncomingServerService } from './service.ts'
 import type { ParsePool, Parsed } from './parse.ts'
-import { linkThreads } from './threading.ts'
+import { storeBatch } from './store-batch.ts'
 import { fetches, messagesFetched } from '../metrics.ts'
 
 /** Reconnects one fetch may make (a dropped session, `BYE ... AccessTokenExpired`) before it gives up. */
@@ -302,11 +302,7 @@ export class Fetcher {
     return db.updateTable('incoming_servers').set({ sync_progress: text, lease_until: isoIn(this.deps.config.leaseMs) }).where('id', '=', serverId).where('lease_owner', '=', this.id).execute()
   }
 
-  /**
-   * One transaction per batch: messages, raw, attachments, threads, webhook deliveries, the folder's last UID, the
-   * progress. A few statements for the whole batch (duplicates, threads, then multi-row inserts), not a few per
-   * message: on PostgreSQL each one is a round trip.
-   */
+  /** One transaction per batch: the batch (store-batch.ts), the folder's last UID, the progress. */
   async #store(
     row: IncomingServerRow,
     uidvalidity: string,
@@ -318,81 +314,21 @@ export class Fetcher {
     log: Logger,
   ): Promise<number> {
     const { db } = this.deps.database
-    let stored = 0
-    await db.transaction().execute(async (tx: Tx) => {
+    const outcome = await db.transaction().execute(async (tx: Tx) => {
       const at = now()
-      // First, the counter row: its lock, held to commit, makes message stores (any server, any node) commit one
-      // after another, so seq follows commit order and a reader's "after my cursor" can never skip a message.
-      const counter = await tx.updateTable('counters').set((eb) => ({ value: eb('value', '+', 0) })).where('name', '=', 'messages').returning('value').executeTakeFirstOrThrow()
-      const seq = Number(counter.value)
-      // Already stored: the same UID of this folder, or the same Message-ID on this server (a copy in another
-      // folder, a refetch after UIDVALIDITY changed, or twice in this very batch). Two lookups, each on its own
-      // index: by Message-ID alone, the server compared here (with both in the WHERE, SQLite without ANALYZE walks
-      // the server's index instead, every message of the mailbox).
-      const sameUid = new Set(
-        (
-          await whereIn(
-            fetched.map((m) => m.uid),
-            (uids) => tx.selectFrom('messages').select('uid').where('server_id', '=', row.id).where('folder', '=', row.folder).where('uidvalidity', '=', uidvalidity).where('uid', 'in', uids).execute(),
-          )
-        ).map((r) => r.uid),
-      )
-      const sameId = new Set(
-        (await whereIn(parsed.flatMap((p) => p.row.message_id ?? []), (ids) => tx.selectFrom('messages').select(['message_id', 'server_id']).where('message_id', 'in', ids).execute()))
-          .filter((r) => r.server_id === row.id)
-          .map((r) => r.message_id),
-      )
-      const fresh: Array<{ id: string; uid: number; source: Buffer; p: Parsed }> = []
-      for (const [i, m] of fetched.entries()) {
-        const p = parsed[i]!
-        if (sameUid.has(m.uid) || (p.row.message_id && sameId.has(p.row.message_id))) {
-          result.duplicates++
-          continue
-        }
-        if (p.row.message_id) sameId.add(p.row.message_id)
-        fresh.push({ id: newId(), uid: m.uid, source: m.source, p })
-      }
-      const links = await linkThreads(
-        tx,
-        fresh.map((f) => ({ id: f.id, messageId: f.p.row.message_id, inReplyTo: f.p.row.in_reply_to, references: JSON.parse(f.p.row.references) as string[] })),
-      )
-      const messages = fresh.map((f, i) => ({
-        id: f.id,
-        server_id: row.id,
-        folder: row.folder,
-        uidvalidity,
-        uid: f.uid,
-        ...f.p.row,
-        thread_id: links[i]!.threadId,
-        in_reply_to_mail_id: links[i]!.inReplyToMailId,
-        size: f.source.length,
-        received_at: at,
-        seq: seq + i + 1,
-      }))
-      for (const g of groupsOf(messages)) await tx.insertInto('messages').values(g).execute()
-      for (const g of groupsOf(fresh, 50)) await tx.insertInto('message_raws').values(g.map((f) => ({ message_id: f.id, raw: f.source }))).execute()
-      const attachments = fresh.flatMap((f) => f.p.attachments.map((a, position) => ({ id: newId(), message_id: f.id, position, ...a })))
-      for (const g of groupsOf(attachments)) await tx.insertInto('message_attachments').values(g).execute()
-      await this.deps.webhooks.enqueueAll(
-        tx,
-        'message.received',
-        messages.map((m) => messageReceived(row, m)),
-      )
-      for (const m of messages) {
-        if (!m.parse_error) continue
-        result.parse_errors++
-        log.warn({ uid: m.uid, message_id: m.id, cause: m.parse_error }, 'message kept raw: it could not be parsed')
-      }
-      stored = fresh.length
+      const outcome = await storeBatch(tx, this.deps.webhooks, { server: row, uidvalidity, messages: fetched.map((m, i) => ({ ...m, parsed: parsed[i]! })) })
       await tx
         .insertInto('incoming_sync')
         .values({ server_id: row.id, folder: row.folder, uidvalidity, last_uid: lastUid, updated_at: at })
         .onConflict((oc) => oc.columns(['server_id', 'folder']).doUpdateSet({ uidvalidity, last_uid: lastUid, updated_at: at }))
         .execute()
       if (progress) await this.#progress(tx, row.id, progress)
-      if (stored) await tx.updateTable('counters').set({ value: seq + stored }).where('name', '=', 'messages').execute()
+      return outcome
     })
-    result.stored += stored
-    return stored
+    for (const m of outcome.keptRaw) log.warn({ uid: m.uid, message_id: m.id, cause: m.cause }, 'message kept raw: it could not be parsed')
+    result.stored += outcome.stored
+    result.duplicates += outcome.duplicates
+    result.parse_errors += outcome.keptRaw.length
+    return outcome.stored
   }
 }
