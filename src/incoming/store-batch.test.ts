@@ -1,12 +1,9 @@
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { test, type TestContext } from 'node:test'
-import { createTestDatabase } from '../../test/support/harness.ts'
+import { freshDatabase } from '../../test/support/fresh-database.ts'
 import { SecretBox } from '../crypto/secret-box.ts'
-import { migrate, openDatabase, type Database } from '../db/index.ts'
+import { migrate, type Database } from '../db/index.ts'
 import { createLogger } from '../log.ts'
 import { WebhookService } from '../webhooks/service.ts'
 import { parseOrKeep } from './parse.ts'
@@ -18,14 +15,7 @@ import { storeBatch, type Batch } from './store-batch.ts'
 const ORDERS = { id: 'srv-orders', folder: 'INBOX', username: 'orders@contoso.com' }
 
 async function world(t: TestContext): Promise<{ database: Database; webhooks: WebhookService; webhookId: string; store(b: Omit<Batch, 'uidvalidity'> & { uidvalidity?: string }): ReturnType<typeof storeBatch> }> {
-  const dir = mkdtempSync(join(tmpdir(), 'mailbridge-store-'))
-  const testDb = await createTestDatabase(dir)
-  const database = openDatabase(testDb.url)
-  t.after(async () => {
-    await database.close()
-    await testDb.drop()
-    rmSync(dir, { recursive: true, force: true })
-  })
+  const database = await freshDatabase(t)
   await migrate(database.db, database.schema)
   const webhooks = new WebhookService({ db: database.db, box: new SecretBox([randomBytes(32)]), log: createLogger('silent') })
   const hook = await webhooks.create({ url: 'https://app.example.com/mailbridge', events: ['message.received'] })
