@@ -9,19 +9,18 @@ import { accountOf, type CredentialService } from '../oauth/credentials.ts'
 import { ProviderError } from '../oauth/protocol.ts'
 import { tokenInvalid } from '../webhooks/events.ts'
 import type { WebhookService } from '../webhooks/service.ts'
-import type { Folder, FetchTransport, UidSet } from './fetch-transport.ts'
+import type { Folder, FetchTransport } from './fetch-transport.ts'
 import { ImapError } from './imap.ts'
 import { imapTransport } from './imap-transport.ts'
 import type { FetchResult } from './model.ts'
 import { explainImapFailure, type IncomingServerService } from './service.ts'
-import type { ParsePool, Parsed } from './parse.ts'
-import { storeBatch } from './store-batch.ts'
+import type { ParsePool } from './parse.ts'
+import { FolderSync } from './folder-sync.ts'
+import { SyncLedger } from './sync-ledger.ts'
 import { fetches, messagesFetched } from '../metrics.ts'
 
 /** Reconnects one fetch may make (a dropped session, `BYE ... AccessTokenExpired`) before it gives up. */
 const MAX_RECONNECTS = 3
-/** Batches handed to the parser and the database but not yet committed, before the FETCH stream pauses. */
-const MAX_PENDING_BATCHES = 4
 /** Fetch Now waits this long between looks at another node's lease on the same server. */
 const LEASE_WAIT_STEP_MS = 200
 
@@ -145,7 +144,9 @@ export class Fetcher {
       let folder: Folder | undefined
       try {
         folder = await transport.open(row, token)
-        await this.#sync(folder, row, result, log, hooks)
+        const ledger = new SyncLedger({ db: this.deps.database.db, webhooks: this.deps.webhooks, server: row, progress: (q, text) => this.#progress(q, row.id, text) })
+        const { parser, config } = this.deps
+        await new FolderSync({ folder, ledger, parse: (raw) => parser.parse(raw), markSeen: !!row.mark_seen, batchSize: config.batchSize, log, result, stopping: () => this.#stopping, afterBatch: hooks.afterBatch }).run()
         if (rejected) await this.deps.credentials.recordUseSuccess(p, accountOf(row))
         return
       } catch (e) {
@@ -167,168 +168,8 @@ export class Fetcher {
     }
   }
 
-  /**
-   * SELECT, find the UIDs past the last stored one, and take them in chunks: one streamed UID FETCH per chunk,
-   * cut into batches that are parsed (on the parser threads) and committed while the stream goes on; `\Seen` for
-   * a chunk follows once its batches are committed. UIDs stored but not yet flagged (the session dropped) are
-   * flagged first thing in the next session.
-   */
-  async #sync(folder: Folder, row: IncomingServerRow, result: FetchResult, log: Logger, hooks: FetchHooks): Promise<void> {
-    const { db } = this.deps.database
-    const uidvalidity = folder.uidValidity
-    const flag = async (set: UidSet) => {
-      // A live session that refuses (a read-only folder) would refuse again: say so, and leave the flags.
-      if (!(await folder.markSeen(set))) log.warn({ uids: set }, 'the server did not set \\Seen (a read-only folder?); the messages stay unread there')
-    }
-    /** After the flags are set: everything up to `uid` is stored and \Seen. */
-    const flaggedUpTo = (uid: number) =>
-      db.updateTable('incoming_sync').set({ seen_uid: uid }).where('server_id', '=', row.id).where('folder', '=', row.folder).where('uidvalidity', '=', uidvalidity).execute()
-    const sync = await db.selectFrom('incoming_sync').selectAll().where('server_id', '=', row.id).where('folder', '=', row.folder).executeTakeFirst()
-    let lastUid = sync?.last_uid ?? 0
-    if (sync && sync.uidvalidity !== uidvalidity) {
-      // RFC 3501 §2.3.1.1: a new UIDVALIDITY voids every UID we knew. Start over; Message-IDs keep us from storing twice.
-      log.warn({ old: sync.uidvalidity, new: uidvalidity }, 'UIDVALIDITY changed: refetching the folder, deduplicating by Message-ID')
-      lastUid = 0
-      await db.updateTable('incoming_sync').set({ uidvalidity, last_uid: 0, seen_uid: 0, updated_at: now() }).where('server_id', '=', row.id).where('folder', '=', row.folder).execute()
-    }
-    // Stored before a crash or a dropped session, but not yet flagged: flag them first.
-    const seenUid = sync && sync.uidvalidity === uidvalidity ? sync.seen_uid : 0
-    if (row.mark_seen && seenUid < lastUid) {
-      await flag({ from: seenUid + 1, to: lastUid })
-      await flaggedUpTo(lastUid)
-    }
-    const uids = await folder.listNew(lastUid)
-    if (!uids.length) return
-    const total = uids.length
-    const { batchSize } = this.deps.config
-    log.info({ new_messages: total, last_uid: lastUid, uidvalidity }, 'fetching new messages')
-    let done = 0
-    let lastLogged = Date.now()
-    const progressText = () => `${done} of ${total} new messages stored`
-    const logProgress = () => {
-      if (Date.now() - lastLogged > 2000 || done === total) {
-        lastLogged = Date.now()
-        log.info({ done, total }, progressText())
-      }
-    }
-    await this.#progress(db, row.id, progressText())
-    const chunkSize = batchSize * 10
-    // One chain of commits for the whole sync: batches commit in order, one after another, while the FETCH
-    // streams go on; at most MAX_PENDING_BATCHES wait (the stream pauses, and TCP pauses the server).
-    let commits: Promise<void> = Promise.resolve()
-    let commitError: unknown
-    const pending: Array<Promise<void>> = []
-    // \Seen for a chunk once its batches are committed. imapflow runs one command at a time, so it follows the
-    // next chunk's FETCH, which starts as soon as this chunk's stream ends: the session never waits for a commit.
-    let flags: Promise<void> = Promise.resolve()
-    let flagError: unknown
-    /** The folder's last UID as committed: it never moves back, whatever order a chunk's UIDs arrive in. */
-    let storedUpTo = lastUid
-    for (let c = 0; c < uids.length && commitError === undefined && flagError === undefined; c += chunkSize) {
-      const chunk = uids.slice(c, c + chunkSize)
-      // The folder's last UID only moves past UIDs that are committed, so a server streaming out of UID order
-      // cannot make us skip one.
-      const committed: number[] = []
-      const inChunk = new Set<number>()
-      let safe = 0
-      let upToCommitted = 0
-      const commit = (batch: Array<{ uid: number; source: Buffer }>, final: boolean) => {
-        const parsing = Promise.all(batch.map((m) => this.deps.parser.parse(m.source)))
-        parsing.catch(() => undefined)
-        commits = commits.then(async () => {
-          const parsed = await parsing
-          for (const m of batch) inChunk.add(m.uid)
-          while (safe < chunk.length && inChunk.has(chunk[safe]!)) safe++
-          const upTo = Math.max(storedUpTo, final ? chunk[chunk.length - 1]! : safe > 0 ? chunk[safe - 1]! : 0)
-          const before = done
-          done = c + (final ? chunk.length : safe)
-          const stored = await this.#store(row, uidvalidity, batch, parsed, upTo, done !== before ? progressText() : null, result, log)
-          storedUpTo = upToCommitted = upTo
-          for (const m of batch) committed.push(m.uid)
-          if (done !== before) logProgress()
-          if (batch.length) await hooks.afterBatch?.({ uids: batch.map((m) => m.uid), stored })
-        })
-        // A failed commit stops the sync; the batches after it are not stored (the chain skips them).
-        pending.push(
-          commits.catch((e: unknown) => {
-            commitError ??= e
-          }),
-        )
-      }
-      let streamError: unknown
-      try {
-        let batch: Array<{ uid: number; source: Buffer }> = []
-        for await (const m of folder.fetch(chunk)) {
-          result.fetched++
-          batch.push({ uid: m.uid, source: m.source })
-          if (batch.length < batchSize) continue
-          commit(batch, false)
-          batch = []
-          while (pending.length > MAX_PENDING_BATCHES) await pending.shift()
-          if (commitError !== undefined) break
-        }
-        // The stream ended: messages of the chunk it did not return were deleted meanwhile; move past them.
-        if (commitError === undefined) commit(batch, true)
-      } catch (e) {
-        streamError = e
-      }
-      // Only with them committed may the mailbox see those messages as read. A crash or a dropped session in
-      // between leaves seen_uid behind last_uid: the next session flags that range first.
-      const chunkCommitted = commits.catch(() => undefined)
-      if (!streamError && row.mark_seen) {
-        flags = flags.then(async () => {
-          await chunkCommitted
-          if (flagError !== undefined || !committed.length) return
-          await flag(committed)
-          await flaggedUpTo(upToCommitted)
-        }).catch((e: unknown) => {
-          flagError ??= e
-        })
-      }
-      if (streamError) {
-        // What was handed over is committed, up to the first batch that fails.
-        await Promise.all([commits.catch(() => undefined), flags])
-        throw commitError ?? streamError
-      }
-      if (this.#stopping) break
-    }
-    await Promise.all([commits.catch(() => undefined), flags])
-    if (commitError !== undefined || flagError !== undefined) throw commitError ?? flagError
-    if (this.#stopping && done < total) log.info({ done, total }, 'stopping: the rest is fetched next time')
-  }
-
   /** The server's status line ("n of m new messages stored"), and a longer lease: this fetch is alive. */
   #progress(db: Pick<Tx, 'updateTable'>, serverId: string, text: string) {
     return db.updateTable('incoming_servers').set({ sync_progress: text, lease_until: isoIn(this.deps.config.leaseMs) }).where('id', '=', serverId).where('lease_owner', '=', this.id).execute()
-  }
-
-  /** One transaction per batch: the batch (store-batch.ts), the folder's last UID, the progress. */
-  async #store(
-    row: IncomingServerRow,
-    uidvalidity: string,
-    fetched: Array<{ uid: number; source: Buffer }>,
-    parsed: Parsed[],
-    lastUid: number,
-    progress: string | null,
-    result: FetchResult,
-    log: Logger,
-  ): Promise<number> {
-    const { db } = this.deps.database
-    const outcome = await db.transaction().execute(async (tx: Tx) => {
-      const at = now()
-      const outcome = await storeBatch(tx, this.deps.webhooks, { server: row, uidvalidity, messages: fetched.map((m, i) => ({ ...m, parsed: parsed[i]! })) })
-      await tx
-        .insertInto('incoming_sync')
-        .values({ server_id: row.id, folder: row.folder, uidvalidity, last_uid: lastUid, updated_at: at })
-        .onConflict((oc) => oc.columns(['server_id', 'folder']).doUpdateSet({ uidvalidity, last_uid: lastUid, updated_at: at }))
-        .execute()
-      if (progress) await this.#progress(tx, row.id, progress)
-      return outcome
-    })
-    for (const m of outcome.keptRaw) log.warn({ uid: m.uid, message_id: m.id, cause: m.cause }, 'message kept raw: it could not be parsed')
-    result.stored += outcome.stored
-    result.duplicates += outcome.duplicates
-    result.parse_errors += outcome.keptRaw.length
-    return outcome.stored
   }
 }
