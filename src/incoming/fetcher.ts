@@ -7,6 +7,7 @@ import { MailbridgeError } from '../errors.ts'
 import type { Logger } from '../log.ts'
 import { accountOf, type CredentialService } from '../oauth/credentials.ts'
 import { ProviderError } from '../oauth/protocol.ts'
+import { useToken } from '../oauth/token-use.ts'
 import { tokenInvalid } from '../webhooks/events.ts'
 import type { WebhookService } from '../webhooks/service.ts'
 import type { Folder, FetchTransport } from './fetch-transport.ts'
@@ -25,6 +26,13 @@ const MAX_RECONNECTS = 3
 const LEASE_WAIT_STEP_MS = 200
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+
+/** A lost session, and the token it presented when it got as far as the login. */
+interface LostSession {
+  error: Error
+  tokenExpired: boolean
+  token?: Secret
+}
 
 /** A test seam: awaited after each committed batch (tests cut the session there). */
 export interface FetchHooks {
@@ -115,7 +123,6 @@ export class Fetcher {
     } catch (e) {
       error = explainImapFailure(row, e)
       log.warn({ cause: (e as Error).message, ...result }, 'fetch failed; what was stored stays stored')
-      if (e instanceof ImapError && e.stage === 'auth') await this.deps.credentials.recordUseFailure(this.deps.servers.provider(row), accountOf(row), error)
       const tokenDead = (e instanceof ImapError && e.stage === 'auth') || (e instanceof ProviderError ? !e.transient : e instanceof MailbridgeError && e.code === 'token_error')
       if (tokenDead) await this.deps.webhooks.enqueue(db, 'token.invalid', tokenInvalid('incoming', row, error))
     } finally {
@@ -134,37 +141,60 @@ export class Fetcher {
     return result
   }
 
+  /**
+   * Sessions until the folder is synced: each one a use of the token (oauth/token-use.ts: a refused login gets one
+   * refreshed token, Exchange refuses a token that expired moments ago). A lost session (a cut connection, a BYE)
+   * comes back with a new login, up to MAX_RECONNECTS times; after `BYE ... AccessTokenExpired` with a new token.
+   */
   async #run(row: IncomingServerRow, result: FetchResult, log: Logger, hooks: FetchHooks): Promise<void> {
-    const p = this.deps.servers.provider(row)
     const transport = this.deps.transport ?? imapTransport
     let rejected: Secret | undefined
-    let authRetried = false
     for (let reconnects = 0; ; reconnects++) {
-      const token = await this.deps.credentials.accessToken(p, accountOf(row), { rejected })
-      let folder: Folder | undefined
+      let lost: LostSession | null
       try {
-        folder = await transport.open(row, token)
-        const ledger = new SyncLedger({ db: this.deps.database.db, webhooks: this.deps.webhooks, server: row, progress: (q, text) => this.#progress(q, row.id, text) })
-        const { parser, config } = this.deps
-        await new FolderSync({ folder, ledger, parse: (raw) => parser.parse(raw), markSeen: !!row.mark_seen, batchSize: config.batchSize, log, result, stopping: () => this.#stopping, afterBatch: hooks.afterBatch }).run()
-        if (rejected) await this.deps.credentials.recordUseSuccess(p, accountOf(row))
-        return
+        lost = await useToken({
+          credentials: this.deps.credentials,
+          provider: this.deps.servers.provider(row),
+          account: accountOf(row),
+          log,
+          peer: `${row.host}:${row.port}`,
+          rejected,
+          attempt: (token) => this.#session(transport, token, row, result, log, hooks),
+          refused: (e) => transport.failure(e).refused,
+          explain: (e) => explainImapFailure(row, e),
+        })
       } catch (e) {
-        const f = transport.failure(e, folder)
-        // A refused login gets one refreshed token (Exchange refuses a token that expired moments ago).
-        if (f.refused && !authRetried) {
-          authRetried = true
-          rejected = token
-          log.info('AUTHENTICATE refused: reconnecting with a refreshed token')
-          continue
-        }
-        // A dropped session (BYE, EOF) comes back with a fresh login; AccessTokenExpired also wants a new token.
-        if (!f.lost || reconnects >= MAX_RECONNECTS) throw f.error
-        if (f.tokenExpired) rejected = token
-        log.warn({ cause: f.error.message, reconnects: reconnects + 1, new_token: f.tokenExpired }, 'IMAP session lost; reconnecting')
-      } finally {
-        await folder?.close()
+        // A server that could not be reached never saw the token: reconnect, with no use of the token to record.
+        const f = transport.failure(e)
+        if (!f.lost) throw e
+        lost = { error: f.error, tokenExpired: f.tokenExpired }
       }
+      if (!lost) return
+      if (reconnects >= MAX_RECONNECTS) throw lost.error
+      rejected = lost.tokenExpired ? lost.token : undefined
+      log.warn({ cause: lost.error.message, reconnects: reconnects + 1, new_token: lost.tokenExpired }, 'IMAP session lost; reconnecting')
+    }
+  }
+
+  /**
+   * One session: open the folder and sync it. A session lost after its login is answered, not thrown: the token
+   * was accepted.
+   */
+  async #session(transport: FetchTransport, token: Secret, row: IncomingServerRow, result: FetchResult, log: Logger, hooks: FetchHooks): Promise<LostSession | null> {
+    let folder: Folder | undefined
+    try {
+      folder = await transport.open(row, token)
+      const ledger = new SyncLedger({ db: this.deps.database.db, webhooks: this.deps.webhooks, server: row, progress: (q, text) => this.#progress(q, row.id, text) })
+      const { parser, config } = this.deps
+      const sync = new FolderSync({ folder, ledger, parse: (raw) => parser.parse(raw), markSeen: !!row.mark_seen, batchSize: config.batchSize, log, result, stopping: () => this.#stopping, afterBatch: hooks.afterBatch })
+      await sync.run()
+      return null
+    } catch (e) {
+      const f = transport.failure(e, folder)
+      if (!f.lost || !folder) throw f.error
+      return { error: f.error, tokenExpired: f.tokenExpired, token }
+    } finally {
+      await folder?.close()
     }
   }
 

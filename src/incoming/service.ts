@@ -1,5 +1,4 @@
 import type { Kysely } from 'kysely'
-import type { Secret } from '../crypto/secret.ts'
 import { type DB, newId, now } from '../db/index.ts'
 import type { IncomingServerRow } from '../db/schema.ts'
 import { MailbridgeError, invalid, notFound } from '../errors.ts'
@@ -8,6 +7,7 @@ import { isEmailAddress } from '../mail-address.ts'
 import type { ConnectService } from '../oauth/connect.ts'
 import { accountOf, type CredentialService } from '../oauth/credentials.ts'
 import { ProviderError } from '../oauth/protocol.ts'
+import { useToken } from '../oauth/token-use.ts'
 import { outlook, providerFor, type MailHost, type ProviderSpec } from '../oauth/providers.ts'
 import { checkTenant } from '../oauth/tenant.ts'
 import { DEFAULT_POLL_INTERVAL_S, serverToApi, type IncomingServer, type IncomingServerInput } from './model.ts'
@@ -146,31 +146,28 @@ export class IncomingServerService {
     const row = await this.row(id)
     const p = this.provider(row)
     const log = this.deps.log.child({ server_id: id, mailbox: row.username, host: row.host })
-    const attempt = async (rejected?: Secret) => {
-      // A new token on the first attempt: the test must exercise the client secret, not a token cached an hour ago.
-      const token = await this.deps.credentials.accessToken(p, accountOf(row), { rejected, renew: !rejected })
-      const folder = await this.#transport.open(row, token, { readOnly: true }).catch((e: unknown) => {
-        throw Object.assign(this.#transport.failure(e).error, { token })
-      })
-      await folder.close()
-      return folder.exists
-    }
     try {
-      let exists: number
-      try {
-        exists = await attempt()
-      } catch (e) {
-        if (!(e instanceof ImapError && e.stage === 'auth')) throw e
-        log.info('AUTHENTICATE refused: retrying once with a refreshed token')
-        exists = await attempt((e as ImapError & { token: Secret }).token)
-      }
-      await this.deps.credentials.recordUseSuccess(p, accountOf(row))
+      const exists = await useToken({
+        credentials: this.deps.credentials,
+        provider: p,
+        account: accountOf(row),
+        log,
+        peer: `${row.host}:${row.port}`,
+        // A new token first: the test must exercise the client secret, not a token cached an hour ago.
+        renew: true,
+        attempt: async (token) => {
+          const folder = await this.#transport.open(row, token, { readOnly: true })
+          await folder.close()
+          return folder.exists
+        },
+        refused: (e) => this.#transport.failure(e).refused,
+        explain: (e) => explainImapFailure(row, e),
+      })
       await this.deps.db.updateTable('incoming_servers').set({ state: 'confirmed', last_error: null, updated_at: now() }).where('id', '=', id).execute()
       log.info({ exists }, 'incoming server tested and confirmed')
       return { ok: true, message: `Connection Test Successful! ${row.folder} holds ${exists} messages; the server is confirmed and will be fetched every ${row.poll_interval_s} s.` }
     } catch (e) {
       const message = explainImapFailure(row, e)
-      if (e instanceof ImapError && e.stage === 'auth') await this.deps.credentials.recordUseFailure(p, accountOf(row), message)
       await this.deps.db.updateTable('incoming_servers').set({ last_error: message, updated_at: now() }).where('id', '=', id).execute()
       log.warn({ cause: (e as Error).message }, 'incoming server test failed')
       return { ok: false, message }
