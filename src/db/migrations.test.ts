@@ -1,25 +1,9 @@
 import assert from 'node:assert/strict'
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
-import { test, type TestContext } from 'node:test'
+import { test } from 'node:test'
 import { Migrator, sql } from 'kysely'
-import { createTestDatabase } from '../../test/support/harness.ts'
+import { freshDatabase } from '../../test/support/fresh-database.ts'
 import { migrate, openDatabase } from './index.ts'
 import { migrations } from './migrations/index.ts'
-
-/** An empty database (SQLite file or PostgreSQL schema), removed after the test. */
-async function freshDatabase(t: TestContext) {
-  const dir = mkdtempSync(join(tmpdir(), 'mailbridge-migrations-'))
-  const testDb = await createTestDatabase(dir)
-  const database = openDatabase(testDb.url)
-  t.after(async () => {
-    await database.close()
-    await testDb.drop()
-    rmSync(dir, { recursive: true, force: true })
-  })
-  return database
-}
 
 test('migrate: a database that already ran a later-numbered migration still takes an earlier one that landed after it', async (t) => {
   const database = await freshDatabase(t)

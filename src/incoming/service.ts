@@ -1,5 +1,4 @@
 import type { Kysely } from 'kysely'
-import type { Secret } from '../crypto/secret.ts'
 import { type DB, newId, now } from '../db/index.ts'
 import type { IncomingServerRow } from '../db/schema.ts'
 import { MailbridgeError, invalid, notFound } from '../errors.ts'
@@ -8,13 +7,16 @@ import { isEmailAddress } from '../mail-address.ts'
 import type { ConnectService } from '../oauth/connect.ts'
 import { accountOf, type CredentialService } from '../oauth/credentials.ts'
 import { ProviderError } from '../oauth/protocol.ts'
+import { useToken } from '../oauth/token-use.ts'
 import { outlook, providerFor, type MailHost, type ProviderSpec } from '../oauth/providers.ts'
 import { checkTenant } from '../oauth/tenant.ts'
 import type { Cloud } from '../oauth/clouds.ts'
 import { checkServerHost } from '../oauth/endpoint-hosts.ts'
 import type { TrustedHosts } from '../host-policy.ts'
 import { DEFAULT_POLL_INTERVAL_S, serverToApi, type IncomingServer, type IncomingServerInput } from './model.ts'
-import { ImapError, openSession, toImapError } from './imap.ts'
+import type { FetchTransport } from './fetch-transport.ts'
+import { ImapError } from './imap.ts'
+import { imapTransport } from './imap-transport.ts'
 
 export interface TestResult {
   ok: boolean
@@ -23,7 +25,13 @@ export interface TestResult {
 
 /** Incoming servers: CRUD with Outlook's rules, Connect (the same consent as outgoing), and Test & Confirm. */
 export class IncomingServerService {
-  constructor(private readonly deps: { db: Kysely<DB>; credentials: CredentialService; connect: ConnectService; log: Logger; trustedHosts: TrustedHosts }) {}
+  readonly #transport: FetchTransport
+
+  constructor(
+    private readonly deps: { db: Kysely<DB>; credentials: CredentialService; connect: ConnectService; log: Logger; trustedHosts: TrustedHosts; transport?: FetchTransport },
+  ) {
+    this.#transport = deps.transport ?? imapTransport
+  }
 
   async row(id: string): Promise<IncomingServerRow> {
     const row = await this.deps.db.selectFrom('incoming_servers').selectAll().where('id', '=', id).executeTakeFirst()
@@ -145,31 +153,23 @@ export class IncomingServerService {
     const row = await this.row(id)
     const p = this.provider(row)
     const log = this.deps.log.child({ server_id: id, mailbox: row.username, host: row.host })
-    const attempt = async (rejected?: Secret) => {
-      // A new token on the first attempt: the test must exercise the client secret, not a token cached an hour ago.
-      const token = await this.deps.credentials.accessToken(p, accountOf(row), { rejected, renew: !rejected })
-      const client = await openSession(row, token).catch((e: unknown) => {
-        throw Object.assign(toImapError(e, 'connect'), { token })
-      })
-      try {
-        const box = await client.mailboxOpen(row.folder, { readOnly: true }).catch((e: unknown) => {
-          throw toImapError(e, 'select', client)
-        })
-        return box.exists
-      } finally {
-        await client.logout().catch(() => client.close())
-      }
-    }
     try {
-      let exists: number
-      try {
-        exists = await attempt()
-      } catch (e) {
-        if (!(e instanceof ImapError && e.stage === 'auth')) throw e
-        log.info('AUTHENTICATE refused: retrying once with a refreshed token')
-        exists = await attempt((e as ImapError & { token: Secret }).token)
-      }
-      await this.deps.credentials.recordUseSuccess(p, accountOf(row))
+      const exists = await useToken({
+        credentials: this.deps.credentials,
+        provider: p,
+        account: accountOf(row),
+        log,
+        peer: `${row.host}:${row.port}`,
+        // A new token first: the test must exercise the client secret, not a token cached an hour ago.
+        renew: true,
+        attempt: async (token) => {
+          const folder = await this.#transport.open(row, token, { readOnly: true })
+          await folder.close()
+          return folder.exists
+        },
+        refused: (e) => this.#transport.failure(e).refused,
+        explain: (e) => explainImapFailure(row, e),
+      })
       await this.deps.db.updateTable('incoming_servers').set({ state: 'confirmed', last_error: null, updated_at: now() }).where('id', '=', id).execute()
       log.info({ exists }, 'incoming server tested and confirmed')
       return { ok: true, message: `Connection Test Successful! ${row.folder} holds ${exists} messages; the server is confirmed and will be fetched every ${row.poll_interval_s} s.` }
