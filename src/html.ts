@@ -47,6 +47,7 @@ section.card.narrow{max-width:26rem;margin:3rem auto}
 .button.small{padding:.25rem .7rem;font-size:.9rem;margin:0 .3rem 0 0}.skip-label{position:absolute;left:-999px}
 .check .hint{font-weight:400;margin-left:.4rem}span.label{display:block;font-weight:600;margin:.7rem 0 .2rem}
 td .reason{max-width:28rem;white-space:pre-wrap;overflow-wrap:anywhere}td.nowrap{white-space:nowrap}.pager{margin-top:1rem}
+form:has(input[name=transport][value=graph]:checked) .mail-host{display:none}
 `
 
 /** Progressive enhancement only: copy buttons and live show/hide; every form works without it. */

@@ -66,9 +66,14 @@ export interface OutgoingServerRow {
   pause_reason: string | null
   /** Microsoft app-only access: the directory (tenant) id the token is requested in. */
   tenant_id: string | null
+  /** How mail is submitted: 'smtp' (host, port, encryption) or 'graph' (Microsoft Graph sendMail). */
+  transport: OutgoingTransport
   created_at: string
   updated_at: string
 }
+
+export type OutgoingTransport = 'smtp' | 'graph'
+export type IncomingTransport = 'imap' | 'graph'
 
 export interface OAuthStateRow {
   state_hash: string
@@ -166,6 +171,8 @@ export interface IncomingServerRow {
   sync_progress: string | null
   /** Microsoft app-only access: the directory (tenant) id the token is requested in. */
   tenant_id: string | null
+  /** How mail is fetched: 'imap' (host, port, encryption) or 'graph' (Microsoft Graph delta query). */
+  transport: IncomingTransport
   created_at: string
   updated_at: string
 }

@@ -9,6 +9,7 @@ import type { ConnectService } from '../oauth/connect.ts'
 import { accountOf, type CredentialService } from '../oauth/credentials.ts'
 import { ProviderError } from '../oauth/protocol.ts'
 import { outlook, providerFor, type MailHost, type ProviderSpec } from '../oauth/providers.ts'
+import { checkTransport } from '../oauth/graph-use.ts'
 import { checkTenant } from '../oauth/tenant.ts'
 import { DEFAULT_POLL_INTERVAL_S, serverToApi, type IncomingServer, type IncomingServerInput } from './model.ts'
 import { ImapError, openSession, toImapError } from './imap.ts'
@@ -69,6 +70,8 @@ export class IncomingServerService {
     const username = (input.username ?? base?.username ?? '').trim()
     if (!username) throw invalid('username', `${p.article} ${p.label} server needs a Username: the mailbox address, such as alice@contoso.com.`)
     if (!isEmailAddress(username)) throw invalid('username', `The Username must be the mailbox's e-mail address (alice@contoso.com), got "${username}".`)
+    // Graph needs no host, port or encryption: they are kept as given, for a switch back to IMAP.
+    const transport = checkTransport(p, input.transport ?? (base?.transport === 'graph' && p.graph ? 'graph' : 'imap'), 'imap')
     const folder = (input.folder ?? base?.folder ?? 'INBOX').trim()
     if (!folder) throw invalid('folder', 'Give the folder to fetch, such as INBOX.')
     return {
@@ -82,6 +85,7 @@ export class IncomingServerService {
       poll_interval_s: input.poll_interval_s ?? base?.poll_interval_s ?? DEFAULT_POLL_INTERVAL_S,
       mark_seen: input.mark_seen === undefined ? (base?.mark_seen ?? 1) : input.mark_seen ? 1 : 0,
       tenant_id: tenantId,
+      transport,
     }
   }
 
@@ -109,7 +113,7 @@ export class IncomingServerService {
   async update(id: string, input: IncomingServerInput): Promise<IncomingServer> {
     const base = await this.row(id)
     const merged = this.#merge(base, input, await this.#provider(input.authentication ?? base.authentication))
-    const moved = (['host', 'port', 'encryption', 'username', 'folder', 'authentication', 'tenant_id'] as const).some((k) => merged[k] !== base[k])
+    const moved = (['host', 'port', 'encryption', 'username', 'folder', 'authentication', 'tenant_id', 'transport'] as const).some((k) => merged[k] !== base[k])
     await this.deps.db
       .updateTable('incoming_servers')
       .set({ ...merged, ...(moved ? { state: 'draft' as const } : {}), updated_at: now() })

@@ -5,6 +5,7 @@
  * @see https://learn.microsoft.com/entra/identity-platform/authentication-national-cloud (login hosts)
  * @see https://learn.microsoft.com/microsoft-365/enterprise/microsoft-365-u-s-government-gcc-high-endpoints (outlook.office365.us)
  * @see https://learn.microsoft.com/microsoft-365/enterprise/urls-and-ip-address-ranges-21vianet (partner.outlook.cn)
+ * @see https://learn.microsoft.com/graph/deployments#microsoft-graph-and-graph-explorer-service-root-endpoints (Graph per cloud)
  */
 export type Cloud = 'global' | 'usgov' | 'china'
 
@@ -19,6 +20,8 @@ export interface CloudSpec {
   appResource: string
   smtpHost: string
   imapHost: string
+  /** Microsoft Graph's service root in this cloud: the app id URI its scopes name, and (with a slash) its endpoint. */
+  graph: string
 }
 
 export const clouds: Record<Cloud, CloudSpec> = {
@@ -29,6 +32,7 @@ export const clouds: Record<Cloud, CloudSpec> = {
     appResource: 'https://outlook.office365.com',
     smtpHost: 'smtp.office365.com',
     imapHost: 'outlook.office365.com',
+    graph: 'https://graph.microsoft.com',
   },
   // GCC High and DoD tenants sign in at login.microsoftonline.us and reach Exchange at outlook.office365.us.
   usgov: {
@@ -38,6 +42,8 @@ export const clouds: Record<Cloud, CloudSpec> = {
     appResource: 'https://outlook.office365.us',
     smtpHost: 'smtp.office365.us',
     imapHost: 'outlook.office365.us',
+    // GCC High's Graph; DoD tenants use dod-graph.microsoft.us (set microsoft_graph.endpoint).
+    graph: 'https://graph.microsoft.us',
   },
   // Microsoft 365 operated by 21Vianet: login.partner.microsoftonline.cn (Microsoft's national-cloud page; EmailEngine
   // uses login.chinacloudapi.cn, an older alias) and Exchange at partner.outlook.cn.
@@ -48,6 +54,7 @@ export const clouds: Record<Cloud, CloudSpec> = {
     appResource: 'https://partner.outlook.cn',
     smtpHost: 'smtp.partner.outlook.cn',
     imapHost: 'partner.outlook.cn',
+    graph: 'https://microsoftgraph.chinacloudapi.cn',
   },
 }
 
@@ -57,6 +64,9 @@ export const isCloud = (v: unknown): v is Cloud => typeof v === 'string' && v in
 
 /** The identity platform endpoint Mailbridge uses when `microsoft_outlook.endpoint` is not set. */
 export const defaultMicrosoftEndpoint = (cloud: Cloud): string => `${clouds[cloud].login}/common/oauth2/v2.0/`
+
+/** Microsoft Graph's endpoint when `microsoft_graph.endpoint` is not set: the cloud's service root. */
+export const defaultGraphEndpoint = (cloud: Cloud): string => `${clouds[cloud].graph}/`
 
 /** The setting holding Microsoft's national cloud (General Settings → Microsoft cloud). */
 export const CLOUD_SETTING = 'microsoft_outlook_cloud'
