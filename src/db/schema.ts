@@ -46,6 +46,11 @@ export interface CredentialTable {
   refresh_count: Generated<number>
   /** App-only access: the tenant the access token was issued in (a server may move to another). */
   tenant_id: string | null
+  /** Microsoft Graph's access token (sealed): another resource than SMTP's and IMAP's, from the same grant. */
+  graph_access_token: string | null
+  graph_access_expires_at: string | null
+  /** The Graph scopes that token carries (`https://graph.microsoft.com/Mail.Send …`); null before one was issued. */
+  graph_scopes: string | null
   created_at: string
   updated_at: string
 }

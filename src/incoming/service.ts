@@ -9,7 +9,7 @@ import type { ConnectService } from '../oauth/connect.ts'
 import { accountOf, type CredentialService } from '../oauth/credentials.ts'
 import { ProviderError } from '../oauth/protocol.ts'
 import { outlook, providerFor, type MailHost, type ProviderSpec } from '../oauth/providers.ts'
-import { checkTransport } from '../oauth/graph-use.ts'
+import { checkTransport, tokenResource } from '../oauth/graph-use.ts'
 import { checkTenant } from '../oauth/tenant.ts'
 import { DEFAULT_POLL_INTERVAL_S, serverToApi, type IncomingServer, type IncomingServerInput } from './model.ts'
 import { ImapError, openSession, toImapError } from './imap.ts'
@@ -36,7 +36,7 @@ export class IncomingServerService {
   }
 
   async #toApi(row: IncomingServerRow): Promise<IncomingServer> {
-    return serverToApi(row, await this.deps.credentials.view(this.provider(row), accountOf(row)))
+    return serverToApi(row, await this.deps.credentials.view(this.provider(row), accountOf(row), tokenResource('incoming', row.transport)))
   }
 
   async get(id: string): Promise<IncomingServer> {

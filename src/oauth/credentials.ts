@@ -10,9 +10,9 @@ import type { Cloud } from './clouds.ts'
 import { type Account, CredentialStore, mailboxOf } from './credential-store.ts'
 import { type ClientCandidate, type ProviderClient, ProviderClients } from './provider-client.ts'
 import type { Identity, TokenSet } from './protocol.ts'
-import type { ProviderSpec } from './providers.ts'
+import type { ProviderSpec, TokenResource } from './providers.ts'
 import { anyFailing, recordUseFailure, recordUseSuccess } from './token-health.ts'
-import { TokenRefresher } from './token-refresh.ts'
+import { TokenRefresher, type TokenRequest } from './token-refresh.ts'
 import { tokenView, type TokenView } from './token-view.ts'
 
 export { accountOf, type Account } from './credential-store.ts'
@@ -69,8 +69,9 @@ export class CredentialService {
     return this.#store.find(p, account)
   }
 
-  async view(p: ProviderSpec, account: Account): Promise<TokenView> {
-    return tokenView(p, mailboxOf(account) ? await this.find(p, account) : undefined)
+  /** A server's badge: of its credential, and for a Graph server of the Graph token and its consent. */
+  async view(p: ProviderSpec, account: Account, resource: TokenResource = 'outlook'): Promise<TokenView> {
+    return tokenView(p, mailboxOf(account) ? await this.find(p, account) : undefined, resource)
   }
 
   /** Store a fresh consent: replaces the tokens and clears past errors. */
@@ -81,8 +82,9 @@ export class CredentialService {
   /**
    * An access token with more than the refresh margin left. `rejected`: the token a server just refused: refresh
    * unless another caller already replaced it. `renew`: a new one even if the stored token is fresh (Test Connection).
+   * `resource`: Exchange Online's token (SMTP, IMAP; the default) or Microsoft Graph's for a permission.
    */
-  accessToken(p: ProviderSpec, account: Account, o: { rejected?: Secret; renew?: boolean } = {}): Promise<Secret> {
+  accessToken(p: ProviderSpec, account: Account, o: TokenRequest = {}): Promise<Secret> {
     return this.#refresher.accessToken(p, account, o)
   }
 

@@ -1,10 +1,14 @@
 import { type Kysely, sql } from 'kysely'
 import type { DB } from '../db/index.ts'
 import { invalid } from '../errors.ts'
-import { type GraphPermission, type ProviderSpec, providers } from './providers.ts'
+import { type GraphPermission, type ProviderSpec, providers, type TokenResource } from './providers.ts'
 
 /** The Graph permission each direction needs: sendMail, and delta + $value + PATCH isRead (permissions-reference). */
 export const GRAPH_PERMISSION = { outgoing: 'Mail.Send', incoming: 'Mail.ReadWrite' } as const satisfies Record<'outgoing' | 'incoming', GraphPermission>
+
+/** The token a server of this direction and transport presents: Graph's for its permission, else Exchange Online's. */
+export const tokenResource = (kind: keyof typeof GRAPH_PERMISSION, transport: string): TokenResource =>
+  transport === 'graph' ? { graph: GRAPH_PERMISSION[kind] } : 'outlook'
 
 /** The authentications whose provider has Microsoft Graph, for messages ("outlook" or "outlook_app"). */
 const graphAuthentications = (): string => Object.values(providers).filter((p) => p.graph).map((p) => `"${p.id}"`).join(' or ')
@@ -43,3 +47,8 @@ export async function graphPermissionsOf(db: Kysely<DB>, p: ProviderSpec, mailbo
   if (await uses('incoming_servers')) out.push(GRAPH_PERMISSION.incoming)
   return out
 }
+
+/** The consent of this mailbox does not cover a Graph permission its server needs: only a new consent helps. */
+export const graphConsentMissing = (mailbox: string, p: ProviderSpec, r: Exclude<TokenResource, 'outlook'>): string =>
+  `${mailbox} was connected without the Microsoft Graph permission ${r.graph} (Microsoft answers AADSTS65001, consent required): ` +
+  `click Reconnect your ${p.label} account and accept it (the app registration in Azure needs the delegated Microsoft Graph permission ${r.graph}).`

@@ -20,6 +20,13 @@ export interface Endpoints {
 /** The Microsoft Graph permissions Mailbridge's servers use: sending (outgoing) and reading and marking read (incoming). */
 export type GraphPermission = 'Mail.Send' | 'Mail.ReadWrite'
 
+/** Which access token: Exchange Online's, for SMTP and IMAP (the default), or Microsoft Graph's for a permission. */
+export type TokenResource = 'outlook' | { graph: GraphPermission }
+
+/** Whether granted scopes include a Graph permission, however Microsoft writes it (`Mail.Send`, `https://graph.microsoft.com/Mail.Send`). */
+export const grantsPermission = (scopes: string | null, permission: GraphPermission): boolean =>
+  (scopes ?? '').split(/\s+/).some((s) => s.slice(s.lastIndexOf('/') + 1).toLowerCase() === permission.toLowerCase())
+
 /**
  * Microsoft Graph as a second transport (servers with `transport: "graph"`). Its tokens are for another resource
  * than SMTP's and IMAP's: one consent may name both, but each token request names one.

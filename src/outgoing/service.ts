@@ -11,7 +11,7 @@ import type { ConnectService } from '../oauth/connect.ts'
 import { accountOf, type CredentialService } from '../oauth/credentials.ts'
 import { xoauth2 } from '../oauth/protocol.ts'
 import { outlook, providerFor, type MailHost, type ProviderSpec } from '../oauth/providers.ts'
-import { checkTransport } from '../oauth/graph-use.ts'
+import { checkTransport, tokenResource } from '../oauth/graph-use.ts'
 import { checkTenant } from '../oauth/tenant.ts'
 import { toApi, type OutgoingServer, type OutgoingServerInput } from './model.ts'
 import { probeSmtp, SmtpProbeError } from './smtp-probe.ts'
@@ -46,7 +46,7 @@ export class OutgoingServerService {
 
   async #toApi(row: OutgoingServerRow): Promise<OutgoingServer> {
     const p = providerFor(row.authentication)
-    return toApi(row, p ? await this.deps.credentials.view(p, accountOf(row)) : null)
+    return toApi(row, p ? await this.deps.credentials.view(p, accountOf(row), tokenResource('outgoing', row.transport)) : null)
   }
 
   async get(id: string): Promise<OutgoingServer> {

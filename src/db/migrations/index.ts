@@ -12,6 +12,7 @@ import * as m0011 from './0011-large-values.ts'
 import * as m0012 from './0012-fetch-ok.ts'
 import * as m0015 from './0015-node-liveness.ts'
 import * as m0018 from './0018-server-transport.ts'
+import * as m0019 from './0019-resource-tokens.ts'
 
 /** Every migration, by name; they run in name order (kysely's Migrator sorts them). */
 export const migrations: Record<string, Migration> = {
@@ -28,4 +29,5 @@ export const migrations: Record<string, Migration> = {
   '0012-fetch-ok': m0012,
   '0015-node-liveness': m0015,
   '0018-server-transport': m0018,
+  '0019-resource-tokens': m0019,
 }
