@@ -13,6 +13,7 @@ import { xoauth2 } from '../oauth/protocol.ts'
 import { outlook, providerFor, type MailHost, type ProviderSpec } from '../oauth/providers.ts'
 import { checkTransport, tokenResource } from '../oauth/graph-use.ts'
 import { checkTenant } from '../oauth/tenant.ts'
+import { probeGraph } from '../graph/probe.ts'
 import { toApi, type OutgoingServer, type OutgoingServerInput } from './model.ts'
 import { probeSmtp, SmtpProbeError } from './smtp-probe.ts'
 
@@ -164,6 +165,7 @@ export class OutgoingServerService {
     const p = providerFor(row.authentication)
     const from = firstAddress(row.from_filter) ?? row.username
     const log = this.deps.log.child({ server_id: id, mailbox: row.username, host: row.host })
+    if (row.transport === 'graph' && p) return probeGraph({ credentials: this.deps.credentials, provider: p, account: { mailbox: row.username, tenant: row.tenant_id }, direction: 'outgoing', folder: 'inbox', log })
     const attempt = async (rejected?: Secret) => {
       let token: Secret | undefined
       let auth: Parameters<typeof probeSmtp>[0]['auth']
