@@ -30,9 +30,9 @@ export const tenantField = (value: string | undefined, error: FormError | undefi
 export function transportChoice(kind: 'outgoing' | 'incoming', value: string | undefined, error: FormError | undefined): Html {
   const [plain, label, when] =
     kind === 'outgoing'
-      ? ['smtp', 'SMTP (host and port below)', 'SMTP AUTH is disabled for the mailbox or its tenant (Test Connection answers 5.7.139)']
-      : ['imap', 'IMAP (host and port below)', 'IMAP is turned off for the mailbox']
-  return html`${radios({ name: 'transport', legend: 'Transport', value: value || plain, error, options: [[plain, label], ['graph', 'Microsoft Graph', 'the Graph API, over HTTPS']] })}
+      ? ['smtp', 'SMTP', 'SMTP AUTH is disabled for the mailbox or its tenant (Test Connection answers 5.7.139)']
+      : ['imap', 'IMAP', 'IMAP is turned off for the mailbox']
+  return html`${radios({ name: 'transport', legend: 'Transport', value: value || plain, error, options: [[plain, label, 'to the host and port below'], ['graph', 'Microsoft Graph', 'the Graph API, over HTTPS']] })}
 <p class="hint">Pick Microsoft Graph when ${when}; it needs authentication Outlook or Outlook (app-only) and the Graph permission ${kind === 'outgoing' ? 'Mail.Send' : 'Mail.ReadWrite'} (see the README).</p>`
 }
 
