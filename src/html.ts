@@ -88,6 +88,7 @@ section.card.narrow{max-width:26rem;margin:3rem auto}
 .check .hint{font-weight:400;margin-left:.4rem}span.label{display:block;font-weight:600;margin:.7rem 0 .2rem}
 bdi{unicode-bidi:isolate}.ctl{font-family:ui-monospace,monospace;background:#fff8c5;color:var(--bad);border-radius:3px;padding:0 .15em}
 td .reason{max-width:28rem;white-space:pre-wrap;overflow-wrap:anywhere}td.nowrap{white-space:nowrap}.pager{margin-top:1rem}
+form:has(input[name=transport][value=graph]:checked) .mail-host{display:none}
 `
 
 /** Progressive enhancement only: copy buttons and live show/hide; every form works without it. */

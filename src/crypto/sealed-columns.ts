@@ -22,6 +22,7 @@ export const SEALED_COLUMNS: readonly SealedColumn[] = [
   { table: 'settings', column: 'value', key: 'key', context: (key) => `settings.${key}`, only: SECRET_SETTINGS },
   fixed('credentials', 'refresh_token'),
   fixed('credentials', 'access_token'),
+  fixed('credentials', 'graph_access_token'),
   fixed('outgoing_servers', 'password'),
   fixed('webhooks', 'secret'),
   fixed('oauth_states', 'code_verifier', 'state_hash'),

@@ -81,6 +81,11 @@ export interface CredentialTable {
   refresh_count: Generated<number>
   /** App-only access: the tenant the access token was issued in (a server may move to another). */
   tenant_id: string | null
+  /** Microsoft Graph's access token (sealed): another resource than SMTP's and IMAP's, from the same grant. */
+  graph_access_token: string | null
+  graph_access_expires_at: string | null
+  /** The Graph scopes that token carries (`https://graph.microsoft.com/Mail.Send …`); null before one was issued. */
+  graph_scopes: string | null
   created_at: string
   updated_at: string
 }
@@ -101,9 +106,14 @@ export interface OutgoingServerRow {
   pause_reason: string | null
   /** Microsoft app-only access: the directory (tenant) id the token is requested in. */
   tenant_id: string | null
+  /** How mail is submitted: 'smtp' (host, port, encryption) or 'graph' (Microsoft Graph sendMail). */
+  transport: OutgoingTransport
   created_at: string
   updated_at: string
 }
+
+export type OutgoingTransport = 'smtp' | 'graph'
+export type IncomingTransport = 'imap' | 'graph'
 
 export interface OAuthStateRow {
   state_hash: string
@@ -202,6 +212,8 @@ export interface IncomingServerRow {
   sync_progress: string | null
   /** Microsoft app-only access: the directory (tenant) id the token is requested in. */
   tenant_id: string | null
+  /** How mail is fetched: 'imap' (host, port, encryption) or 'graph' (Microsoft Graph delta query). */
+  transport: IncomingTransport
   created_at: string
   updated_at: string
 }

@@ -8,6 +8,9 @@ export const IncomingAuthentication = Type.Union([Type.Literal('outlook'), Type.
   description: '"outlook": a person consents; "outlook_app": Microsoft app-only access (needs tenant_id); "gmail": Google OAuth.',
 })
 export const IncomingEncryption = Type.Union([Type.Literal('ssl'), Type.Literal('starttls')])
+export const IncomingTransport = Type.Union([Type.Literal('imap'), Type.Literal('graph')], {
+  description: '"imap" (default): fetch from host:port; "graph": Microsoft Graph delta query, for "outlook" and "outlook_app" only (host, port and encryption are then not used). Pick Graph when IMAP is off for the mailbox.',
+})
 export const IncomingState = Type.Union([Type.Literal('draft'), Type.Literal('confirmed')])
 
 export const IncomingServer = Type.Object(
@@ -15,6 +18,7 @@ export const IncomingServer = Type.Object(
     id: Type.String(),
     name: Type.String(),
     authentication: IncomingAuthentication,
+    transport: IncomingTransport,
     host: Type.String(),
     port: Type.Integer(),
     encryption: IncomingEncryption,
@@ -40,6 +44,7 @@ export const IncomingServerInput = Type.Partial(
   Type.Object({
     name: Type.String({ minLength: 1, maxLength: 200 }),
     authentication: IncomingAuthentication,
+    transport: IncomingTransport,
     host: Type.String({ minLength: 1, maxLength: 255 }),
     port: Type.Integer({ minimum: 1, maximum: 65535 }),
     encryption: IncomingEncryption,
@@ -73,6 +78,7 @@ export function serverToApi(row: IncomingServerRow, token: TokenView): IncomingS
     id: row.id,
     name: row.name,
     authentication: row.authentication as IncomingServer['authentication'],
+    transport: row.transport,
     host: row.host,
     port: row.port,
     encryption: row.encryption as IncomingServer['encryption'],

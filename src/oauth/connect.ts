@@ -7,6 +7,7 @@ import { type DB, isoIn, now } from '../db/index.ts'
 import { MailbridgeError } from '../errors.ts'
 import type { Logger } from '../log.ts'
 import type { CredentialService } from './credentials.ts'
+import { graphPermissionsOf } from './graph-use.ts'
 import { authorizationUrl, createPkce, exchangeCode, identityMatches, readIdentity } from './protocol.ts'
 import { providers, type ProviderId, type ProviderSpec } from './providers.ts'
 
@@ -48,6 +49,10 @@ export class ConnectService {
     }
     if (!o.mailbox) throw new MailbridgeError('username_missing')
     const client = await this.deps.credentials.client(p)
+    // One consent for every server of the mailbox: the Outlook scopes, and the Graph permissions its Graph servers need
+    // (/authorize may name several resources; each token request then names one).
+    const graph = await graphPermissionsOf(this.deps.db, p, o.mailbox)
+    const scopes = [...client.scopes, ...(graph.length ? p.graph!.scopes(client.cloud, graph) : [])]
     const state = new Secret(randomToken(32))
     const pkce = createPkce()
     await this.deps.db
@@ -69,7 +74,7 @@ export class ConnectService {
     await this.deps.db.deleteFrom('oauth_states').where('expires_at', '<', isoIn(-STATE_TTL_MS)).execute()
     return authorizationUrl(p, {
       authorizeUrl: client.endpoints.authorize,
-      scopes: client.scopes,
+      scopes,
       clientId: client.clientId,
       redirectUri: this.redirectUri(p),
       state,
@@ -104,6 +109,19 @@ export class ConnectService {
       .executeTakeFirst()
     if (took.numUpdatedRows === 0n) throw new MailbridgeError('state_used', { target })
     return { row, target }
+  }
+
+  /**
+   * The code buys Exchange Online's token; a mailbox with Graph servers gets its Graph token at once from the new
+   * refresh token, so its badge knows whether the consent covered the Graph permissions. A refusal is only logged:
+   * the server's badge says what to do.
+   */
+  async #graphToken(p: ProviderSpec, mailbox: string, log: Logger): Promise<void> {
+    const [permission] = await graphPermissionsOf(this.deps.db, p, mailbox)
+    if (!permission) return
+    await this.deps.credentials.accessToken(p, mailbox, { resource: { graph: permission } }).catch((e: unknown) => {
+      log.warn({ cause: (e as Error).message }, 'no Microsoft Graph token after the consent')
+    })
   }
 
   async confirm(providerId: ProviderId, q: ConfirmQuery, session?: string): Promise<ConfirmTarget> {
@@ -142,6 +160,7 @@ export class ConnectService {
       throw new MailbridgeError('identity_mismatch', { actual, expected: row.mailbox, provider: p.company, target })
     }
     await this.deps.credentials.save(p, row.mailbox, tokens, identity)
+    await this.#graphToken(p, row.mailbox, log)
     return target
   }
 }

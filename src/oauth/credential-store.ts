@@ -84,6 +84,10 @@ export class CredentialStore {
       refresh_token: box.sealOrNull(tokens.refreshToken, 'credentials.refresh_token'),
       access_token: box.seal(tokens.accessToken, 'credentials.access_token'),
       access_expires_at: tokens.expiresAt.toISOString(),
+      // A new consent may name other Graph permissions: its Graph token is requested afresh (oauth/connect.ts).
+      graph_access_token: null,
+      graph_access_expires_at: null,
+      graph_scopes: null,
       scopes: tokens.scopes.join(' '),
       identity: JSON.stringify(identity),
       last_refresh_at: at,

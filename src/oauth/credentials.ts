@@ -12,9 +12,9 @@ import { CLOUD_IDS, type Cloud } from './clouds.ts'
 import { type Account, CredentialStore, mailboxOf, type ServerAccount } from './credential-store.ts'
 import { type ClientCandidate, type ProviderClient, ProviderClients } from './provider-client.ts'
 import type { Identity, TokenSet } from './protocol.ts'
-import type { ProviderSpec } from './providers.ts'
+import type { ProviderSpec, TokenResource } from './providers.ts'
 import { anyFailing, recordUseFailure, recordUseSuccess } from './token-health.ts'
-import { TokenRefresher } from './token-refresh.ts'
+import { TokenRefresher, type TokenRequest } from './token-refresh.ts'
 import { tokenView, type TokenView } from './token-view.ts'
 
 export { accountOf, type Account, type ServerAccount } from './credential-store.ts'
@@ -73,8 +73,9 @@ export class CredentialService {
     return this.#store.find(p, account)
   }
 
-  async view(p: ProviderSpec, account: Account): Promise<TokenView> {
-    return tokenView(p, mailboxOf(account) ? await this.find(p, account) : undefined)
+  /** A server's badge: of its credential, and for a Graph server of the Graph token and its consent. */
+  async view(p: ProviderSpec, account: Account, resource: TokenResource = 'outlook'): Promise<TokenView> {
+    return tokenView(p, mailboxOf(account) ? await this.find(p, account) : undefined, resource)
   }
 
   /** Store a fresh consent: replaces the tokens and clears past errors. */
@@ -87,9 +88,11 @@ export class CredentialService {
    * the token a server just refused: refresh unless another caller already replaced it. `renew`: a new one even if
    * the stored token is fresh (Test Connection). Servers pass `accountOf(row)`, which names their host: a host the
    * provider does not run (and nobody trusted) gets nothing, checked at every use, not only when the server was
-   * saved, since rows older than the rule exist. A bare account (no host) is for callers that send no mail.
+   * saved, since rows older than the rule exist. A bare account (no host) is for callers that send no mail,
+   * and for Graph, whose host is the checked `microsoft_graph.endpoint`. `resource`: Exchange Online's token (SMTP,
+   * IMAP; the default) or Microsoft Graph's for a permission.
    */
-  async accessToken(p: ProviderSpec, account: Account | ServerAccount, o: { rejected?: Secret; renew?: boolean } = {}): Promise<Secret> {
+  async accessToken(p: ProviderSpec, account: Account | ServerAccount, o: TokenRequest = {}): Promise<Secret> {
     if (typeof account === 'object' && 'host' in account) {
       // Any cloud's hosts: the exact cloud was checked on save, and this runs for every mail without a settings read.
       const hosts = CLOUD_IDS.flatMap((c) => p.mailHosts(c))

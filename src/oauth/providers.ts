@@ -1,5 +1,5 @@
 import { explainAadsts, type ProviderErrorBody, type Explanation } from './aadsts.ts'
-import { clouds, defaultMicrosoftEndpoint, type Cloud } from './clouds.ts'
+import { clouds, defaultGraphEndpoint, defaultMicrosoftEndpoint, graphHosts, type Cloud } from './clouds.ts'
 import { explainGoogle } from './google-errors.ts'
 
 export type ProviderId = 'outlook' | 'outlook_app' | 'gmail'
@@ -10,10 +10,34 @@ export interface MailHost {
   encryption: 'starttls' | 'ssl'
 }
 
-/** Where the admin signs in and where tokens are fetched. */
+/** Where the admin signs in and where tokens are fetched; Microsoft Graph's service root where the provider has one. */
 export interface Endpoints {
   authorize: string
   token: string
+  graph: string | null
+}
+
+/** The Microsoft Graph permissions Mailbridge's servers use: sending (outgoing) and reading and marking read (incoming). */
+export type GraphPermission = 'Mail.Send' | 'Mail.ReadWrite'
+
+/** Which access token: Exchange Online's, for SMTP and IMAP (the default), or Microsoft Graph's for a permission. */
+export type TokenResource = 'outlook' | { graph: GraphPermission }
+
+/** Whether granted scopes include a Graph permission, however Microsoft writes it (`Mail.Send`, `https://graph.microsoft.com/Mail.Send`). */
+export const grantsPermission = (scopes: string | null, permission: GraphPermission): boolean =>
+  (scopes ?? '').split(/\s+/).some((s) => s.slice(s.lastIndexOf('/') + 1).toLowerCase() === permission.toLowerCase())
+
+/**
+ * Microsoft Graph as a second transport (servers with `transport: "graph"`). Its tokens are for another resource
+ * than SMTP's and IMAP's: one consent may name both, but each token request names one.
+ * @see https://learn.microsoft.com/entra/identity-platform/v2-oauth2-auth-code-flow#request-an-authorization-code (scope: "can cover multiple resources" at /authorize, one at /token)
+ * @see https://learn.microsoft.com/graph/permissions-reference#mailsend
+ */
+export interface GraphAccess {
+  /** The scopes of a Graph token (and of the consent) for these permissions. */
+  scopes(cloud: Cloud, permissions: readonly GraphPermission[]): string[]
+  /** Delegated (a person consents to each scope) or application (an admin consents, the token carries roles). */
+  kind: 'delegated' | 'application'
 }
 
 /** A system parameter a provider's endpoints are read from; a stored value replaces the default. */
@@ -65,6 +89,8 @@ export interface ProviderSpec {
   cloudAware: boolean
   /** Scopes of the consent (or of the client-credentials request). */
   scopes(cloud: Cloud): string[]
+  /** Microsoft Graph, for servers whose transport is "graph"; null when the provider has none. */
+  graph: GraphAccess | null
   /** Scopes sent with a refresh; null sends none (the grant's scopes are kept, RFC 6749 §6). */
   refreshScopes(cloud: Cloud): string[] | null
   /** Extra authorize parameters (Google needs access_type=offline and prompt=consent). */
@@ -87,7 +113,7 @@ export const OUTLOOK_MAX_PER_MINUTE = 30
 
 const microsoftEndpoints = (values: Readonly<Record<string, string>>): Endpoints => {
   const endpoint = values['microsoft_outlook.endpoint']!
-  return { authorize: new URL('authorize', endpoint).toString(), token: new URL('token', endpoint).toString() }
+  return { authorize: new URL('authorize', endpoint).toString(), token: new URL('token', endpoint).toString(), graph: values['microsoft_graph.endpoint'] ?? null }
 }
 
 /**
@@ -108,10 +134,14 @@ export const outlook: ProviderSpec = {
   grant: 'authorization_code',
   endpointParams: [
     { key: 'microsoft_outlook.endpoint', default: defaultMicrosoftEndpoint, example: 'https://login.microsoftonline.com/<tenant id>/oauth2/v2.0/', base: true, hosts: (cloud) => clouds[cloud].loginHosts },
+    // Graph's service root follows the national cloud like the login host (design.md §10); DoD tenants set dod-graph.
+    { key: 'microsoft_graph.endpoint', default: defaultGraphEndpoint, example: 'https://graph.microsoft.com/', base: true, hosts: (cloud) => graphHosts(cloud) },
   ],
   endpoints: (values) => microsoftEndpoints(values),
   cloudAware: true,
   scopes: (cloud) => ['openid', 'email', 'offline_access', `${clouds[cloud].resource}/SMTP.Send`, `${clouds[cloud].resource}/IMAP.AccessAsUser.All`],
+  // Delegated Graph permissions are named by their full URI, so the consent's scopes of two resources stay apart.
+  graph: { kind: 'delegated', scopes: (cloud, permissions) => permissions.map((p) => `${clouds[cloud].graph}/${p}`) },
   // The refresh names one resource plus offline_access, as Microsoft requires (AADSTS700022).
   refreshScopes: (cloud) => ['offline_access', `${clouds[cloud].resource}/SMTP.Send`, `${clouds[cloud].resource}/IMAP.AccessAsUser.All`],
   authorizeParams: { response_mode: 'query' },
@@ -146,9 +176,12 @@ export const outlookApp: ProviderSpec = {
     const parts = url.pathname.split('/')
     parts[1] = encodeURIComponent(o.tenant ?? '')
     url.pathname = parts.join('/')
-    return microsoftEndpoints({ 'microsoft_outlook.endpoint': url.toString() })
+    return microsoftEndpoints({ ...values, 'microsoft_outlook.endpoint': url.toString() })
   },
   scopes: (cloud) => [`${clouds[cloud].appResource}/.default`],
+  // Client credentials name a resource's /.default: the token carries the application permissions an admin consented.
+  // https://learn.microsoft.com/entra/identity-platform/v2-oauth2-client-creds-grant-flow#the-default-scope
+  graph: { kind: 'application', scopes: (cloud) => [`${clouds[cloud].graph}/.default`] },
   refreshScopes: () => null,
   authorizeParams: {},
   needsTenant: true,
@@ -183,9 +216,10 @@ export const gmail: ProviderSpec = {
     // www.googleapis.com/oauth2/v4/token is the older address of the same token endpoint.
     { key: 'google_gmail.token_endpoint', default: () => 'https://oauth2.googleapis.com/token', base: false, hosts: () => ['oauth2.googleapis.com', 'www.googleapis.com'] },
   ],
-  endpoints: (values) => ({ authorize: values['google_gmail.auth_endpoint']!, token: values['google_gmail.token_endpoint']! }),
+  endpoints: (values) => ({ authorize: values['google_gmail.auth_endpoint']!, token: values['google_gmail.token_endpoint']!, graph: null }),
   cloudAware: false,
   scopes: () => ['openid', 'email', 'https://mail.google.com/'],
+  graph: null,
   // Google's refresh request takes no scope: the token keeps what was granted (web-server guide, "Refreshing").
   refreshScopes: () => null,
   authorizeParams: { access_type: 'offline', prompt: 'consent' },

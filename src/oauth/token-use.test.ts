@@ -67,6 +67,12 @@ test('useToken(): a refreshed token refused too is recorded as a use failure, an
   assert.deepEqual(calls, ['token', 'token rejected=t1', 'failure: smtp.test:587 refused the token: 535 5.7.3 t2 refused'])
 })
 
+test('useToken(): recordFailure false (Test Connection) leaves the credential as it was after a second refusal', async () => {
+  const { credentials, calls } = source()
+  await assert.rejects(use(credentials, () => false, { recordFailure: false }), (e: unknown) => e instanceof Refused)
+  assert.deepEqual(calls, ['token', 'token rejected=t1'])
+})
+
 test('useToken(): a refresh that fails reaches the caller as the token error, and nothing is recorded as a use', async () => {
   const { credentials, calls } = source({ refreshFails: true })
   await assert.rejects(use(credentials, (t) => t !== 't1'), (e: unknown) => e instanceof MailbridgeError && e.code === 'token_error')

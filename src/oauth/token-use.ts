@@ -1,7 +1,7 @@
 import type { Secret } from '../crypto/secret.ts'
 import type { Logger } from '../log.ts'
 import type { Account, CredentialService } from './credentials.ts'
-import type { ProviderSpec } from './providers.ts'
+import type { ProviderSpec, TokenResource } from './providers.ts'
 
 /** What the step needs of the credential service (narrow, so the unit tests give a fake one). */
 export type TokenSource = Pick<CredentialService, 'accessToken' | 'recordUseSuccess' | 'recordUseFailure'>
@@ -27,6 +27,13 @@ export interface TokenUse<T> {
   renew?: boolean
   /** A token already known bad (an IMAP session that ended with AccessTokenExpired): refresh unless another caller did. */
   rejected?: Secret
+  /** Whose token: Exchange Online's for SMTP and IMAP (the default), or Microsoft Graph's for a permission. */
+  resource?: TokenResource
+  /**
+   * Record a refusal on the credential (default). Test Connection says false: what it tries is the server's own
+   * settings, so a refusal is the server's, and must not turn red the mailbox's other servers (issue 21 §2).
+   */
+  recordFailure?: boolean
 }
 
 /**
@@ -39,18 +46,18 @@ export interface TokenUse<T> {
  * are: the caller decides whether the work waits for a token or fails.
  */
 export async function useToken<T>(u: TokenUse<T>): Promise<T> {
-  const first = await u.credentials.accessToken(u.provider, u.account, { renew: u.renew, rejected: u.rejected })
+  const first = await u.credentials.accessToken(u.provider, u.account, { renew: u.renew, rejected: u.rejected, resource: u.resource })
   let result: T
   try {
     result = await u.attempt(first)
   } catch (e) {
     if (!u.refused(e)) throw e
     u.log.info({ peer: u.peer }, 'token refused: retrying once with a refreshed token')
-    const second = await u.credentials.accessToken(u.provider, u.account, { rejected: first })
+    const second = await u.credentials.accessToken(u.provider, u.account, { rejected: first, resource: u.resource })
     try {
       result = await u.attempt(second)
     } catch (again) {
-      if (u.refused(again)) await u.credentials.recordUseFailure(u.provider, u.account, u.explain(again))
+      if (u.refused(again) && u.recordFailure !== false) await u.credentials.recordUseFailure(u.provider, u.account, u.explain(again))
       throw again
     }
   }

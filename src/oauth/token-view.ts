@@ -1,6 +1,7 @@
 import { Type } from 'typebox'
 import type { CredentialRow } from '../db/schema.ts'
-import type { ProviderSpec } from './providers.ts'
+import { grantsPermission, type ProviderSpec, type TokenResource } from './providers.ts'
+import { graphConsentMissing } from './graph-use.ts'
 
 export type TokenStatus = 'valid' | 'missing' | 'expired' | 'invalid'
 
@@ -25,8 +26,20 @@ export const TokenSchema = Type.Object(
   { additionalProperties: false },
 )
 
-/** What a server's badge says of its credential: only a refresh token whose last refresh or use did not fail is Valid. */
-export function tokenView(p: ProviderSpec, row: CredentialRow | undefined): TokenView {
+/**
+ * What a server's badge says of its credential: only a refresh token whose last refresh or use did not fail is
+ * Valid. A Graph server (`resource` Graph) shows its own token's expiry, and Reconnect while the consent lacks the
+ * Graph permission it needs.
+ */
+export function tokenView(p: ProviderSpec, row: CredentialRow | undefined, resource: TokenResource = 'outlook'): TokenView {
+  const graph = resource === 'outlook' ? undefined : resource
+  const base = credentialView(p, row && graph ? { ...row, access_token: row.graph_access_token, access_expires_at: row.graph_access_expires_at } : row)
+  if (!graph || !row || !base.valid || p.grant === 'client_credentials' || grantsPermission(row.graph_scopes, graph.graph)) return base
+  const missing = graphConsentMissing(row.mailbox, p, graph)
+  return { status: 'invalid', valid: false, label: `${p.label} Token Invalid: ${missing}`, expires_at: null, last_error: missing }
+}
+
+function credentialView(p: ProviderSpec, row: CredentialRow | undefined): TokenView {
   // The provider could not be reached or was briefly unavailable: the link itself is fine, mails wait and retry.
   const unreachable = row?.last_error_code?.startsWith('transient:') ? row.last_error : null
   const retried = { status: 'valid', valid: true, label: `${p.label} Token Valid (the last ${p.grant === 'client_credentials' ? 'token request' : 'refresh'} could not reach ${p.label}; it is retried)`, expires_at: row?.access_expires_at ?? null, last_error: unreachable } as const

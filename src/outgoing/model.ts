@@ -9,11 +9,16 @@ export const Authentication = Type.Union([Type.Literal('outlook'), Type.Literal(
 
 export const Encryption = Type.Union([Type.Literal('starttls'), Type.Literal('ssl'), Type.Literal('none')])
 
+export const OutgoingTransport = Type.Union([Type.Literal('smtp'), Type.Literal('graph')], {
+  description: '"smtp" (default): submit to host:port; "graph": Microsoft Graph sendMail, for "outlook" and "outlook_app" only (host, port and encryption are then not used). Pick Graph when SMTP AUTH is disabled for the mailbox (5.7.139).',
+})
+
 export const OutgoingServer = Type.Object(
   {
     id: Type.String(),
     name: Type.String(),
     authentication: Authentication,
+    transport: OutgoingTransport,
     host: Type.String(),
     port: Type.Integer(),
     encryption: Encryption,
@@ -36,6 +41,7 @@ export type OutgoingServer = Static<typeof OutgoingServer>
 const fields = {
   name: Type.String({ minLength: 1, maxLength: 200, description: 'The Description shown in lists' }),
   authentication: Authentication,
+  transport: OutgoingTransport,
   host: Type.String({ minLength: 1, maxLength: 255 }),
   port: Type.Integer({ minimum: 1, maximum: 65535 }),
   encryption: Encryption,
@@ -56,6 +62,7 @@ export function toApi(row: OutgoingServerRow, token: TokenView | null): Outgoing
     id: row.id,
     name: row.name,
     authentication: row.authentication as OutgoingServer['authentication'],
+    transport: row.transport,
     host: row.host,
     port: row.port,
     encryption: row.encryption as OutgoingServer['encryption'],

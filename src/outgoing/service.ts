@@ -11,10 +11,12 @@ import type { ConnectService } from '../oauth/connect.ts'
 import { accountOf, type CredentialService } from '../oauth/credentials.ts'
 import { xoauth2 } from '../oauth/protocol.ts'
 import { outlook, providerFor, type MailHost, type ProviderSpec } from '../oauth/providers.ts'
+import { checkTransport, tokenResource } from '../oauth/graph-use.ts'
 import { checkTenant } from '../oauth/tenant.ts'
 import type { Cloud } from '../oauth/clouds.ts'
 import { checkServerHost } from '../oauth/endpoint-hosts.ts'
 import type { TrustedHosts } from '../host-policy.ts'
+import { probeGraph } from '../graph/probe.ts'
 import { toApi, type OutgoingServer, type OutgoingServerInput } from './model.ts'
 import { probeSmtp, SmtpProbeError } from './smtp-probe.ts'
 
@@ -48,7 +50,7 @@ export class OutgoingServerService {
 
   async #toApi(row: OutgoingServerRow): Promise<OutgoingServer> {
     const p = providerFor(row.authentication)
-    return toApi(row, p ? await this.deps.credentials.view(p, accountOf(row)) : null)
+    return toApi(row, p ? await this.deps.credentials.view(p, accountOf(row), tokenResource('outgoing', row.transport)) : null)
   }
 
   async get(id: string): Promise<OutgoingServer> {
@@ -85,15 +87,19 @@ export class OutgoingServerService {
     // A tenant belongs to app-only access: switching to another authentication drops it.
     const tenantId = checkTenant(p, input.tenant_id !== undefined ? input.tenant_id : switched ? null : (base?.tenant_id ?? null))
     const username = (input.username ?? base?.username ?? '').trim()
-    if (!host) throw invalid('host', 'Give the SMTP host name, such as smtp.office365.com.')
-    checkServerHost(provider, host, this.deps.trustedHosts)
+    // Graph needs no host, port or encryption: they are kept as given, unchecked, for a switch back to SMTP.
+    // A switch to an authentication without Graph falls back to SMTP unless Graph is asked for.
+    const transport = checkTransport(p, input.transport ?? (base?.transport === 'graph' && p?.graph ? 'graph' : 'smtp'), 'smtp')
+    const smtp = transport === 'smtp'
+    if (!host && smtp) throw invalid('host', 'Give the SMTP host name, such as smtp.office365.com.')
+    if (smtp) checkServerHost(provider, host, this.deps.trustedHosts)
     let password = base?.password ?? null
     if (input.password !== undefined) password = input.password ? this.deps.box.seal(new Secret(input.password), 'outgoing_servers.password') : null
     if (p) {
       if (!username) throw invalid('username', `${p.article} ${p.label} server needs a Username: the mailbox address, such as alice@contoso.com.`)
       if (!isEmailAddress(username)) throw invalid('username', `The Username must be the mailbox's e-mail address (alice@contoso.com), got "${username}".`)
       if (password !== null) throw invalid('password', `${p.article} ${p.label} server authenticates with OAuth: leave the password empty.`)
-      if (encryption !== 'starttls') throw invalid('encryption', `Incorrect connection security for ${p.article.toLowerCase()} ${p.label} server: set it to "starttls" (TLS, STARTTLS) on port 587.`)
+      if (encryption !== 'starttls' && smtp) throw invalid('encryption', `Incorrect connection security for ${p.article.toLowerCase()} ${p.label} server: set it to "starttls" (TLS, STARTTLS) on port 587.`)
     } else if (authentication === 'login') {
       if (!username) throw invalid('username', 'Password authentication needs a Username.')
       if (password === null) throw invalid('password', 'Password authentication needs a password.')
@@ -121,6 +127,7 @@ export class OutgoingServerService {
       sequence: input.sequence ?? base?.sequence ?? 10,
       max_per_minute: maxPerMinute,
       tenant_id: tenantId,
+      transport,
     }
   }
 
@@ -163,6 +170,7 @@ export class OutgoingServerService {
     const p = providerFor(row.authentication)
     const from = firstAddress(row.from_filter) ?? row.username
     const log = this.deps.log.child({ server_id: id, mailbox: row.username, host: row.host })
+    if (row.transport === 'graph' && p) return probeGraph({ credentials: this.deps.credentials, provider: p, account: { mailbox: row.username, tenant: row.tenant_id }, direction: 'outgoing', folder: 'inbox', log })
     const attempt = async (rejected?: Secret) => {
       let token: Secret | undefined
       let auth: Parameters<typeof probeSmtp>[0]['auth']

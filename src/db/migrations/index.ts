@@ -15,6 +15,8 @@ import * as m0016 from './0016-api-token-scopes.ts'
 import * as m0017 from './0017-audit-log.ts'
 import * as m0018 from './0018-bounces.ts'
 import * as m0019 from './0019-login-attempts.ts'
+import * as m0020 from './0020-server-transport.ts'
+import * as m0021 from './0021-resource-tokens.ts'
 
 /** Every migration, by name; they run in name order (kysely's Migrator sorts them). */
 export const migrations: Record<string, Migration> = {
@@ -34,4 +36,6 @@ export const migrations: Record<string, Migration> = {
   '0017-audit-log': m0017,
   '0018-bounces': m0018,
   '0019-login-attempts': m0019,
+  '0020-server-transport': m0020,
+  '0021-resource-tokens': m0021,
 }

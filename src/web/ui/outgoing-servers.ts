@@ -8,7 +8,7 @@ import { serverPages, type ServerForm } from './server-pages.ts'
 export const outgoingServerMenu: MenuItem[] = [{ group: 'Settings', label: 'Outgoing Email Servers', href: '/admin/outgoing-servers' }]
 
 const BASE = '/admin/outgoing-servers'
-const FIELDS = ['name', 'authentication', 'username', 'tenant_id', 'password', 'host', 'port', 'encryption', 'from_filter', 'sequence', 'max_per_minute'] as const
+const FIELDS = ['name', 'authentication', 'transport', 'username', 'tenant_id', 'password', 'host', 'port', 'encryption', 'from_filter', 'sequence', 'max_per_minute'] as const
 type Values = Partial<Record<(typeof FIELDS)[number], string>>
 
 /** The OAuth choices, as Odoo's microsoft_outlook and google_gmail name them, and app-only access. */
@@ -21,6 +21,20 @@ export const OAUTH_CHOICES: Array<[string, string, string]> = [
 /** The Tenant ID field, shown for app-only access (the token is requested in that tenant). */
 export const tenantField = (value: string | undefined, error: FormError | undefined): Html =>
   field({ name: 'tenant_id', label: 'Tenant ID', value, error, autocomplete: 'off', placeholder: '00000000-0000-0000-0000-000000000000', hint: 'Only for Outlook (app-only): the Directory (tenant) ID from the app\'s Overview page in Azure.' })
+
+/**
+ * The Transport choice of both server forms, with when to pick Graph. Host, port and encryption sit in a
+ * `.mail-host` block the stylesheet hides while Graph is checked: no script, and without `:has()` they stay
+ * shown and are ignored for Graph.
+ */
+export function transportChoice(kind: 'outgoing' | 'incoming', value: string | undefined, error: FormError | undefined): Html {
+  const [plain, label, when] =
+    kind === 'outgoing'
+      ? ['smtp', 'SMTP', 'SMTP AUTH is disabled for the mailbox or its tenant (Test Connection answers 5.7.139)']
+      : ['imap', 'IMAP', 'IMAP is turned off for the mailbox']
+  return html`${radios({ name: 'transport', legend: 'Transport', value: value || plain, error, options: [[plain, label, 'to the host and port below'], ['graph', 'Microsoft Graph', 'the Graph API, over HTTPS']] })}
+<p class="hint">Pick Microsoft Graph when ${when}; it needs authentication Outlook or Outlook (app-only) and the Graph permission ${kind === 'outgoing' ? 'Mail.Send' : 'Mail.ReadWrite'} (see the README).</p>`
+}
 
 const ENCRYPTIONS: Array<[string, string]> = [
   ['starttls', 'TLS (STARTTLS)'],
@@ -35,6 +49,7 @@ export const tokenTag = (s: Pick<OutgoingServer, 'authentication' | 'token'>): H
 const toValues = (s: OutgoingServer): Values => ({
   name: s.name,
   authentication: s.authentication,
+  transport: s.transport,
   username: s.username,
   tenant_id: s.tenant_id ?? '',
   host: s.host,
@@ -60,6 +75,8 @@ function toInput(body: unknown, creating: boolean): OutgoingServerInput {
   if (name !== undefined) input.name = name
   const auth = v('authentication')
   if (auth) input.authentication = auth as OutgoingServerInput['authentication']
+  const transport = v('transport')
+  if (transport) input.transport = transport as OutgoingServerInput['transport']
   const username = v('username')
   if (username !== undefined) input.username = username
   // The tenant belongs to app-only access; switching away from it clears it.
@@ -107,7 +124,7 @@ export const outgoingServerPages: FastifyPluginAsync<{ ui: Ui }> = async (app, {
   app.get(BASE, async (req, reply) => {
     const items = await servers.list()
     const rows = items.map(
-      (s) => html`<tr><td><a href="${BASE}/${s.id}">${s.name}</a></td><td>${s.username}</td><td>${s.host}:${s.port}</td><td>${s.from_filter ?? ''}</td><td>${tokenTag(s)}${s.paused_until && Date.parse(s.paused_until) > Date.now() ? html` <span class="tag warn">paused</span>` : ''}</td></tr>`,
+      (s) => html`<tr><td><a href="${BASE}/${s.id}">${s.name}</a></td><td>${s.username}</td><td>${s.transport === 'graph' ? 'Microsoft Graph' : `${s.host}:${s.port}`}</td><td>${s.from_filter ?? ''}</td><td>${tokenTag(s)}${s.paused_until && Date.parse(s.paused_until) > Date.now() ? html` <span class="tag warn">paused</span>` : ''}</td></tr>`,
     )
     const body = html`<section class="card"><h1>Outgoing Email Servers</h1>
 <p><a class="button" href="${BASE}/new">New</a></p>
@@ -129,13 +146,16 @@ ${o.notice ?? ''}${o.error ? banner('bad', o.error.message) : ''}
 <section class="card"><form method="post" action="${action}">${csrfField(req.admin!)}
 ${field({ name: 'name', label: 'Description', value: v.name, required: true, error: o.error, hint: 'Any name, shown in lists.' })}
 ${radios({ name: 'authentication', legend: 'Authentication', value: auth, error: o.error, options: [...OAUTH_CHOICES, ['login', 'Username and password'], ['none', 'None']] })}
+${transportChoice('outgoing', v.transport, o.error)}
 ${field({ name: 'username', label: 'Username', type: 'email', value: v.username, error: o.error, autocomplete: 'off', hint: 'For Outlook and Gmail, the mailbox address, such as alice@contoso.com: the account you will sign in with (for app-only, the shared mailbox).' })}
 ${tenantField(v.tenant_id, o.error)}
 ${s && p ? html`<p>${tokenTag(s)}</p>` : ''}
 ${field({ name: 'password', label: 'Password', type: 'password', error: o.error, autocomplete: 'new-password', placeholder: s?.password_set ? 'stored: leave empty to keep it' : '', hint: 'Only for "Username and password"; leave it empty for Outlook and Gmail.' })}
-${field({ name: 'host', label: 'Host', value: v.host, error: o.error, placeholder: 'smtp.office365.com', hint: 'Left empty, Outlook fills in smtp.office365.com and Gmail smtp.gmail.com.' })}
+<div class="mail-host">
+${field({ name: 'host', label: 'Host', value: v.host, error: o.error, placeholder: 'smtp.office365.com', hint: 'Left empty, Outlook fills in smtp.office365.com and Gmail smtp.gmail.com. Not used with Microsoft Graph.' })}
 ${field({ name: 'port', label: 'Port', type: 'number', value: v.port, error: o.error, min: 1, max: 65535, placeholder: '587' })}
 ${select({ name: 'encryption', label: 'Encryption', value: v.encryption ?? 'starttls', options: ENCRYPTIONS, error: o.error, hint: 'Outlook and Gmail need TLS (STARTTLS) on port 587.' })}
+</div>
 ${field({ name: 'from_filter', label: 'from_filter', value: v.from_filter, error: o.error, hint: 'Addresses or domains this server sends for, separated by commas. Left empty on a new Outlook server, it is the Username.' })}
 ${field({ name: 'sequence', label: 'Sequence', type: 'number', value: v.sequence, error: o.error, min: 0, placeholder: '10', hint: 'Lower first, when several servers could send a mail.' })}
 ${field({ name: 'max_per_minute', label: 'Messages per minute at most', type: 'number', value: v.max_per_minute, error: o.error, min: 1, hint: 'Exchange Online allows 30 per mailbox; empty on update means no limit.' })}
@@ -145,7 +165,7 @@ ${p?.route ? html`<p class="hint">Connect saves the form, then sends you to ${p.
 ${p && !p.route ? html`<p class="hint">No one signs in: Test Connection requests a token for the app in the tenant. An admin must have granted the app access to this mailbox (see the README).</p>` : ''}
 </form></section>
 ${s ? html`<section class="card"><h2>Check</h2><div class="actions">${postButton(req.admin!, `${BASE}/${s.id}/test`, 'Test Connection', { cls: '' })}${postButton(req.admin!, `${BASE}/${s.id}/delete`, 'Delete', { cls: 'danger' })}</div>
-<p class="hint">Test Connection signs in to ${s.host}:${s.port} and tries MAIL FROM / RCPT TO without sending anything.</p>${bounceHint}</section>` : ''}`
+<p class="hint">${s.transport === 'graph' ? 'Test Connection gets a Microsoft Graph token and reaches the mailbox without sending anything.' : `Test Connection signs in to ${s.host}:${s.port} and tries MAIL FROM / RCPT TO without sending anything.`}</p>${bounceHint}</section>` : ''}`
     return sendPage(ui, req, reply, s ? s.name : 'New outgoing server', body, o.status ?? (o.error ? 400 : 200))
   }
 

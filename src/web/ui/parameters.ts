@@ -12,6 +12,7 @@ const BASE = '/admin/parameters'
 const KNOWN: Array<[string, string]> = [
   ['mail.force.smtp.from', 'every mail leaves From this address (the Outlook Username); the sender becomes Reply-To'],
   ['microsoft_outlook.endpoint', `the identity platform; default ${endpointParam('microsoft_outlook.endpoint')!.default('global')} (put your tenant id for a single-tenant app)`],
+  ['microsoft_graph.endpoint', `Microsoft Graph, for servers with transport Graph; default ${endpointParam('microsoft_graph.endpoint')!.default('global')} (it follows the national cloud)`],
 ]
 
 const NOTICES: Record<string, string> = { saved: 'Parameter saved.', deleted: 'Parameter deleted.' }
