@@ -16,7 +16,7 @@ import { explainImapFailure, type IncomingServerService } from './service.ts'
 import type { ParsePool, Parsed } from './parse.ts'
 import { linkThreads } from './threading.ts'
 import { fetches, messagesFetched } from '../metrics.ts'
-import { PollLoop } from '../poll-loop.ts'
+import { PollLoop } from '../queue/poll-loop.ts'
 
 /** Reconnects one fetch may make (a dropped session, `BYE ... AccessTokenExpired`) before it gives up. */
 const MAX_RECONNECTS = 3

@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { classify } from './transport.ts'
-import { backoffMs } from './worker.ts'
 
 const smtpError = (responseCode: number | undefined, response: string, command = 'DATA', code = 'EMESSAGE') =>
   Object.assign(new Error(response), { responseCode, response, command, code })
@@ -23,13 +22,4 @@ test('classify: 5xx are permanent, with Odoo\'s failure types, and 5.2.25x is a 
   const v = classify(smtpError(554, '554 5.6.0 Corrupt message'), 'Outlook (smtp.office365.com:587, alice@contoso.com)')
   assert.equal(v.kind, 'permanent')
   assert.match(v.reason, /alice@contoso\.com.*554 5\.6\.0/)
-})
-
-test('backoffMs: grows exponentially, is capped, and jitters within ±20 %', () => {
-  const q = { retryBaseMs: 1000, retryMaxMs: 10_000 }
-  assert.equal(backoffMs(1, q, () => 0.5), 1000)
-  assert.equal(backoffMs(3, q, () => 0.5), 4000)
-  assert.equal(backoffMs(20, q, () => 0.5), 10_000)
-  assert.equal(backoffMs(1, q, () => 0), 800)
-  assert.equal(backoffMs(1, q, () => 1), 1200)
 })

@@ -4,16 +4,19 @@ import type { QueueConfig } from '../config.ts'
 import type { SecretBox } from '../crypto/secret-box.ts'
 import type { Secret } from '../crypto/secret.ts'
 import { GroupCommit } from '../db/group-commit.ts'
-import { type Database, isoIn, now } from '../db/index.ts'
+import type { ExpressionBuilder } from 'kysely'
+import { type Database, type DB, isoIn, now } from '../db/index.ts'
 import type { MailRow, OutgoingServerRow } from '../db/schema.ts'
 import { databaseErrorCode, MailbridgeError } from '../errors.ts'
-import type { Logger } from '../log.ts'
+import { errorCode, type Logger } from '../log.ts'
 import { literalHeaderText, parseMailbox, toNodemailer, type Mailbox } from '../mail-address.ts'
 import { accountOf, type CredentialService } from '../oauth/credentials.ts'
 import { ProviderError } from '../oauth/protocol.ts'
 import { providerFor } from '../oauth/providers.ts'
 import { queueSeconds, sendSeconds } from '../metrics.ts'
-import { PollLoop } from '../poll-loop.ts'
+import { backoffMs } from '../queue/backoff.ts'
+import { claimDue, releaseLeases } from '../queue/lease.ts'
+import { PollLoop } from '../queue/poll-loop.ts'
 import type { SettingsService } from '../settings/service.ts'
 import { mailOutcome, tokenInvalid, type MailOutcome } from '../webhooks/events.ts'
 import type { WebhookService } from '../webhooks/service.ts'
@@ -39,16 +42,13 @@ const CLAIMED_COLUMNS = [
 /** What a claim returns: the listed columns and no others, so a column added to mails is not assumed to be read. */
 type ClaimedMail = Pick<MailRow, (typeof CLAIMED_COLUMNS)[number]>
 
+/** A mail's lease: `sending` while held, `outgoing` again when handed back. */
+const SENDING = { table: 'mails', leased: (eb: ExpressionBuilder<DB, 'mails'>) => eb('state', '=', 'sending'), back: { state: 'outgoing' } } as const
+
 interface Outcome {
   mail: ClaimedMail
   set: Partial<Pick<MailRow, 'state' | 'smtp_response' | 'sent_at' | 'failure_type' | 'failure_reason' | 'next_attempt_at'>>
   countAttempt: boolean
-}
-
-/** Exponential backoff with ±20 % jitter, so a fleet of retries does not arrive together. */
-export function backoffMs(attempts: number, q: Pick<QueueConfig, 'retryBaseMs' | 'retryMaxMs'>, random = Math.random): number {
-  const base = Math.min(q.retryMaxMs, q.retryBaseMs * 2 ** Math.max(0, attempts - 1))
-  return Math.round(base * (0.8 + 0.4 * random()))
 }
 
 const list = (json: string): Mailbox[] => (JSON.parse(json) as string[]).map((v) => parseMailbox(v)!).filter(Boolean)
@@ -115,12 +115,7 @@ export class MailWorker {
     const at = now()
     if (Date.now() - this.#lastSweep > 1000) {
       this.#lastSweep = Date.now()
-      await db
-        .updateTable('mails')
-        .set({ state: 'outgoing', lease_owner: null, lease_until: null, updated_at: at })
-        .where('state', '=', 'sending')
-        .where('lease_until', '<', at)
-        .execute()
+      await releaseLeases(this.deps.database, SENDING)
     }
     const servers = await db.selectFrom('outgoing_servers').selectAll().execute()
     // Only servers with mail due (or in flight) take connection slots and claim: a node holding a thousand connected
@@ -165,7 +160,7 @@ export class MailWorker {
         const send = this.#deliver(server, mail, forced)
           // The database refused to record the outcome (busy, full): the mail stays leased, and the lease hands it
           // back to the queue. At least once: if the server had taken it, it goes out again.
-          .catch((e: unknown) => this.deps.log.error({ err: e, mail_id: mail.id, server_id: server.id, mailbox: server.username }, 'could not record the outcome of a mail; its lease returns it to the queue'))
+          .catch((e: unknown) => this.deps.log.error({ err: e, error_code: errorCode(e), mail_id: mail.id, server_id: server.id, mailbox: server.username }, 'could not record the outcome of a mail; its lease returns it to the queue'))
           .finally(() => {
             const left = (this.#inflight.get(server.id) ?? 1) - 1
             this.#inflight.set(server.id, left)
@@ -201,42 +196,27 @@ export class MailWorker {
     while (this.#sends.size) await Promise.allSettled([...this.#sends])
   }
 
-  async #claim(server: OutgoingServerRow, room: number): Promise<ClaimedMail[]> {
-    const { db, traits } = this.deps.database
-    return db.transaction().execute(async (tx) => {
-      // Serialise claims per server across nodes, so the per-minute count below cannot be raced (PostgreSQL).
-      if (traits.skipLocked) await tx.selectFrom('outgoing_servers').select('id').where('id', '=', server.id).forUpdate().execute()
-      const at = now()
-      let limit = room
-      if (server.max_per_minute) {
+  #claim(server: OutgoingServerRow, room: number): Promise<ClaimedMail[]> {
+    const { traits } = this.deps.database
+    const at = now()
+    return claimDue(this.deps.database, {
+      table: 'mails',
+      due: (eb) => eb.and([eb('state', '=', 'outgoing'), eb('server_id', '=', server.id), eb('next_attempt_at', '<=', at)]),
+      limit: async (tx) => {
+        // Serialise claims per server across nodes, so the per-minute count below cannot be raced (PostgreSQL;
+        // SQLite's claim holds the one write lock already).
+        if (traits.skipLocked) await tx.selectFrom('outgoing_servers').select('id').where('id', '=', server.id).forUpdate().execute()
+        if (!server.max_per_minute) return room
         const recent = await tx
           .selectFrom('mails')
           .select((eb) => eb.fn.countAll<number>().as('n'))
           .where('server_id', '=', server.id)
           .where('last_attempt_at', '>', isoIn(-60_000))
           .executeTakeFirstOrThrow()
-        limit = Math.min(limit, server.max_per_minute - Number(recent.n))
-      }
-      if (limit <= 0) return []
-      const due = await tx
-        .selectFrom('mails')
-        .select('id')
-        .where('state', '=', 'outgoing')
-        .where('server_id', '=', server.id)
-        .where('next_attempt_at', '<=', at)
-        .orderBy('next_attempt_at')
-        .orderBy('id')
-        .limit(limit)
-        .$if(traits.skipLocked, (q) => q.forUpdate().skipLocked())
-        .execute()
-      if (due.length === 0) return []
-      return tx
-        .updateTable('mails')
-        .set({ state: 'sending', lease_owner: this.id, lease_until: isoIn(this.deps.queue.leaseMs), last_attempt_at: at, updated_at: at })
-        .where('id', 'in', due.map((d) => d.id))
-        .where('state', '=', 'outgoing')
-        .returning(CLAIMED_COLUMNS)
-        .execute()
+        return Math.min(room, server.max_per_minute - Number(recent.n))
+      },
+      set: { state: 'sending', lease_owner: this.id, lease_until: isoIn(this.deps.queue.leaseMs), last_attempt_at: at },
+      returning: CLAIMED_COLUMNS,
     })
   }
 
@@ -444,12 +424,7 @@ export class MailWorker {
     await this.#poll.stop()
     const drained = await Promise.race([this.idle().then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), this.deps.queue.drainMs).unref())])
     if (!drained) {
-      await this.deps.database.db
-        .updateTable('mails')
-        .set({ state: 'outgoing', lease_owner: null, lease_until: null, updated_at: now() })
-        .where('state', '=', 'sending')
-        .where('lease_owner', '=', this.id)
-        .execute()
+      await releaseLeases(this.deps.database, { ...SENDING, of: this.id })
     }
     this.#pool.close()
     await this.#slots.releaseAll()
