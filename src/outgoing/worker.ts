@@ -196,7 +196,7 @@ export class MailWorker {
           .executeTakeFirstOrThrow()
         return Math.min(room, server.max_per_minute - Number(recent.n))
       },
-      set: { state: 'sending', lease_owner: this.id, lease_until: isoIn(this.deps.queue.leaseMs), last_attempt_at: at },
+      set: () => ({ state: 'sending', lease_owner: this.id, lease_until: isoIn(this.deps.queue.leaseMs), last_attempt_at: now() }),
       returning: CLAIMED_COLUMNS,
     })
   }

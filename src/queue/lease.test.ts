@@ -42,7 +42,7 @@ const claimMails = (database: Database, owner: string, limit: number, leaseMs = 
     table: 'mails',
     due: (eb) => eb.and([eb('state', '=', 'outgoing'), eb('next_attempt_at', '<=', at)]),
     limit,
-    set: { state: 'sending', lease_owner: owner, lease_until: isoIn(leaseMs), last_attempt_at: at },
+    set: () => ({ state: 'sending', lease_owner: owner, lease_until: isoIn(leaseMs), last_attempt_at: at }),
     returning: ['id', 'subject', 'lease_owner'],
   })
 }
@@ -72,7 +72,7 @@ test('claimDue(): a limit read in the claim (a per-minute count) bounds it, and 
       table: 'mails',
       due: (eb) => eb.and([eb('state', '=', 'outgoing'), eb('next_attempt_at', '<=', at)]),
       limit: async (tx) => left - Number((await tx.selectFrom('mails').select((eb) => eb.fn.countAll<number>().as('n')).where('state', '=', 'sending').executeTakeFirstOrThrow()).n),
-      set: { state: 'sending', lease_owner: 'n', lease_until: isoIn(60_000) },
+      set: () => ({ state: 'sending', lease_owner: 'n', lease_until: isoIn(60_000) }),
       returning: ['id'],
     })
   assert.equal((await claim(2)).length, 2)

@@ -15,8 +15,11 @@ export interface Claim<TB extends LeasedTable, C extends keyof Row<TB>> {
   due: (eb: ExpressionBuilder<DB, TB>) => Expression<SqlBool>
   /** How many rows at most; a function reads inside the claim's transaction (a per-minute count). 0: none. */
   limit: number | ((tx: Kysely<DB>) => Promise<number>)
-  /** The lease and whatever else a claim writes on each row (`lease_owner`, `lease_until`, a state). */
-  set: Updateable<DB[TB]>
+  /**
+   * The lease and whatever else a claim writes on each row (`lease_owner`, `lease_until`, a state), asked for once
+   * the rows are chosen: a claim that waited for a lock still gets its whole lease.
+   */
+  set: () => Updateable<DB[TB]>
   /** The columns the caller reads (`id` and `next_attempt_at` come too: they order the claim). */
   returning: readonly C[]
 }
@@ -46,7 +49,7 @@ export async function claimDue<TB extends LeasedTable, C extends keyof Row<TB>>(
     if (due.length === 0) return []
     return tx
       .updateTable(claim.table)
-      .set({ ...claim.set, updated_at: now() })
+      .set({ ...claim.set(), updated_at: now() })
       .where('id', 'in', due.map((d) => d.id))
       .where(claim.due)
       .returning([...new Set([...claim.returning, 'id', 'next_attempt_at'])] as unknown as ['id'])

@@ -117,7 +117,7 @@ export class WebhookDispatcher {
           eb.or([eb('lease_until', 'is', null), eb('lease_until', '<', at)]),
         ]),
       limit: room,
-      set: { lease_owner: this.id, lease_until: isoIn(this.deps.config.timeoutMs * 3) },
+      set: () => ({ lease_owner: this.id, lease_until: isoIn(this.deps.config.timeoutMs * 3) }),
       returning: DELIVERY_COLUMNS,
     })
   }

@@ -30,7 +30,7 @@ for (let i = 0; i < Number(rounds); i++) {
       table: 'mails',
       due: (eb) => eb.and([eb('state', '=', 'outgoing'), eb('next_attempt_at', '<=', at)]),
       limit: async (tx) => 4 - Number((await tx.selectFrom('mails').select((eb) => eb.fn.countAll<number>().as('n')).where('lease_owner', '=', owner).executeTakeFirstOrThrow()).n),
-      set: { state: 'sending', lease_owner: owner, lease_until: isoIn(60_000), last_attempt_at: at },
+      set: () => ({ state: 'sending', lease_owner: owner, lease_until: isoIn(60_000), last_attempt_at: at }),
       returning: ['id'],
     })
     claimed.push(...got.map((m) => m.id))
