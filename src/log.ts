@@ -53,3 +53,13 @@ export function createLogger(level = 'info', destination?: pino.DestinationStrea
   const options = { level, redact: { paths: redactPaths, censor: '[redacted]' }, base: { svc: 'mailbridge' }, serializers: { req } }
   return destination ? pino(options, destination) : pino(options)
 }
+
+/**
+ * An error's code for the log line, under a name of its own: `code` is among the redacted fields (the OAuth
+ * code), so `{ err }` shows a database refusal as its message only ("database is locked") and not which one it is
+ * (SQLITE_BUSY_SNAPSHOT, SQLITE_BUSY, 55P03).
+ */
+export function errorCode(e: unknown): string | undefined {
+  const code = (e as { code?: unknown } | null)?.code
+  return typeof code === 'string' || typeof code === 'number' ? String(code) : undefined
+}

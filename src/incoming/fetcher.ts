@@ -19,6 +19,7 @@ import type { ParsePool } from './parse.ts'
 import { FolderSync } from './folder-sync.ts'
 import { SyncLedger } from './sync-ledger.ts'
 import { fetches, messagesFetched } from '../metrics.ts'
+import { PollLoop } from '../queue/poll-loop.ts'
 
 /** Reconnects one fetch may make (a dropped session, `BYE ... AccessTokenExpired`) before it gives up. */
 const MAX_RECONNECTS = 3

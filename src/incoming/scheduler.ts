@@ -1,7 +1,7 @@
 import type { FetchConfig } from '../config.ts'
 import { type Database, now } from '../db/index.ts'
 import type { Logger } from '../log.ts'
-import { PollLoop } from '../poll-loop.ts'
+import { PollLoop } from '../queue/poll-loop.ts'
 import type { Fetcher } from './fetcher.ts'
 
 /**

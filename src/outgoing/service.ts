@@ -17,8 +17,11 @@ import type { Cloud } from '../oauth/clouds.ts'
 import { checkServerHost } from '../oauth/endpoint-hosts.ts'
 import type { TrustedHosts } from '../host-policy.ts'
 import { probeGraph } from '../graph/probe.ts'
+import { useToken } from '../oauth/token-use.ts'
 import { toApi, type OutgoingServer, type OutgoingServerInput } from './model.ts'
-import { probeSmtp, SmtpProbeError } from './smtp-probe.ts'
+import type { Verdict } from './mail-transport.ts'
+import { type ProbeOptions, probeSmtp, SmtpProbeError } from './smtp-probe.ts'
+import { enableSmtpAuth, replyVerdict } from './transport.ts'
 
 export interface TestResult {
   ok: boolean
@@ -163,7 +166,10 @@ export class OutgoingServerService {
 
   /**
    * Test Connection: connect, STARTTLS, AUTH (235 required), MAIL FROM the server's own address, RCPT TO
-   * the same, RSET, QUIT. A 535 gets one retry with a refreshed token, as nodemailer does for XOAUTH2.
+   * the same, RSET, QUIT. An OAuth server's token goes through the one token-use step, as the queue's does: a
+   * refusal the token can cure (a 5xx to AUTH, not a lock-out, not 5.7.139) gets one refresh; only a refreshed
+   * token refused too turns the badge red. SMTP AUTH disabled (5.7.139) says how to enable it and leaves the
+   * token as it was, as in the queue.
    */
   async test(id: string): Promise<TestResult> {
     const row = await this.#row(id)
@@ -171,40 +177,41 @@ export class OutgoingServerService {
     const from = firstAddress(row.from_filter) ?? row.username
     const log = this.deps.log.child({ server_id: id, mailbox: row.username, host: row.host })
     if (row.transport === 'graph' && p) return probeGraph({ credentials: this.deps.credentials, provider: p, account: { mailbox: row.username, tenant: row.tenant_id }, direction: 'outgoing', folder: 'inbox', log })
-    const attempt = async (rejected?: Secret) => {
-      let token: Secret | undefined
-      let auth: Parameters<typeof probeSmtp>[0]['auth']
-      if (p) {
-        // A new token on the first attempt: the test must exercise the client secret, not a token cached an hour ago.
-        token = await this.deps.credentials.accessToken(p, accountOf(row), { rejected, renew: !rejected })
-        auth = { mechanism: 'XOAUTH2', initial: xoauth2(row.username, token) }
-      } else if (row.authentication === 'login') {
-        auth = { mechanism: 'PLAIN', user: row.username, password: this.deps.box.open(row.password!, 'outgoing_servers.password') }
-      }
-      await probeSmtp({ host: row.host, port: row.port, encryption: row.encryption as 'starttls', auth, mailFrom: from, rcptTo: from })
-      return token
-    }
+    const probe = (auth?: ProbeOptions['auth']) => probeSmtp({ host: row.host, port: row.port, encryption: row.encryption as 'starttls', auth, mailFrom: from, rcptTo: from })
     try {
-      let token: Secret | undefined
-      try {
-        token = await attempt()
-      } catch (e) {
-        if (!(p && e instanceof SmtpProbeError && e.stage === 'auth' && e.reply?.code === 535 && !/5\.7\.139/.test(e.reply.text))) throw e
-        log.info('535 on AUTH: retrying once with a refreshed token')
-        token = await attempt(await this.deps.credentials.accessToken(p, accountOf(row)))
+      if (p) {
+        await useToken({
+          credentials: this.deps.credentials,
+          provider: p,
+          account: accountOf(row),
+          log,
+          peer: `${row.host}:${row.port}`,
+          // A new token on the first attempt: the test must exercise the client secret, not a token cached an hour ago.
+          renew: true,
+          recordFailure: false,
+          attempt: (token) => probe({ mechanism: 'XOAUTH2', initial: xoauth2(row.username, token) }),
+          refused: (e) => probeVerdict(row, e)?.kind === 'refused',
+          explain: (e) => explainTestFailure(row, e),
+        })
+      } else {
+        await probe(row.authentication === 'login' ? { mechanism: 'PLAIN', user: row.username, password: this.deps.box.open(row.password!, 'outgoing_servers.password') } : undefined)
       }
-      if (p && token) await this.deps.credentials.recordUseSuccess(p, accountOf(row))
       log.info('connection test succeeded')
       return { ok: true, message: 'Connection Test Successful!' }
     } catch (e) {
       const message = explainTestFailure(row, e)
       // Not recorded on the credential: the mailbox's other servers share it, and a refusal by this host (a wrong
-      // host, SMTP AUTH off) says nothing about them. The provider's refusals are recorded where the token is fetched.
+      // host, SMTP AUTH off) says nothing about them (recordFailure above). The provider's refusals are recorded where
+      // the token is fetched.
       log.warn({ cause: (e as Error).message }, 'connection test failed')
       return { ok: false, message }
     }
   }
 }
+
+/** The queue's verdict (transport.ts) on the server's answer to AUTH in a probe; none for other failures. */
+const probeVerdict = (row: Pick<OutgoingServerRow, 'name' | 'host' | 'port' | 'username'>, e: unknown): Verdict | undefined =>
+  e instanceof SmtpProbeError && e.stage === 'auth' && e.reply ? replyVerdict({ code: e.reply.code, response: `${e.reply.code} ${e.reply.text}`, command: 'AUTH' }, row) : undefined
 
 export const firstAddress = (fromFilter: string | null): string | undefined =>
   fromFilter?.split(',').map((s) => s.trim()).find((s) => s.includes('@'))
@@ -215,12 +222,7 @@ export function explainTestFailure(row: Pick<OutgoingServerRow, 'host' | 'port' 
   if (!(e instanceof SmtpProbeError)) return `Connection Test Failed for ${row.username}: ${(e as Error).message}`
   const reply = e.reply ? `${e.reply.code} ${e.reply.text}` : ''
   if (e.stage === 'auth' && /5\.7\.139/.test(reply)) {
-    return (
-      `Connection Test Failed: SMTP AUTH is disabled for ${row.username} or its tenant (${reply}). ` +
-      `Enable Authenticated SMTP in the Microsoft 365 admin center (Users → Active users → ${row.username} → Mail → Manage email apps), ` +
-      `or in PowerShell: Set-CASMailbox -Identity ${row.username} -SmtpClientAuthenticationDisabled $false ` +
-      `(tenant-wide: Set-TransportConfig -SmtpClientAuthenticationDisabled $false).`
-    )
+    return `Connection Test Failed: SMTP AUTH is disabled for ${row.username} or its tenant (${reply}). ${enableSmtpAuth(row.username)} Or send through Microsoft Graph instead.`
   }
   if (e.stage === 'auth' && e.reply?.code === 535) {
     return (

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto'
 import type { Database } from '../db/index.ts'
 import { now } from '../db/index.ts'
 import type { Logger } from '../log.ts'
-import { PollLoop } from '../poll-loop.ts'
+import { PollLoop } from './poll-loop.ts'
 import { deadNodes, machineOf, releaseNode } from './dead-nodes.ts'
 
 /** A node's id: the lease owner of every mail, delivery, fetch and SMTP slot its background work holds. */

@@ -3,15 +3,21 @@ import type { WebhookConfig } from '../config.ts'
 import type { SecretBox } from '../crypto/secret-box.ts'
 import { type Database, isoIn, now } from '../db/index.ts'
 import type { WebhookDeliveryRow, WebhookRow } from '../db/schema.ts'
-import type { Logger } from '../log.ts'
-import { backoffMs } from '../outgoing/worker.ts'
+import { errorCode, type Logger } from '../log.ts'
+import { backoffMs } from '../queue/backoff.ts'
 import { SIGNATURE_HEADER, sign } from './signer.ts'
 import { postDelivery } from './post.ts'
 import type { TrustedHosts } from '../host-policy.ts'
-import { PollLoop } from '../poll-loop.ts'
+import { PollLoop } from '../queue/poll-loop.ts'
 import { GroupCommit } from '../db/group-commit.ts'
 import { webhookDeliverySeconds } from '../metrics.ts'
+import { claimDue } from '../queue/lease.ts'
 import type { Wakeup } from '../queue/wakeup.ts'
+
+/** Every column of a delivery: the attempt reads its payload, event and counts. */
+const DELIVERY_COLUMNS = [
+  'id', 'webhook_id', 'event', 'payload', 'state', 'attempts', 'next_attempt_at', 'lease_owner', 'lease_until', 'last_status', 'last_error', 'delivered_at', 'created_at', 'updated_at',
+] as const satisfies ReadonlyArray<keyof WebhookDeliveryRow>
 
 /**
  * Sends queued deliveries: claims due ones per webhook under a lease (a dead node's come back when it is found dead,
@@ -89,7 +95,7 @@ export class WebhookDispatcher {
         started++
         this.#inflight.set(id, (this.#inflight.get(id) ?? 0) + 1)
         const p = this.#deliver(d, hook)
-          .catch((e: unknown) => this.deps.log.error({ err: e, webhook_id: id, delivery_id: d.id }, 'could not record a webhook delivery; its lease returns it to the queue'))
+          .catch((e: unknown) => this.deps.log.error({ err: e, error_code: errorCode(e), webhook_id: id, delivery_id: d.id }, 'could not record a webhook delivery; its lease returns it to the queue'))
           .finally(() => {
             const left = (this.#inflight.get(id) ?? 1) - 1
             this.#inflight.set(id, left)
@@ -103,31 +109,20 @@ export class WebhookDispatcher {
     return started
   }
 
-  async #claim(webhookId: string, room: number): Promise<WebhookDeliveryRow[]> {
-    const { db, traits } = this.deps.database
-    return db.transaction().execute(async (tx) => {
-      const at = now()
-      const due = await tx
-        .selectFrom('webhook_deliveries')
-        .select('id')
-        .where('webhook_id', '=', webhookId)
-        .where('state', '=', 'pending')
-        .where('next_attempt_at', '<=', at)
-        .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<', at)]))
-        .orderBy('next_attempt_at')
-        .orderBy('id')
-        .limit(room)
-        .$if(traits.skipLocked, (q) => q.forUpdate().skipLocked())
-        .execute()
-      if (!due.length) return []
-      const claimed = await tx
-        .updateTable('webhook_deliveries')
-        .set({ lease_owner: this.id, lease_until: isoIn(this.deps.config.timeoutMs * 3), updated_at: at })
-        .where('id', 'in', due.map((d) => d.id))
-        .returningAll()
-        .execute()
-      // RETURNING comes in no promised order; send in the order of creation.
-      return claimed.sort((a, b) => (a.next_attempt_at < b.next_attempt_at ? -1 : a.next_attempt_at > b.next_attempt_at ? 1 : a.id < b.id ? -1 : 1))
+  #claim(webhookId: string, room: number): Promise<WebhookDeliveryRow[]> {
+    const at = now()
+    return claimDue(this.deps.database, {
+      table: 'webhook_deliveries',
+      due: (eb) =>
+        eb.and([
+          eb('webhook_id', '=', webhookId),
+          eb('state', '=', 'pending'),
+          eb('next_attempt_at', '<=', at),
+          eb.or([eb('lease_until', 'is', null), eb('lease_until', '<', at)]),
+        ]),
+      limit: room,
+      set: () => ({ lease_owner: this.id, lease_until: isoIn(this.deps.config.timeoutMs * 3) }),
+      returning: DELIVERY_COLUMNS,
     })
   }
 

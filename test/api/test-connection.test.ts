@@ -51,6 +51,12 @@ test('test connection: SMTP AUTH disabled (5.7.139) says how to enable it', asyn
   assert.equal(res.ok, false)
   assert.match(res.message, /5\.7\.139/)
   assert.match(res.message, /Set-CASMailbox -Identity alice@contoso\.com -SmtpClientAuthenticationDisabled \$false/)
+  // No token cures it: one AUTH, no refresh beyond the one that proves the client secret, and the badge stays green.
+  assert.equal(w.smtp.authAttempts.length, 1)
+  assert.equal(w.ms.tokenRequests.filter((r) => r.grant_type === 'refresh_token').length, 1)
+  const s = (await w.mb.api('GET', `/api/v1/outgoing-servers/${server.id}`)).json()
+  assert.equal(s.token.valid, true)
+  assert.equal(s.token.label, 'Outlook Token Valid')
 })
 
 test('test connection: a closed port and an unknown host name the cause', async (t) => {

@@ -171,3 +171,35 @@ test('connection cut after the data, the 250 lost: retried; the duplicates are e
   assert.equal(new Set(messageIds).size, ids.length, 'every mail arrived')
   assert.equal(w.smtp.messages.length, ids.length + 2, 'one duplicate per lost reply, no more')
 })
+
+test('smtp 535 5.7.139 (SMTP AUTH disabled for the mailbox): the server pauses saying how to enable it; no refresh, the token stays valid, the mails wait and go out once it is enabled', async (t) => {
+  const { w, server } = await ready()
+  t.after(w.close)
+  const announced: unknown[] = []
+  w.mb.services.mailWorker.events.on('token.invalid', (e) => announced.push(e))
+  w.smtp.behave({ authDisabled: true })
+  const ids = await queue(w, 5)
+  await runQueue(w)
+  const s = (await w.mb.api('GET', `/api/v1/outgoing-servers/${server.id}`)).json()
+  assert.ok(Date.parse(s.paused_until) > Date.now(), 'the server is paused')
+  assert.match(s.pause_reason, /SMTP AUTH is disabled for alice@contoso\.com/)
+  assert.match(s.pause_reason, /Set-CASMailbox -Identity alice@contoso\.com -SmtpClientAuthenticationDisabled \$false/)
+  assert.match(s.pause_reason, /535 5\.7\.139/)
+  assert.equal(s.token.valid, true, 'no red badge: the token is fine, SMTP AUTH is off')
+  assert.equal(s.token.label, 'Outlook Token Valid')
+  assert.deepEqual(announced, [], 'no token.invalid')
+  assert.equal(w.ms.tokenRequests.filter((r) => r.grant_type === 'refresh_token').length, 0, 'no refresh: no token cures 5.7.139')
+  assert.ok(w.smtp.authAttempts.length <= 3, `at most one AUTH per connection before the pause, saw ${w.smtp.authAttempts.length}`)
+  for (const m of await Promise.all(ids.map((id) => mail(w, id)))) {
+    assert.equal(m.state, 'outgoing', 'the mails wait: none reached the mailbox')
+    assert.equal(m.attempts, 0)
+  }
+  assert.equal(w.smtp.dataCommands(), 0)
+  // The admin enables SMTP AUTH; once the pause is over the mails go out.
+  w.smtp.behave({ authDisabled: false })
+  await w.mb.services.database.db.updateTable('outgoing_servers').set({ paused_until: new Date(Date.now() - 1000).toISOString() }).execute()
+  await timePasses(w)
+  await runQueue(w)
+  assert.deepEqual((await all(w)).map((m) => m.state), ids.map(() => 'sent'))
+  assert.equal(w.smtp.messages.length, 5)
+})

@@ -1,4 +1,4 @@
-import type { Logger } from './log.ts'
+import { errorCode, type Logger } from '../log.ts'
 
 /**
  * The background loop the queue worker, the fetch scheduler and the webhook dispatcher share: run a pass, then
@@ -41,7 +41,7 @@ export class PollLoop {
       try {
         await this.o.pass()
       } catch (e) {
-        this.o.log.error({ err: e }, `${this.o.what} pass failed; retrying`)
+        this.o.log.error({ err: e, error_code: errorCode(e) }, `${this.o.what} pass failed; retrying`)
       }
       if (!this.#running) break
       await new Promise<void>((resolve) => {
