@@ -1,17 +1,19 @@
 /**
- * The test runner behind `npm test`: every `*.test.ts` under src/ and test/ as its own `node --test` process,
- * several at once, longest first, each on the databases test/dialects.ts gives it; a file in ALONE
- * (test/schedule.ts) runs with nothing beside it. Prints a line per file, the whole output of each file that failed,
- * and a summary; exits 1 when any file failed.
+ * The test runner behind `npm test`: the typecheck, which also compiles the sources (test/compile.ts), then every
+ * `*.test.ts` under src/ and test/ as its own process, several at once, longest first, each on the databases
+ * test/dialects.ts gives it; a file in ALONE (test/schedule.ts) runs with nothing beside it. Prints a line per
+ * file, the whole output of each file that failed, and a summary; exits 1 when the typecheck or any file failed.
  *
- *   tsx test/run.ts [--jobs N] [--sqlite | --postgres] [file or folder …]
+ *   tsx test/run.ts [--jobs N] [--sqlite | --postgres] [--tsx] [file or folder …]
  *
+ * --tsx skips the typecheck and runs the TypeScript through tsx (slower per file, quicker for one or two).
  * Files or folders narrow the run. --sqlite or --postgres alone runs that database's half of the plan; with files
  * or folders, it runs them on that database whatever the plan says. --jobs (or MAILBRIDGE_TEST_JOBS) sizes the pool.
  */
 import { spawn } from 'node:child_process'
 import { readdirSync, statSync } from 'node:fs'
 import { join, relative, resolve } from 'node:path'
+import { compile } from './compile.ts'
 import { dialectsOf, ROOT, type Dialect } from './dialects.ts'
 import { ALONE, jobKey, longestFirst, recordDurations, type Job } from './schedule.ts'
 
@@ -30,24 +32,26 @@ interface Result {
 }
 
 function usage(message: string): never {
-  console.error(`${message}\nusage: tsx test/run.ts [--jobs N] [--sqlite | --postgres] [file or folder …]`)
+  console.error(`${message}\nusage: tsx test/run.ts [--jobs N] [--sqlite | --postgres] [--tsx] [file or folder …]`)
   process.exit(2)
 }
 
 function parseArgs(argv: string[]) {
   let jobs = Number(process.env.MAILBRIDGE_TEST_JOBS || DEFAULT_JOBS)
   let only: Dialect | undefined
+  let tsx = false
   const paths: string[] = []
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!
     if (a === '--sqlite' || a === '--postgres') only = a === '--sqlite' ? 'sqlite' : 'postgres'
+    else if (a === '--tsx') tsx = true
     else if (a === '--jobs' || a === '-j') jobs = Number(argv[++i])
     else if (a.startsWith('--jobs=')) jobs = Number(a.slice('--jobs='.length))
     else if (a.startsWith('-')) usage(`unknown option ${a}`)
     else paths.push(a)
   }
   if (!Number.isInteger(jobs) || jobs < 1) usage('--jobs takes a whole number of at least 1')
-  return { jobs, only, explicit: paths.length > 0, paths: paths.length ? paths : ['src', 'test'] }
+  return { jobs, only, tsx, explicit: paths.length > 0, paths: paths.length ? paths : ['src', 'test'] }
 }
 
 /** Every `*.test.ts` at or under `path`, relative to the repository. */
@@ -65,13 +69,14 @@ function testFiles(path: string): string[] {
     .flatMap((e) => (e.isDirectory() || e.name.endsWith('.test.ts') ? testFiles(join(full, e.name)) : []))
 }
 
-/** One file on one database, in a process (and process group) of its own. */
-function runJob(job: Job): Promise<Result> {
+/** One file on one database, in a process (and process group) of its own: the compiled file, or the source through tsx. */
+function runJob(job: Job, tsx: boolean): Promise<Result> {
   const started = Date.now()
   const env: NodeJS.ProcessEnv = { ...process.env, NODE_EXTRA_CA_CERTS: 'test/support/tls/ca.pem' }
   delete env.MAILBRIDGE_TEST_DATABASE_URL
   if (job.dialect === 'postgres') env.MAILBRIDGE_TEST_DATABASE_URL = POSTGRES_URL
-  const child = spawn(process.execPath, ['--import', 'tsx', '--test', '--test-reporter=spec', job.file], { cwd: ROOT, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] })
+  const args = tsx ? ['--import', 'tsx', job.file] : ['--enable-source-maps', job.file.replace(/\.ts$/, '.js')]
+  const child = spawn(process.execPath, ['--test-reporter=spec', ...args], { cwd: ROOT, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] })
   running.add(child.pid!)
   let output = ''
   child.stdout.on('data', (d) => (output += d))
@@ -109,18 +114,18 @@ function report(r: Result): void {
 }
 
 /** Runs `jobs` through a pool of `size`; a job in ALONE waits for the pool to empty and holds it alone. */
-async function runAll(jobs: Job[], size: number): Promise<Result[]> {
+async function runAll(jobs: Job[], size: number, tsx: boolean): Promise<Result[]> {
   const results: Result[] = []
   const alone = jobs.filter((j) => ALONE.includes(j.file))
   for (const job of alone) {
-    const r = await runJob(job)
+    const r = await runJob(job, tsx)
     report(r)
     results.push(r)
   }
   const queue = jobs.filter((j) => !ALONE.includes(j.file))
   const worker = async () => {
     for (let job = queue.shift(); job; job = queue.shift()) {
-      const r = await runJob(job)
+      const r = await runJob(job, tsx)
       report(r)
       results.push(r)
     }
@@ -130,20 +135,32 @@ async function runAll(jobs: Job[], size: number): Promise<Result[]> {
 }
 
 async function main(): Promise<void> {
-  const { jobs: size, only, explicit, paths } = parseArgs(process.argv.slice(2))
+  const { jobs: size, only, tsx, explicit, paths } = parseArgs(process.argv.slice(2))
   const files = [...new Set(paths.flatMap(testFiles))].sort()
   // A database named with files given runs them there; named alone it is that database's half of `npm test`.
   const on = (file: string) => (!only ? dialectsOf(file) : explicit || dialectsOf(file).includes(only) ? [only] : [])
   const jobs = longestFirst(files.flatMap((file) => on(file).map((dialect) => ({ file, dialect }))))
   const started = Date.now()
-  console.log(`${files.length} test files, ${jobs.length} runs, ${size} at a time`)
+  let remove = () => {}
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     process.once(signal, () => {
       for (const pid of running) killGroup(pid)
+      remove()
       process.exit(130)
     })
   }
-  const results = await runAll(jobs, size)
+  if (!tsx) {
+    const compiled = await compile()
+    remove = compiled.remove
+    if (!compiled.ok) {
+      remove()
+      console.log(`typecheck failed (tsc -p tsconfig.json):\n${compiled.output}`)
+      process.exit(1)
+    }
+    console.log(`typecheck: ok, compiled in ${((Date.now() - started) / 1000).toFixed(0)} s`)
+  }
+  console.log(`${files.length} test files, ${jobs.length} runs, ${size} at a time`)
+  const results = await runAll(jobs, size, tsx).finally(remove)
   recordDurations(Object.fromEntries(results.filter((r) => r.ok).map((r) => [jobKey(r.job), Math.round(r.seconds * 10) / 10])))
   const failed = results.filter((r) => !r.ok)
   for (const r of failed) console.log(`\n──── FAIL ${r.job.dialect} ${r.job.file} ────\n${r.output.trimEnd()}\n`)

@@ -17,6 +17,12 @@ export async function buildInto(name: string): Promise<string> {
   return join(out, 'src/main.js')
 }
 
+/**
+ * How a test starts the CLI: the src/main.js that test/run.ts compiled beside the sources when this module runs
+ * compiled too, else the TypeScript through tsx (a file run by hand).
+ */
+export const MAIN: string[] = import.meta.url.endsWith('.js') ? ['src/main.js'] : ['--import', 'tsx', 'src/main.ts']
+
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const s = createServer()
@@ -64,7 +70,7 @@ export async function startNode(env: Record<string, string> | (() => Promise<Rec
 
 async function startNodeOn(port: number, env: Record<string, string>, args: string[], nodeArgs: string[], main?: string): Promise<Node> {
   let out = ''
-  const child = spawn(process.execPath, [...nodeArgs, ...(main ? [main] : ['--import', 'tsx', 'src/main.ts']), ...args], {
+  const child = spawn(process.execPath, [...nodeArgs, ...(main ? [main] : MAIN), ...args], {
     cwd: ROOT,
     env: { ...process.env, MAILBRIDGE_PORT: String(port), MAILBRIDGE_HOST: '127.0.0.1', MAILBRIDGE_LOG_LEVEL: 'warn', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
