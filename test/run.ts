@@ -15,6 +15,7 @@ import { readdirSync, statSync } from 'node:fs'
 import { join, relative, resolve } from 'node:path'
 import { compile } from './compile.ts'
 import { dialectsOf, ROOT, type Dialect } from './dialects.ts'
+import { createRunDatabase } from './run-database.ts'
 import { ALONE, jobKey, longestFirst, recordDurations, type Job } from './schedule.ts'
 
 /** Most of a test file's time is spent waiting on sockets and timers, so a pool bigger than the two cores pays. */
@@ -22,6 +23,8 @@ const DEFAULT_JOBS = 5
 /** A file still running after this long is stuck (a listener left open keeps its process alive): it fails. */
 const FILE_TIMEOUT_S = Number(process.env.MAILBRIDGE_TEST_FILE_TIMEOUT_S || 600)
 const POSTGRES_URL = process.env.MAILBRIDGE_TEST_POSTGRES_URL || 'postgres://postgres@127.0.0.1:5432/test'
+/** This run's database (test/run-database.ts), once a file runs on PostgreSQL. */
+let postgresUrl = POSTGRES_URL
 
 interface Result {
   job: Job
@@ -74,7 +77,7 @@ function runJob(job: Job, tsx: boolean): Promise<Result> {
   const started = Date.now()
   const env: NodeJS.ProcessEnv = { ...process.env, NODE_EXTRA_CA_CERTS: 'test/support/tls/ca.pem' }
   delete env.MAILBRIDGE_TEST_DATABASE_URL
-  if (job.dialect === 'postgres') env.MAILBRIDGE_TEST_DATABASE_URL = POSTGRES_URL
+  if (job.dialect === 'postgres') env.MAILBRIDGE_TEST_DATABASE_URL = postgresUrl
   const args = tsx ? ['--import', 'tsx', job.file] : ['--enable-source-maps', job.file.replace(/\.ts$/, '.js')]
   const child = spawn(process.execPath, ['--test-reporter=spec', ...args], { cwd: ROOT, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] })
   running.add(child.pid!)
@@ -141,26 +144,37 @@ async function main(): Promise<void> {
   const on = (file: string) => (!only ? dialectsOf(file) : explicit || dialectsOf(file).includes(only) ? [only] : [])
   const jobs = longestFirst(files.flatMap((file) => on(file).map((dialect) => ({ file, dialect }))))
   const started = Date.now()
-  let remove = () => {}
+  // What the run made and must take away: the compiled files, the PostgreSQL database.
+  const cleanups: Array<() => void | Promise<void>> = []
+  const cleanUp = async () => {
+    for (const c of cleanups.splice(0)) await c()
+  }
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     process.once(signal, () => {
       for (const pid of running) killGroup(pid)
-      remove()
-      process.exit(130)
+      void cleanUp().finally(() => process.exit(130))
     })
   }
   if (!tsx) {
     const compiled = await compile()
-    remove = compiled.remove
+    cleanups.push(compiled.remove)
     if (!compiled.ok) {
-      remove()
+      await cleanUp()
       console.log(`typecheck failed (tsc -p tsconfig.json):\n${compiled.output}`)
       process.exit(1)
     }
     console.log(`typecheck: ok, compiled in ${((Date.now() - started) / 1000).toFixed(0)} s`)
   }
+  if (jobs.some((j) => j.dialect === 'postgres')) {
+    const database = await createRunDatabase(POSTGRES_URL).catch(async (e: unknown) => {
+      await cleanUp()
+      throw e
+    })
+    postgresUrl = database.url
+    cleanups.push(database.drop)
+  }
   console.log(`${files.length} test files, ${jobs.length} runs, ${size} at a time`)
-  const results = await runAll(jobs, size, tsx).finally(remove)
+  const results = await runAll(jobs, size, tsx).finally(cleanUp)
   recordDurations(Object.fromEntries(results.filter((r) => r.ok).map((r) => [jobKey(r.job), Math.round(r.seconds * 10) / 10])))
   const failed = results.filter((r) => !r.ok)
   for (const r of failed) console.log(`\n──── FAIL ${r.job.dialect} ${r.job.file} ────\n${r.output.trimEnd()}\n`)
