@@ -7,11 +7,7 @@ import { ROOT, type Dialect } from './dialects.ts'
  * deadline the test itself names, thousands of mails through several processes), which five other files would
  * take from it. Ports, folders and PostgreSQL schemas are chosen fresh by every file, so nothing else needs this.
  */
-export const ALONE: readonly string[] = [
-  // 3,000 mails through three worker processes with 3 s leases: a node starved of the CPU for longer than its lease
-  // hands a mail on to another while still sending it, which the file counts as a duplicate.
-  'test/process/many-nodes.test.ts',
-]
+export const ALONE: readonly string[] = []
 
 export interface Job {
   file: string
