@@ -2,6 +2,7 @@ import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { simpleParser } from 'mailparser'
 import { outlook } from '../../src/oauth/providers.ts'
+import { subscribe } from '../support/webhook-receiver.ts'
 import { ALICE, runQueue, startWorld, type World } from '../support/world.ts'
 
 const FAST = { MAILBRIDGE_RETRY_BASE_S: '0', MAILBRIDGE_SERVER_PAUSE_S: '600' }
@@ -175,14 +176,18 @@ test('mail: a dead token keeps mails queued (not failed) until Reconnect, then t
   t.after(w.close)
   w.ms.revokeUser(ALICE)
   await w.mb.services.database.db.updateTable('credentials').set({ access_expires_at: new Date(Date.now() + 60_000).toISOString() }).execute()
-  const events: unknown[] = []
-  w.mb.services.mailWorker.events.on('token.invalid', (e) => events.push(e))
+  const app = await subscribe(w.mb, ['token.invalid'])
+  t.after(app.close)
   const id = (await w.mb.api('POST', '/api/v1/mail', { to: ['bob@fabrikam.com'], subject: 's', text: 't' })).json().id
   await runQueue(w)
   let mail = (await w.mb.api('GET', `/api/v1/mail/${id}`)).json()
   assert.equal(mail.state, 'outgoing')
   assert.match(mail.failure_reason, /AADSTS50173|Reconnect/)
-  assert.equal(events.length, 1)
+  await app.deliver()
+  const [announced, ...more] = app.data('token.invalid') as Array<{ server_kind: string; server_id: string; mailbox: string; reason: string }>
+  assert.deepEqual(more, [], 'the application is told once')
+  assert.deepEqual({ ...announced, reason: undefined }, { server_kind: 'outgoing', server_id: server.id, mailbox: ALICE, reason: undefined })
+  assert.match(announced!.reason, /AADSTS50173/)
   assert.equal((await w.mb.api('GET', `/api/v1/outgoing-servers/${server.id}`)).json().token.valid, false)
   w.ms.addUser(ALICE)
   assert.equal((await w.connect(server.id)).statusCode, 302)

@@ -8,6 +8,7 @@
  */
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
+import { subscribe } from '../support/webhook-receiver.ts'
 import { runQueue, startWorld, type World } from '../support/world.ts'
 
 const ENV = {
@@ -64,8 +65,8 @@ test('token endpoint down, then 503, for many retry rounds: mails wait (none fai
 
   // The connection is cut (what an unreachable login.microsoftonline.com looks like), then Microsoft answers
   // 503 AADSTS90033 temporarily_unavailable: each for far more rounds than the retry budget allows.
-  const announced: unknown[] = []
-  w.mb.services.mailWorker.events.on('token.invalid', (e) => announced.push(e))
+  const app = await subscribe(w.mb, ['token.invalid', 'mail.sent'])
+  t.after(app.close)
   w.ms.setTokenEndpoint({ down: true })
   await passesUntil(w, () => refreshes(w).filter((r) => r.error === 'down').length >= 10)
   w.ms.setTokenEndpoint({ status503: true })
@@ -82,7 +83,8 @@ test('token endpoint down, then 503, for many retry rounds: mails wait (none fai
   assert.equal(during.valid, true, during.label)
   assert.match(during.label, /^Outlook Token Valid \(the last refresh could not reach Outlook/)
   assert.match(during.last_error, /AADSTS90033|temporarily/)
-  assert.deepEqual(announced, [])
+  await app.deliver()
+  assert.deepEqual(app.data('token.invalid'), [], 'no token.invalid reaches the application')
 
   w.ms.setTokenEndpoint({})
   // The first SMTP answer after the outage is a 451: the mail still has its whole retry budget for it.
@@ -94,6 +96,10 @@ test('token endpoint down, then 503, for many retry rounds: mails wait (none fai
   assert.equal(w.smtp.messages.length, ids.length)
   assert.equal(refreshes(w).filter((r) => !r.error).length, 1, 'one refresh once the endpoint is back')
   assert.equal((await w.mb.api('GET', `/api/v1/outgoing-servers/${server.id}`)).json().token.valid, true)
+  // The same subscription hears the mails go out, and still no token.invalid: its silence above was not deafness.
+  await app.deliver()
+  assert.equal(app.data('mail.sent').length, ids.length)
+  assert.deepEqual(app.data('token.invalid'), [])
 })
 
 test('token endpoint slower than MAILBRIDGE_TOKEN_TIMEOUT_S: the request is cut, the cause named, the worker free; the mail goes out later', { timeout: 60_000 }, async (t) => {

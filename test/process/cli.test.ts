@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { test } from 'node:test'
 import { fileURLToPath } from 'node:url'
-import { freePort } from '../support/process.ts'
+import { freePort, MAIN } from '../support/process.ts'
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url))
 
@@ -24,7 +24,7 @@ const listening = (port: number): Promise<boolean> =>
 async function run(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string; listened: boolean; dataFiles: string[] }> {
   const dataDir = mkdtempSync(join(tmpdir(), 'mailbridge-cli-'))
   const port = await freePort()
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', ...args], {
+  const child = spawn(process.execPath, [...MAIN, ...args], {
     cwd: ROOT,
     env: { ...process.env, MAILBRIDGE_PORT: String(port), MAILBRIDGE_HOST: '127.0.0.1', MAILBRIDGE_DATA_DIR: dataDir, MAILBRIDGE_DATABASE_URL: `sqlite:${join(dataDir, 'mailbridge.db')}` },
     stdio: ['ignore', 'pipe', 'pipe'],

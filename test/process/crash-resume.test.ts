@@ -63,8 +63,11 @@ test('queue: two nodes on PostgreSQL, one killed -9: the other hands back its ma
   const w = await slowWorld(t)
   if (w.mb.services.database.traits.oneMachine) return t.skip('nodes on several machines share only PostgreSQL')
   const env = w.nodeEnv({ MAILBRIDGE_QUEUE_POLL_MS: '100', MAILBRIDGE_NODE_DEAD_S: '3' })
-  const [a, b] = await Promise.all([startNode(env), startNode(env)])
+  // One after the other, each reaped once it runs: a node left running when the other fails to start would keep
+  // the file's process alive.
+  const a = await startNode(env)
   t.after(() => a.child.kill('SIGKILL'))
+  const b = await startNode(env)
   t.after(() => b.child.kill('SIGKILL'))
   await queue(a)
   await w.smtp.waitFor(30, 30_000)

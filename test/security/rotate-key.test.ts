@@ -14,7 +14,7 @@ import { outlook } from '../../src/oauth/providers.ts'
 import { SIGNATURE_HEADER, verify } from '../../src/webhooks/signer.ts'
 import { SEALED_VALUE, textCells } from '../support/db-scan.ts'
 import { API_TOKEN } from '../support/harness.ts'
-import { startNode, type Node } from '../support/process.ts'
+import { MAIN, startNode, type Node } from '../support/process.ts'
 import { ALICE, CLIENT_SECRET, startWorld, type World } from '../support/world.ts'
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url))
@@ -68,7 +68,7 @@ test('rotate-key: without the old key nothing is touched and everything is count
 /** `mailbridge rotate-key` as a real process: exit code and output. */
 function rotateKey(env: Record<string, string>, args: string[] = []): Promise<{ code: number | null; out: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', 'rotate-key', ...args], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+    const child = spawn(process.execPath, [...MAIN, 'rotate-key', ...args], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
     let out = ''
     child.stdout.on('data', (d) => (out += d))
     child.stderr.on('data', (d) => (out += d))

@@ -71,7 +71,12 @@ async function startUiWorldOn(port: number, baseHost: string): Promise<UiWorld> 
   ms.addUser(ALICE)
   await mb.services.settings.set('admin_password_hash', await hashPassword(ADMIN_PASSWORD))
   await mb.services.settings.setParameter('microsoft_outlook.endpoint', ms.endpoint())
-  const browser = await chromium.launch(CHROMIUM)
+  const browser = await chromium.launch(CHROMIUM).catch(async (e: unknown) => {
+    await mb.close()
+    await smtp.close()
+    await ms.close()
+    throw e
+  })
   // A new context is a fresh, throw-away profile: no cookies or storage from any other run.
   const context = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1200, height: 900 } })
   const page = await context.newPage()

@@ -1,6 +1,7 @@
 import { createHmac, timingSafeEqual } from 'node:crypto'
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
+import type { Harness } from './harness.ts'
 
 /** One request as the receiver saw it. */
 export interface Received {
@@ -74,4 +75,33 @@ export async function startWebhookReceiver(o: { answerMs?: number } = {}): Promi
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
   receiver.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`
   return receiver
+}
+
+/**
+ * What an application subscribed to `events` receives: a receiver with a webhook on Mailbridge pointing at it (its
+ * secret kept to check signatures), and `deliver()`, which runs the dispatcher until the deliveries due are sent.
+ */
+export async function subscribe(mb: Pick<Harness, 'api' | 'services'>, events: string[]): Promise<WebhookReceiver & { deliver(): Promise<void>; data(event: string): unknown[] }> {
+  const receiver = await startWebhookReceiver()
+  const res = await mb.api('POST', '/api/v1/webhooks', { url: receiver.url, events })
+  if (res.statusCode !== 201) {
+    await receiver.close()
+    throw new Error(`subscribing to ${events.join(', ')} failed: ${res.body}`)
+  }
+  receiver.secret = res.json().secret
+  return Object.assign(receiver, {
+    async deliver() {
+      await mb.services.dispatcher.tick()
+      await mb.services.dispatcher.idle()
+    },
+    /** The `data` of every signed delivery of `event`; an unsigned one fails the test. */
+    data(event: string) {
+      return receiver.received
+        .filter((r) => r.event === event)
+        .map((r) => {
+          if (!r.signed) throw new Error(`delivery ${r.delivery} (${event}) is not signed with the webhook's secret`)
+          return (JSON.parse(r.body) as { data: unknown }).data
+        })
+    },
+  })
 }
