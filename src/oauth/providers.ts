@@ -63,6 +63,10 @@ export interface ProviderSpec {
   endpoints(values: Readonly<Record<string, string>>, o: { tenant: string | null }): Endpoints
   /** Whether Microsoft's national-cloud setting applies. */
   cloudAware: boolean
+  /** The app may sign in with a certificate (`{prefix}_client_certificate`, a client assertion) instead of its secret. */
+  clientCertificate: boolean
+  /** A second secret (`{prefix}_client_secret_next`) takes over when the provider refuses the first as expired or wrong. */
+  secretRollover: boolean
   /** Scopes of the consent (or of the client-credentials request). */
   scopes(cloud: Cloud): string[]
   /** Scopes sent with a refresh; null sends none (the grant's scopes are kept, RFC 6749 §6). */
@@ -111,6 +115,8 @@ export const outlook: ProviderSpec = {
   ],
   endpoints: (values) => microsoftEndpoints(values),
   cloudAware: true,
+  clientCertificate: true,
+  secretRollover: true,
   scopes: (cloud) => ['openid', 'email', 'offline_access', `${clouds[cloud].resource}/SMTP.Send`, `${clouds[cloud].resource}/IMAP.AccessAsUser.All`],
   // The refresh names one resource plus offline_access, as Microsoft requires (AADSTS700022).
   refreshScopes: (cloud) => ['offline_access', `${clouds[cloud].resource}/SMTP.Send`, `${clouds[cloud].resource}/IMAP.AccessAsUser.All`],
@@ -185,6 +191,8 @@ export const gmail: ProviderSpec = {
   ],
   endpoints: (values) => ({ authorize: values['google_gmail.auth_endpoint']!, token: values['google_gmail.token_endpoint']! }),
   cloudAware: false,
+  clientCertificate: false,
+  secretRollover: false,
   scopes: () => ['openid', 'email', 'https://mail.google.com/'],
   // Google's refresh request takes no scope: the token keeps what was granted (web-server guide, "Refreshing").
   refreshScopes: () => null,

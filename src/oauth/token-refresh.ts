@@ -111,15 +111,17 @@ export class TokenRefresher {
       return fresh
     }
     try {
-      const client = await this.deps.clients.client(p, { tenant, candidate: o.candidate })
-      const tokens = appOnly
-        ? await clientCredentialsGrant(p, { tokenUrl: client.endpoints.token, client, scopes: client.scopes })
-        : await refreshGrant(p, {
-            tokenUrl: client.endpoints.token,
-            client,
-            scopes: client.refreshScopes,
-            refreshToken: box.open(row.refresh_token!, 'credentials.refresh_token'),
-          })
+      const { tokens, client } = await this.deps.clients.withClient(p, { tenant, candidate: o.candidate, log }, async (client) => ({
+        client,
+        tokens: appOnly
+          ? await clientCredentialsGrant(p, { tokenUrl: client.endpoints.token, client, scopes: client.scopes })
+          : await refreshGrant(p, {
+              tokenUrl: client.endpoints.token,
+              client,
+              scopes: client.refreshScopes,
+              refreshToken: box.open(row.refresh_token!, 'credentials.refresh_token'),
+            }),
+      }))
       // Refresh tokens rotate: save the new one in the same step, or the link dies (AADSTS700082).
       // https://learn.microsoft.com/entra/identity-platform/refresh-tokens
       await db
