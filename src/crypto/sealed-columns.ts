@@ -4,6 +4,8 @@ export const SECRET_SETTINGS = [
   // The second secret of a rollover, and the certificate credential (its PEM holds the private key).
   'microsoft_outlook_client_secret_next',
   'microsoft_outlook_client_certificate',
+  // A certificate Mailbridge generated, kept until the admin has uploaded it to Azure and chosen to use it.
+  'microsoft_outlook_client_certificate_pending',
   'google_gmail_client_secret',
 ] as const
 
