@@ -123,3 +123,18 @@ test('secret rollover: with no next secret stored, an expired secret fails as be
   await assert.rejects(w.mb.services.credentials.accessToken(outlook, ALICE), /AADSTS7000222|expired/)
   assert.equal((await w.mb.api('GET', '/api/v1/settings')).json().microsoft_outlook_client_secret_promoted_at, null)
 })
+
+test('certificate credentials: app-only access (client credentials in the tenant) signs in with the certificate too', async (t) => {
+  const w = await startWorld()
+  t.after(w.close)
+  const tenant = '8f1c2a3b-4d5e-4f60-8a7b-9c0d1e2f3a4b'
+  const shared = 'sales@contoso.com'
+  w.ms.grantAppAccess({ clientId: CLIENT_ID, tenant, roles: ['SMTP.SendAsApp'], mailboxes: [shared] })
+  const s = await made
+  w.ms.uploadCertificate(CLIENT_ID, s.certificatePem)
+  await w.mb.services.settings.update({ microsoft_outlook_client_secret: null, microsoft_outlook_client_certificate: s.certificatePem + s.privateKeyPem })
+  const res = await w.mb.api('POST', '/api/v1/outgoing-servers', { name: 'Sales', authentication: 'outlook_app', username: shared, tenant_id: tenant, host: w.smtp.host, port: w.smtp.port })
+  assert.equal(res.statusCode, 201, res.body)
+  assert.deepEqual((await w.mb.api('POST', `/api/v1/outgoing-servers/${res.json().id}/test`)).json(), { ok: true, message: 'Connection Test Successful!' })
+  assert.deepEqual(w.ms.tokenRequests.map((r) => `${r.grant_type}:${r.clientAuth}:${r.error ?? 'ok'}`), ['client_credentials:client_assertion:ok'])
+})
