@@ -16,6 +16,12 @@ export const commands = {
       're-seal every stored secret under the first key of MAILBRIDGE_SECRET_KEY (or of data/secret.key), while nodes keep running; prints progress and the count of values still under old keys',
     options: { batch: { type: 'string' } },
   },
+  'generate-certificate': {
+    usage: 'generate-certificate [--out mailbridge-outlook.cer] [--days 730] [--subject Mailbridge]',
+    about:
+      'make a key and a self-signed certificate for the Outlook app: the key stored encrypted (pending until "Use this certificate" in General Settings), the public certificate written to --out for Azure',
+    options: { out: { type: 'string' }, days: { type: 'string' }, subject: { type: 'string' } },
+  },
   sandbox: { usage: 'sandbox', about: 'Mailbridge with a Microsoft emulator, an SMTP peer (and Dovecot) on this machine: walk the guide offline', options: {} },
   help: { usage: 'help [command]', about: 'print this help, or one command\'s', options: {} },
 } as const satisfies Record<string, { usage: string; about: string; options: Options }>

@@ -15,6 +15,10 @@ export const codes = {
     status: 409,
     admin: 'Enter the {provider} Credentials (Client ID and Client Secret) in Settings → General Settings first.',
   },
+  client_certificate_refused: {
+    status: 422,
+    admin: '{company} refused this certificate ({code}) when Mailbridge tried it for {mailbox}: {action} Nothing was saved; the stored credentials are still used. A certificate uploaded a moment ago may take a minute to work: save it again shortly.',
+  },
   client_secret_refused: {
     status: 422,
     admin: '{company} refused this Client Secret ({code}) when Mailbridge tried it for {mailbox}: {action} Nothing was saved; the stored secret is still used. A secret created a moment ago may take a minute to work: save it again shortly.',

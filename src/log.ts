@@ -10,6 +10,7 @@ const SECRET_FIELDS = [
   'access_token', 'refresh_token', 'id_token', 'client_secret', 'code', 'code_verifier', 'state',
   'password', 'secret', 'token', 'xoauth2', 'authorization', 'cookie', 'microsoft_outlook_client_secret', 'google_gmail_client_secret',
   'google_gmail_client_secret', 'accessToken', 'refreshToken', 'clientSecret',
+  'client_assertion', 'microsoft_outlook_client_secret_next', 'microsoft_outlook_client_certificate', 'privateKey',
 ]
 
 export const redactPaths = [

@@ -3,6 +3,7 @@ import { readCommandLine } from './cli.ts'
 import { ConfigError, loadConfig } from './config.ts'
 import { loadOrCreateKeys } from './crypto/key-file.ts'
 import { rotateKeys } from './crypto/rotate.ts'
+import { generateCertificateCommand, UsageError } from './generate-certificate-command.ts'
 import { keyId, SecretBox } from './crypto/secret-box.ts'
 import { migrate, openDatabase } from './db/index.ts'
 import { consentProviders } from './oauth/providers.ts'
@@ -105,6 +106,16 @@ async function main(argv: string[]): Promise<void> {
       if (!Number.isInteger(batch) || batch < 1 || batch > 10_000) throw new ConfigError(`--batch must be an integer from 1 to 10000, got "${values.batch}"`)
       process.exitCode = await rotateKey(batch)
       return
+    }
+    case 'generate-certificate': {
+      try {
+        return await generateCertificateCommand(values as { out?: string; days?: string; subject?: string }, (line) => process.stdout.write(line + '\n'))
+      } catch (e) {
+        if (!(e instanceof UsageError)) throw e
+        process.stderr.write(`mailbridge: ${e.message}\n`)
+        process.exitCode = 2
+        return
+      }
     }
     case 'sandbox': {
       // Imported only here: the sandbox loads the test peers, which `serve` must never need.

@@ -7,6 +7,8 @@ import { type DB, now } from './db/index.ts'
 
 const SECRET_KEYS = new Set<string>(SECRET_SETTINGS)
 
+export type SecretSetting = (typeof SECRET_SETTINGS)[number]
+
 /**
  * Settings and system parameters as stored: two key → value tables, the secret settings sealed. It sits below
  * oauth/ and the features, which read it; it knows no provider and checks no value: what a value may be is the
@@ -55,8 +57,33 @@ export class SettingsStore {
   }
 
   /** Seal and store a secret setting; null deletes it. */
-  async setSecret(key: (typeof SECRET_SETTINGS)[number], value: Secret | null): Promise<void> {
+  async setSecret(key: SecretSetting, value: Secret | null): Promise<void> {
     await this.set(key, value && this.box.seal(value, `settings.${key}`))
+  }
+
+  /**
+   * Make the secret in `from` the one in `to`, if `from` still holds `expected`, and move each plain setting of
+   * `moves` along (the secret's expiry date): one transaction, and one caller wins. The conditional DELETE is the
+   * test: a second node promoting the same secret deletes nothing and changes nothing.
+   */
+  async promoteSecret(o: { from: SecretSetting; to: SecretSetting; expected: Secret; moves?: ReadonlyArray<readonly [from: string, to: string]> }): Promise<boolean> {
+    return this.db.transaction().execute(async (tx) => {
+      const raw = (await tx.selectFrom('settings').select('value').where('key', '=', o.from).executeTakeFirst())?.value
+      const secret = this.box.openOrNull(raw, `settings.${o.from}`)
+      if (!raw || !secret || secret.reveal() !== o.expected.reveal()) return false
+      const taken = await tx.deleteFrom('settings').where('key', '=', o.from).where('value', '=', raw).executeTakeFirst()
+      if (taken.numDeletedRows === 0n) return false
+      const put = async (key: string, value: string | undefined) => {
+        if (value === undefined) return void (await tx.deleteFrom('settings').where('key', '=', key).execute())
+        await tx.insertInto('settings').values({ key, value }).onConflict((oc) => oc.column('key').doUpdateSet({ value })).execute()
+      }
+      await put(o.to, this.box.seal(secret, `settings.${o.to}`))
+      for (const [from, to] of o.moves ?? []) {
+        await put(to, (await tx.selectFrom('settings').select('value').where('key', '=', from).executeTakeFirst())?.value)
+        await put(from, undefined)
+      }
+      return true
+    })
   }
 
   /** A parameter's stored value; undefined when it is not set (a provider's spec may give a default). */

@@ -1,5 +1,13 @@
 /** The settings whose values are secrets, sealed as `settings.<key>`. */
-export const SECRET_SETTINGS = ['microsoft_outlook_client_secret', 'google_gmail_client_secret'] as const
+export const SECRET_SETTINGS = [
+  'microsoft_outlook_client_secret',
+  // The second secret of a rollover, and the certificate credential (its PEM holds the private key).
+  'microsoft_outlook_client_secret_next',
+  'microsoft_outlook_client_certificate',
+  // A certificate Mailbridge generated, kept until the admin has uploaded it to Azure and chosen to use it.
+  'microsoft_outlook_client_certificate_pending',
+  'google_gmail_client_secret',
+] as const
 
 /** One column whose values are sealed by SecretBox, and the context (additional data) each value is bound to. */
 export interface SealedColumn {

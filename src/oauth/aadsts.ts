@@ -18,8 +18,11 @@ export interface Explanation {
  * @see https://learn.microsoft.com/entra/identity-platform/reference-error-codes
  */
 const ACTIONS: Record<number, Explanation> = {
-  7000222: { action: 'The Client Secret has expired. Create a new secret in Azure (Certificates & secrets) and paste its Value in Settings → Outlook Credentials.', reconnect: false },
+  7000222: { action: 'The Client Secret has expired. Create a new secret in Azure (Certificates & secrets) and paste its Value in Settings → Outlook Credentials; a next secret saved before the expiry takes over with no interruption.', reconnect: false },
   7000215: { action: 'The Client Secret is wrong. Paste the secret\'s Value, not its Secret ID, in Settings → Outlook Credentials.', reconnect: false },
+  700027: { action: 'Microsoft did not accept the client certificate\'s signature: upload the certificate shown in Settings → Outlook Credentials to the app in Azure (Certificates & secrets → Certificates), or check that it was not removed there.', reconnect: false },
+  700024: { action: 'The client assertion is outside its valid time range: this machine\'s clock is off. Set it right (NTP; timedatectl) and try again.', reconnect: false },
+  700023: { action: 'The client assertion was made for another token endpoint: check the tenant and the cloud in microsoft_outlook.endpoint.', reconnect: false },
   7000218: { action: 'No Client Secret was sent. Enter it in Settings → Outlook Credentials.', reconnect: false },
   700016: { action: 'Azure does not know this Client ID in this tenant. Check the Application (client) ID, and the tenant in microsoft_outlook.endpoint.', reconnect: false },
   700011: { action: 'Azure does not know this Client ID in this tenant. Check the Application (client) ID, and the tenant in microsoft_outlook.endpoint.', reconnect: false },

@@ -15,9 +15,10 @@ export type ClientCheck =
   | { result: 'unchecked'; message: string }
 
 /**
- * Try a client secret before it is saved: refresh one connected mailbox of the app with it (or, for app-only
- * access, request a token in its tenant). A wrong secret gets AADSTS7000215, an expired one AADSTS7000222, both
- * `invalid_client`; a success saves the new tokens as any refresh does (refresh tokens rotate).
+ * Try a client secret (the current or the next one) or a certificate before it is saved: refresh one connected
+ * mailbox of the app with it (or, for app-only access, request a token in its tenant). A wrong secret gets
+ * AADSTS7000215, an expired one AADSTS7000222, a certificate Azure does not know AADSTS700027, all `invalid_client`;
+ * a success saves the new tokens as any refresh does (refresh tokens rotate).
  * @see https://learn.microsoft.com/entra/identity-platform/reference-error-codes
  */
 export async function checkClient(
@@ -27,6 +28,7 @@ export async function checkClient(
 ): Promise<ClientCheck> {
   const ps = Object.values(providers).filter((p) => p.settingsPrefix === prefix)
   const label = ps[0]!.credentialsLabel
+  const what = candidate.certificate ? 'client certificate' : 'Client Secret'
   for (const row of await deps.store.ofProviders(ps)) {
     const p = providers[row.provider as ProviderId]
     const usable = p.grant === 'client_credentials' ? row.tenant_id !== null : row.refresh_token !== null && !isDead(row)
@@ -34,14 +36,14 @@ export async function checkClient(
     const log = deps.log.child({ provider: p.id, mailbox: row.mailbox })
     try {
       await deps.refresher.refresh(p, row.id, row.tenant_id, log, { candidate })
-      log.info('client secret checked: accepted')
-      return { result: 'accepted', mailbox: row.mailbox, message: `${p.company} accepted the Client Secret: a token request for ${row.mailbox} with it succeeded.` }
+      log.info({ credential: candidate.certificate ? 'certificate' : 'secret' }, 'client credential checked: accepted')
+      return { result: 'accepted', mailbox: row.mailbox, message: `${p.company} accepted the ${what}: a token request for ${row.mailbox} with it succeeded.` }
     } catch (e) {
       if (e instanceof ProviderError && e.error === 'invalid_client') {
         return { result: 'refused', mailbox: row.mailbox, company: p.company, code: e.shortCode, message: p.explain({ error: e.error, error_codes: e.aadsts ? [e.aadsts] : undefined }).action }
       }
-      return { result: 'unchecked', message: `The Client Secret could not be checked: the token request for ${row.mailbox} failed (${(e as Error).message}). Test Connection checks it again.` }
+      return { result: 'unchecked', message: `The ${what} could not be checked: the token request for ${row.mailbox} failed (${(e as Error).message}). Test Connection checks it again.` }
     }
   }
-  return { result: 'unchecked', message: `No mailbox is connected with the ${label} Credentials yet: connecting one (or Test Connection) checks the Client Secret.` }
+  return { result: 'unchecked', message: `No mailbox is connected with the ${label} Credentials yet: connecting one (or Test Connection) checks the ${what}.` }
 }

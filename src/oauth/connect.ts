@@ -134,17 +134,18 @@ export class ConnectService {
       throw new MailbridgeError('provider_refused', { provider: p.company, description, target })
     }
     if (!q.code || q.code.length > 4096) throw new MailbridgeError('bad_request', { message: 'The callback has no code. Click Connect again.', target })
-    const client = await this.deps.credentials.client(p)
     let tokens
     try {
-      tokens = await exchangeCode(p, {
-        tokenUrl: client.endpoints.token,
-        scopes: client.scopes,
-        client,
-        code: new Secret(q.code),
-        verifier: this.deps.box.open(row.code_verifier, 'oauth_states.code_verifier'),
-        redirectUri: this.redirectUri(p),
-      })
+      tokens = await this.deps.credentials.withClient(p, { log }, (client) =>
+        exchangeCode(p, {
+          tokenUrl: client.endpoints.token,
+          scopes: client.scopes,
+          client,
+          code: new Secret(q.code!),
+          verifier: this.deps.box.open(row.code_verifier, 'oauth_states.code_verifier'),
+          redirectUri: this.redirectUri(p),
+        }),
+      )
     } catch (e) {
       log.warn({ cause: (e as Error).message }, 'code exchange failed')
       if (e instanceof MailbridgeError) throw new MailbridgeError('provider_refused', { provider: p.company, description: e.message, target }, { cause: e })

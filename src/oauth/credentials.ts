@@ -1,4 +1,5 @@
 import type { Kysely } from 'kysely'
+import type { AuditLog } from '../access/audit-log.ts'
 import type { SecretBox } from '../crypto/secret-box.ts'
 import type { Secret } from '../crypto/secret.ts'
 import type { DB } from '../db/index.ts'
@@ -41,10 +42,12 @@ export class CredentialService {
       tokenTimeoutMs?: number
       /** MAILBRIDGE_TRUSTED_HOSTS: endpoints and mail hosts allowed beside the providers' own. */
       trustedHosts: TrustedHosts
+      /** The audit log, where a secret rollover is recorded. */
+      audit?: AuditLog
     },
   ) {
     const { db, box, log } = deps
-    this.#clients = new ProviderClients({ settings: deps.settings, tokenTimeoutMs: deps.tokenTimeoutMs, trustedHosts: deps.trustedHosts })
+    this.#clients = new ProviderClients({ settings: deps.settings, tokenTimeoutMs: deps.tokenTimeoutMs, trustedHosts: deps.trustedHosts, log, audit: deps.audit })
     this.#store = new CredentialStore({ db, box, log })
     this.#refresher = new TokenRefresher({ db, box, log, store: this.#store, clients: this.#clients, refreshMarginSeconds: deps.refreshMarginSeconds })
   }
@@ -57,6 +60,11 @@ export class CredentialService {
   /** The app's client id and secret, endpoints and scopes; `candidate`: an id or secret about to be saved. */
   client(p: ProviderSpec, o: { tenant?: string | null; candidate?: ClientCandidate } = {}): Promise<ProviderClient> {
     return this.#clients.client(p, o)
+  }
+
+  /** One token request with the app's credentials, rolled over to the next secret when the current one is refused (provider-client.ts). */
+  withClient<T>(p: ProviderSpec, o: { tenant?: string | null; log?: Logger }, request: (client: ProviderClient) => Promise<T>): Promise<T> {
+    return this.#clients.withClient(p, o, request)
   }
 
   /** Try a client secret with the provider before it is saved (client-check.ts). */

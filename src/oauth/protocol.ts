@@ -1,4 +1,5 @@
-import { createHash, randomBytes } from 'node:crypto'
+import { constants, createHash, randomBytes, randomUUID, sign } from 'node:crypto'
+import type { ClientCertificate } from '../crypto/client-certificate.ts'
 import { Secret } from '../crypto/secret.ts'
 import { MailbridgeError } from '../errors.ts'
 import { aadstsCode, type ProviderErrorBody } from './aadsts.ts'
@@ -72,18 +73,47 @@ export function authorizationUrl(
   return url.toString()
 }
 
+/** How the app proves itself at the token endpoint: its certificate when it has one, else its secret. */
 export interface ClientAuth {
   clientId: string
-  clientSecret: Secret
+  /** Null when the app authenticates with its certificate: the secret is then not sent at all. */
+  clientSecret: Secret | null
+  certificate?: ClientCertificate | null
   /** How long one token request may take; a silent endpoint must not hold a worker (default 15 s). */
   timeoutMs?: number
 }
 
 const TIMEOUT_MS = 15_000
+/** "short - 5-10 minutes after nbf at most" (certificate-credentials, exp). */
+const ASSERTION_LIFETIME_S = 600
 
-/** POST a form to the token endpoint (RFC 6749 §3.2); client_secret_post, as Microsoft accepts (§2.3.1). */
+/**
+ * A client assertion (RFC 7523 §2.2, §3; OpenID Connect Core §9 private_key_jwt) signed PS256 with the certificate's
+ * key, named by its SHA-256 thumbprint (`x5t#S256`; the SHA-1 `x5t` beside it for clouds that still read that one).
+ * `aud` is the token endpoint it is posted to; `iss` and `sub` the client id; a fresh `jti` each time.
+ * @see https://learn.microsoft.com/entra/identity-platform/certificate-credentials
+ */
+export function clientAssertion(clientId: string, certificate: ClientCertificate, tokenUrl: string, at = Date.now()): Secret {
+  const now = Math.floor(at / 1000)
+  const part = (o: object) => Buffer.from(JSON.stringify(o)).toString('base64url')
+  const header = part({ alg: 'PS256', typ: 'JWT', 'x5t#S256': certificate.x5tS256, x5t: certificate.x5t })
+  const claims = part({ aud: tokenUrl, iss: clientId, sub: clientId, jti: randomUUID(), nbf: now, iat: now, exp: now + ASSERTION_LIFETIME_S })
+  // PS256: RSASSA-PSS with SHA-256 and a salt as long as the hash (RFC 7518 §3.5).
+  const signature = sign('sha256', Buffer.from(`${header}.${claims}`), { key: certificate.key, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: 32 })
+  return new Secret(`${header}.${claims}.${signature.toString('base64url')}`)
+}
+
+/** The form fields that authenticate the client: a client assertion (RFC 7523 §2.2), or client_secret_post (RFC 6749 §2.3.1). */
+export function clientAuthentication(client: ClientAuth, tokenUrl: string): Record<string, string> {
+  if (client.certificate) {
+    return { client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer', client_assertion: clientAssertion(client.clientId, client.certificate, tokenUrl).reveal() }
+  }
+  return client.clientSecret ? { client_secret: client.clientSecret.reveal() } : {}
+}
+
+/** POST a form to the token endpoint (RFC 6749 §3.2), the client authenticated as clientAuthentication() says. */
 export async function tokenRequest(p: ProviderSpec, url: string, client: ClientAuth, params: Record<string, string>): Promise<Response> {
-  const body = new URLSearchParams({ ...params, client_id: client.clientId, client_secret: client.clientSecret.reveal() })
+  const body = new URLSearchParams({ ...params, client_id: client.clientId, ...clientAuthentication(client, url) })
   const timeoutMs = client.timeoutMs ?? TIMEOUT_MS
   try {
     return await fetch(url, {

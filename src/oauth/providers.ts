@@ -87,6 +87,10 @@ export interface ProviderSpec {
   endpoints(values: Readonly<Record<string, string>>, o: { tenant: string | null }): Endpoints
   /** Whether Microsoft's national-cloud setting applies. */
   cloudAware: boolean
+  /** The app may sign in with a certificate (`{prefix}_client_certificate`, a client assertion) instead of its secret. */
+  clientCertificate: boolean
+  /** A second secret (`{prefix}_client_secret_next`) takes over when the provider refuses the first as expired or wrong. */
+  secretRollover: boolean
   /** Scopes of the consent (or of the client-credentials request). */
   scopes(cloud: Cloud): string[]
   /** Microsoft Graph, for servers whose transport is "graph"; null when the provider has none. */
@@ -139,6 +143,8 @@ export const outlook: ProviderSpec = {
   ],
   endpoints: (values) => microsoftEndpoints(values),
   cloudAware: true,
+  clientCertificate: true,
+  secretRollover: true,
   scopes: (cloud) => ['openid', 'email', 'offline_access', `${clouds[cloud].resource}/SMTP.Send`, `${clouds[cloud].resource}/IMAP.AccessAsUser.All`],
   // Delegated Graph permissions are named by their full URI, so the consent's scopes of two resources stay apart.
   graph: { kind: 'delegated', scopes: (cloud, permissions) => permissions.map((p) => `${clouds[cloud].graph}/${p}`) },
@@ -218,6 +224,8 @@ export const gmail: ProviderSpec = {
   ],
   endpoints: (values) => ({ authorize: values['google_gmail.auth_endpoint']!, token: values['google_gmail.token_endpoint']!, graph: null }),
   cloudAware: false,
+  clientCertificate: false,
+  secretRollover: false,
   scopes: () => ['openid', 'email', 'https://mail.google.com/'],
   graph: null,
   // Google's refresh request takes no scope: the token keeps what was granted (web-server guide, "Refreshing").

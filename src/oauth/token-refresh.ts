@@ -134,19 +134,22 @@ export class TokenRefresher {
       return fresh
     }
     try {
-      const client = await this.deps.clients.client(p, { tenant, candidate: o.candidate })
       if (graph && !p.graph) throw new MailbridgeError('conflict', { message: `${p.label} has no Microsoft Graph: choose transport "smtp" or "imap".` })
       // Each token request names one resource: Exchange Online's scopes, or Graph's (two would be AADSTS28000).
       // https://learn.microsoft.com/entra/identity-platform/v2-oauth2-auth-code-flow#refresh-the-access-token
-      const graphScopes = graph ? p.graph!.scopes(client.cloud, [graph.graph]) : []
-      const tokens = appOnly
-        ? await clientCredentialsGrant(p, { tokenUrl: client.endpoints.token, client, scopes: graph ? graphScopes : client.scopes })
-        : await refreshGrant(p, {
-            tokenUrl: client.endpoints.token,
-            client,
-            scopes: graph ? ['offline_access', ...graphScopes] : client.refreshScopes,
-            refreshToken: box.open(row.refresh_token!, 'credentials.refresh_token'),
-          })
+      const graphScopesOf = (cloud: Parameters<NonNullable<typeof p.graph>['scopes']>[0]) => (graph ? p.graph!.scopes(cloud, [graph.graph]) : [])
+      const { tokens, client } = await this.deps.clients.withClient(p, { tenant, candidate: o.candidate, log }, async (client) => ({
+        client,
+        tokens: appOnly
+          ? await clientCredentialsGrant(p, { tokenUrl: client.endpoints.token, client, scopes: graph ? graphScopesOf(client.cloud) : client.scopes })
+          : await refreshGrant(p, {
+              tokenUrl: client.endpoints.token,
+              client,
+              scopes: graph ? ['offline_access', ...graphScopesOf(client.cloud)] : client.refreshScopes,
+              refreshToken: box.open(row.refresh_token!, 'credentials.refresh_token'),
+            }),
+      }))
+      const graphScopes = graphScopesOf(client.cloud)
       const slot = slotOf(o.resource)
       const granted = tokens.scopes.join(' ') || (graph ? graphScopes : client.scopes).join(' ')
       // App-only: a token of another tenant than the stored one's makes the other resource's token stale too.

@@ -1,5 +1,6 @@
 import type { Kysely } from 'kysely'
 import type { SecretBox } from '../crypto/secret-box.ts'
+import { CertificateError, readClientCertificate, type ClientCertificate } from '../crypto/client-certificate.ts'
 import { Secret } from '../crypto/secret.ts'
 import type { DB } from '../db/index.ts'
 import { invalid } from '../errors.ts'
@@ -48,6 +49,13 @@ export interface SettingsView {
   microsoft_outlook_client_id: string
   microsoft_outlook_client_secret_set: boolean
   microsoft_outlook_client_secret_expires_at: string | null
+  microsoft_outlook_client_secret_next_set: boolean
+  microsoft_outlook_client_secret_next_expires_at: string | null
+  /** When Microsoft last refused the secret and the next one took over; cleared when a new next secret is saved. */
+  microsoft_outlook_client_secret_promoted_at: string | null
+  microsoft_outlook_client_certificate_set: boolean
+  microsoft_outlook_client_certificate_thumbprint: string | null
+  microsoft_outlook_client_certificate_expires_at: string | null
   microsoft_outlook_cloud: Cloud
   google_gmail_client_id: string
   google_gmail_client_secret_set: boolean
@@ -58,6 +66,10 @@ export interface SettingsPatch {
   microsoft_outlook_client_id?: string
   microsoft_outlook_client_secret?: string | null
   microsoft_outlook_client_secret_expires_at?: string | null
+  microsoft_outlook_client_secret_next?: string | null
+  microsoft_outlook_client_secret_next_expires_at?: string | null
+  /** PEM: the certificate and its private key; null removes it (the secret is used again). */
+  microsoft_outlook_client_certificate?: string | null
   microsoft_outlook_cloud?: Cloud
   google_gmail_client_id?: string
   google_gmail_client_secret?: string | null
@@ -84,6 +96,12 @@ export class SettingsService extends SettingsStore {
       microsoft_outlook_client_id: (await this.get('microsoft_outlook_client_id')) ?? '',
       microsoft_outlook_client_secret_set: await this.has('microsoft_outlook_client_secret'),
       microsoft_outlook_client_secret_expires_at: (await this.get('microsoft_outlook_client_secret_expires_at')) ?? null,
+      microsoft_outlook_client_secret_next_set: await this.has('microsoft_outlook_client_secret_next'),
+      microsoft_outlook_client_secret_next_expires_at: (await this.get('microsoft_outlook_client_secret_next_expires_at')) ?? null,
+      microsoft_outlook_client_secret_promoted_at: (await this.get('microsoft_outlook_client_secret_promoted_at')) ?? null,
+      microsoft_outlook_client_certificate_set: await this.has('microsoft_outlook_client_certificate'),
+      microsoft_outlook_client_certificate_thumbprint: (await this.get('microsoft_outlook_client_certificate_thumbprint')) ?? null,
+      microsoft_outlook_client_certificate_expires_at: (await this.get('microsoft_outlook_client_certificate_expires_at')) ?? null,
       microsoft_outlook_cloud: cloudOf(await this.get(CLOUD_SETTING)),
       google_gmail_client_id: (await this.get('google_gmail_client_id')) ?? '',
       google_gmail_client_secret_set: await this.has('google_gmail_client_secret'),
@@ -100,17 +118,35 @@ export class SettingsService extends SettingsStore {
         throw invalid(`${prefix}_client_secret`, 'The Client Secret is one line: paste the secret\'s value as the console shows it.')
       }
     }
-    const expires = patch.microsoft_outlook_client_secret_expires_at
-    if (expires !== undefined && expires !== null && Number.isNaN(Date.parse(expires))) {
-      throw invalid('microsoft_outlook_client_secret_expires_at', 'Give the secret\'s expiry as a date, such as 2028-11-27.')
+    for (const field of ['microsoft_outlook_client_secret_expires_at', 'microsoft_outlook_client_secret_next_expires_at'] as const) {
+      const expires = patch[field]
+      if (expires !== undefined && expires !== null && Number.isNaN(Date.parse(expires))) throw invalid(field, 'Give the secret\'s expiry as a date, such as 2028-11-27.')
     }
+    const next = patch.microsoft_outlook_client_secret_next
+    if (next !== undefined && next !== null && /[\r\n]/.test(next)) {
+      throw invalid('microsoft_outlook_client_secret_next', 'The next Client Secret is one line: paste the secret\'s value as the console shows it.')
+    }
+    if (patch.microsoft_outlook_client_certificate) this.certificateOf(patch)
     const cloud = patch.microsoft_outlook_cloud
     if (cloud !== undefined && !isCloud(cloud)) throw invalid('microsoft_outlook_cloud', `The cloud is one of ${CLOUD_IDS.join(', ')}.`)
+  }
+
+  /** The certificate credential a patch gives, read and checked (400 naming the field when it cannot serve). */
+  certificateOf(patch: SettingsPatch): ClientCertificate | undefined {
+    const pem = patch.microsoft_outlook_client_certificate
+    if (!pem) return undefined
+    try {
+      return readClientCertificate(pem)
+    } catch (e) {
+      if (e instanceof CertificateError) throw invalid('microsoft_outlook_client_certificate', e.message)
+      throw e
+    }
   }
 
   async update(patch: SettingsPatch): Promise<SettingsView> {
     // Check everything first, so a refused patch changes nothing.
     this.check(patch)
+    await this.#updateAppCredentials(patch)
     const expires = patch.microsoft_outlook_client_secret_expires_at
     const cloud = patch.microsoft_outlook_cloud
     if (patch.external_email_servers !== undefined) await this.set('external_email_servers', patch.external_email_servers ? '1' : '0')
@@ -126,6 +162,26 @@ export class SettingsService extends SettingsStore {
     if (expires !== undefined) await this.set('microsoft_outlook_client_secret_expires_at', expires && new Date(expires).toISOString())
     if (cloud !== undefined) await this.set(CLOUD_SETTING, cloud)
     return this.view()
+  }
+
+  /** The Outlook app's certificate and next secret; their public facts (thumbprint, expiry) beside them, unsealed. */
+  async #updateAppCredentials(patch: SettingsPatch): Promise<void> {
+    const cert = patch.microsoft_outlook_client_certificate
+    if (cert !== undefined) {
+      const read = this.certificateOf(patch)
+      await this.setSecret('microsoft_outlook_client_certificate', read ? new Secret(cert!.trim() + '\n') : null)
+      await this.set('microsoft_outlook_client_certificate_thumbprint', read?.thumbprint ?? null)
+      await this.set('microsoft_outlook_client_certificate_expires_at', read?.expiresAt.toISOString() ?? null)
+    }
+    const next = patch.microsoft_outlook_client_secret_next
+    if (next !== undefined) {
+      const trimmed = next?.trim()
+      await this.setSecret('microsoft_outlook_client_secret_next', trimmed ? new Secret(trimmed) : null)
+      // A new next secret answers the banner that asked for one after a rollover.
+      if (trimmed) await this.set('microsoft_outlook_client_secret_promoted_at', null)
+    }
+    const nextExpires = patch.microsoft_outlook_client_secret_next_expires_at
+    if (nextExpires !== undefined) await this.set('microsoft_outlook_client_secret_next_expires_at', nextExpires && new Date(nextExpires).toISOString())
   }
 
   /** A parameter's value in effect: the stored one, or the default its provider's spec gives. */

@@ -18,6 +18,7 @@ import { readFileSync } from 'node:fs'
 import http from 'node:http'
 import https from 'node:https'
 import { promisify } from 'node:util'
+import { appCertificate, checkClientAssertion, checkClientSecret, type AppCertificate, type AppSecret } from './identity-emulator-credentials.ts'
 
 export interface EmulatorApp {
   clientId: string
@@ -28,6 +29,10 @@ export interface EmulatorApp {
   tenant?: string
   /** display name on the consent page (defaults to the client id) */
   name?: string
+  /** more client secrets beside clientSecret, each with its own expiry (Azure keeps several per app) */
+  secrets?: AppSecret[]
+  /** PEM certificates uploaded to the app: client assertions signed by their keys authenticate it */
+  certificates?: string[]
 }
 
 export interface TokenRequestRecord {
@@ -40,6 +45,8 @@ export interface TokenRequestRecord {
   error?: string
   /** the AADSTS number of the answer, when it failed */
   aadsts?: number
+  /** how the client authenticated: a client_secret (body or Basic), a client_assertion, or nothing */
+  clientAuth?: 'client_secret' | 'client_assertion' | 'none'
 }
 
 export interface Emulator {
@@ -75,6 +82,12 @@ export interface Emulator {
    * and give it mailboxes (Add-MailboxPermission). Repeated calls add to what was granted.
    */
   grantAppAccess(o: { clientId: string; tenant: string; roles?: string[]; mailboxes?: string[] }): void
+  /** Certificates & secrets → New client secret: one more secret for the app, with its expiry. */
+  addClientSecret(clientId: string, secret: AppSecret): void
+  /** A secret reaches its expiry date (or, with `at`, is given another): from then on it gets AADSTS7000222. */
+  expireClientSecret(clientId: string, value: string, at?: Date): void
+  /** Certificates & secrets → Certificates → Upload certificate (the public PEM). */
+  uploadCertificate(clientId: string, pem: string): void
   close(): Promise<void>
 }
 
@@ -435,6 +448,7 @@ ${hidden}
     const basic = parseBasic(req.headers.authorization)
     const record: TokenRequestRecord = { grant_type: form.get('grant_type') ?? '', client_id: basic?.id ?? form.get('client_id') ?? undefined, at: new Date(now()) }
     tokenRequests.push(record)
+    record.clientAuth = form.has('client_assertion') ? 'client_assertion' : basic?.secret || form.has('client_secret') ? 'client_secret' : 'none'
     if (tokenEndpoint.down) {
       record.error = 'down'
       req.socket.destroy()
@@ -464,7 +478,7 @@ ${hidden}
     if (!['authorization_code', 'refresh_token', 'client_credentials'].includes(grantType)) {
       return fail(new AadError('unsupported_grant_type', 70003, `The app requested an unsupported grant type '${grantType}'.`))
     }
-    const authErr = authenticateClient(app, basic?.secret ?? form.get('client_secret') ?? undefined)
+    const authErr = form.has('client_assertion') ? authenticateAssertion(app, tenantPath, form) : authenticateClient(app, basic?.secret ?? form.get('client_secret') ?? undefined)
     if (authErr) return fail(authErr)
     let out: Record<string, unknown> | AadError
     if (grantType === 'authorization_code') out = redeemCode(app, tenantPath, form)
@@ -479,14 +493,43 @@ ${hidden}
    * AADSTS7000218 none sent, 7000215 wrong value, 7000222 expired (ERRORS); invalid_client answers 401 (RFC 6749 §5.2).
    */
   function authenticateClient(app: EmulatorApp, secret: string | undefined): AadError | undefined {
-    if (!secret) return new AadError('invalid_client', 7000218, "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.", 401)
-    if (!safeEqual(secret, app.clientSecret)) {
-      return new AadError('invalid_client', 7000215, `Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '${app.clientId}'.`, 401)
-    }
-    if (app.secretExpiresAt && app.secretExpiresAt.getTime() <= now()) {
-      return new AadError('invalid_client', 7000222, `The provided client secret keys for app '${app.clientId}' are expired. Visit the Azure portal to create new keys for your app: https://aka.ms/NewClientSecret, or consider using certificate credentials for added security: https://aka.ms/certCreds`, 401)
-    }
-    return undefined
+    return asAadError(checkClientSecret(app.clientId, appSecrets(app), secret, now(), safeEqual))
+  }
+
+  // ---------- app credentials: several secrets, certificates (identity-emulator-credentials.ts) ----------
+
+  const assertionsSeen = new Map<string, number>() // jti → until when it is remembered (ms)
+
+  const appSecrets = (app: EmulatorApp): AppSecret[] => [{ value: app.clientSecret, expiresAt: app.secretExpiresAt }, ...(app.secrets ?? [])]
+
+  const asAadError = (r: ReturnType<typeof checkClientSecret>) => r && new AadError(r.error, r.code, r.text, r.status)
+
+  /** A client assertion instead of a secret (CERT_CREDS): `aud` is this token endpoint, as Microsoft names it. */
+  function authenticateAssertion(app: EmulatorApp, tenantPath: string, form: URLSearchParams): AadError | undefined {
+    if (form.has('client_secret')) return new AadError('invalid_request', 90014, 'Only one of client_assertion or client_secret may be presented.')
+    const certificates: AppCertificate[] = (app.certificates ?? []).map(appCertificate)
+    const audiences = [`${url}/${tenantPath}/oauth2/v2.0/token`, `${MS_LOGIN}/${tenantPath}/oauth2/v2.0/token`]
+    return asAadError(checkClientAssertion({ clientId: app.clientId, certificates, form, audiences, now: now(), seen: assertionsSeen }))
+  }
+
+  function addClientSecret(clientId: string, secret: AppSecret) {
+    const app = apps.get(clientId)
+    if (!app) throw new Error(`no app ${clientId}`)
+    app.secrets = [...(app.secrets ?? []), secret]
+  }
+
+  function expireClientSecret(clientId: string, value: string, at = new Date(now())) {
+    const app = apps.get(clientId)
+    if (!app) throw new Error(`no app ${clientId}`)
+    if (app.clientSecret === value) app.secretExpiresAt = at
+    for (const s of app.secrets ?? []) if (s.value === value) s.expiresAt = at
+  }
+
+  function uploadCertificate(clientId: string, pem: string) {
+    const app = apps.get(clientId)
+    if (!app) throw new Error(`no app ${clientId}`)
+    appCertificate(pem) // Azure refuses a file that is not a certificate
+    app.certificates = [...(app.certificates ?? []), pem]
   }
 
   /** Redeem a code (AUTH_CODE, redeem a code for an access token; RFC 6749 §4.1.3, PKCE RFC 7636 §4.6). */
@@ -860,6 +903,9 @@ ${hidden}
       for (const m of o.mailboxes ?? []) access.mailboxes.add(m.toLowerCase())
       appAccess.set(key, access)
     },
+    addClientSecret,
+    expireClientSecret,
+    uploadCertificate,
     async close() {
       await Promise.all([main, side].map((s) => new Promise<void>((r) => { s.close(() => r()); s.closeAllConnections() })))
     },

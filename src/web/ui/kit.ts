@@ -1,8 +1,9 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { MailbridgeError } from '../../errors.ts'
-import { html, page, raw, type Html } from '../../html.ts'
+import { esc, html, page, raw, type Html } from '../../html.ts'
 import type { AdminSession } from '../../access/admin-sessions.ts'
 import { providerFor } from '../../oauth/providers.ts'
+import { credentialWarnings } from '../../settings/expiry-warnings.ts'
 import type { WebServices } from '../web-services.ts'
 
 /** One entry of the admin menu; page modules export theirs, so incoming servers and messages slot in later. */
@@ -111,18 +112,12 @@ function nav(ui: Ui, s: AdminSession, current: string): Html {
 <form method="post" action="/admin/logout" class="logout">${csrfField(s)}<button type="submit" class="link">Sign out (${s.username})</button></form>`
 }
 
-/** The client secret's expiry warning, on every page from 30 days before (Azure secrets last at most 24 months). */
+/** The app credentials' warnings (settings/expiry-warnings.ts), on every page from 30 days before one expires. */
 export async function expiryBanner(ui: Ui): Promise<Html | ''> {
-  const at = (await ui.services.settings.view()).microsoft_outlook_client_secret_expires_at
-  if (!at) return ''
-  const days = Math.ceil((Date.parse(at) - Date.now()) / 86_400_000)
-  if (days > 30) return ''
-  const date = at.slice(0, 10)
-  const what = days <= 0 ? html`The Outlook Client Secret expired on ${date}: every mailbox has stopped (AADSTS7000222).` : html`The Outlook Client Secret expires on ${date}, in ${days} day${days === 1 ? '' : 's'}.`
-  return banner(
-    days <= 0 ? 'bad' : 'warn',
-    html`${what} Create a new client secret in Azure (App registrations → Certificates &amp; secrets), then enter its Value and expiry date in <a href="/admin/settings">General Settings</a>.`,
-  )
+  const warnings = credentialWarnings(await ui.services.settings.view())
+  // Mailbridge's own words, not untrusted text: escaped, without the <bdi> isolation html`` gives a value.
+  const linked = (text: string) => raw(text.split('General Settings').map(esc).join('<a href="/admin/settings">General Settings</a>'))
+  return html`${warnings.map((w) => banner(w.level, linked(w.text)))}`
 }
 
 /**
