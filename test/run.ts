@@ -78,6 +78,9 @@ function runJob(job: Job, tsx: boolean): Promise<Result> {
   const env: NodeJS.ProcessEnv = { ...process.env, NODE_EXTRA_CA_CERTS: 'test/support/tls/ca.pem' }
   delete env.MAILBRIDGE_TEST_DATABASE_URL
   if (job.dialect === 'postgres') env.MAILBRIDGE_TEST_DATABASE_URL = postgresUrl
+  // The run's database is dropped whole at the end (run-database.ts); a schema dropped while other files run makes
+  // their kysely introspection (pg_get_serial_sequence over every schema's tables) fail with "schema … does not exist".
+  if (job.dialect === 'postgres') env.MAILBRIDGE_TEST_KEEP_SCHEMAS = '1'
   const args = tsx ? ['--import', 'tsx', job.file] : ['--enable-source-maps', job.file.replace(/\.ts$/, '.js')]
   const child = spawn(process.execPath, ['--test-reporter=spec', ...args], { cwd: ROOT, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] })
   running.add(child.pid!)

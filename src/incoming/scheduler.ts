@@ -19,6 +19,8 @@ export class IncomingScheduler {
   readonly #pending = new Set<string>()
   #stopping = false
   readonly #poll: PollLoop
+  /** The last state check started: checks run one after another, so fetches start in the queue's order. */
+  #checked: Promise<unknown> = Promise.resolve()
 
   constructor(private readonly deps: { database: Database; fetcher: Pick<Fetcher, 'fetch' | 'busy' | 'stop'>; log: Logger; config: FetchConfig }) {
     this.#poll = new PollLoop({ pass: () => this.tick(), pollMs: deps.config.pollMs, log: deps.log, what: 'fetch scheduler' })
@@ -73,7 +75,9 @@ export class IncomingScheduler {
 
   /** A server may have been edited back to draft (or deleted) while it waited in the queue. */
   async #fetchIfConfirmed(id: string): Promise<unknown> {
-    const row = await this.deps.database.db.selectFrom('incoming_servers').select('state').where('id', '=', id).executeTakeFirst()
+    const check = this.#checked.then(() => this.deps.database.db.selectFrom('incoming_servers').select('state').where('id', '=', id).executeTakeFirst())
+    this.#checked = check.catch(() => undefined)
+    const row = await check
     if (row?.state !== 'confirmed') return null
     return this.deps.fetcher.fetch(id, { skipIfBusy: true })
   }

@@ -84,6 +84,11 @@ test('parameter microsoft_graph.endpoint: its default follows the national cloud
   const http = await mb.api('PUT', '/api/v1/parameters/microsoft_graph.endpoint', { value: 'http://graph.microsoft.com/' })
   assert.equal(http.statusCode, 400)
   assert.match(http.json().error.message, /https/)
+  // DoD's Graph is a US Government host: refused in the global cloud, taken in usgov (trusted hosts, design.md §10).
+  const elsewhere = await mb.api('PUT', '/api/v1/parameters/microsoft_graph.endpoint', { value: 'https://dod-graph.microsoft.us' })
+  assert.equal(elsewhere.statusCode, 400)
+  assert.match(elsewhere.json().error.message, /graph\.microsoft\.com/)
+  await mb.api('PATCH', '/api/v1/settings', { microsoft_outlook_cloud: 'usgov' })
   const put = await mb.api('PUT', '/api/v1/parameters/microsoft_graph.endpoint', { value: 'https://dod-graph.microsoft.us' })
   assert.equal(put.json().value, 'https://dod-graph.microsoft.us/')
   await mb.api('PATCH', '/api/v1/settings', { microsoft_outlook_cloud: 'china' })
