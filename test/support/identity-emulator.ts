@@ -11,6 +11,9 @@
  * - LIFETIMES  https://learn.microsoft.com/entra/identity-platform/configurable-token-lifetimes
  * - ACCESS_TOKENS https://learn.microsoft.com/entra/identity-platform/access-token-claims-reference
  * - SCOPES     https://learn.microsoft.com/entra/identity-platform/scopes-oidc (the /.default scope, one resource a token)
+ * - ADMIN_CONSENT https://learn.microsoft.com/entra/identity-platform/v2-admin-consent
+ * - USER_CONSENT https://learn.microsoft.com/entra/identity/enterprise-apps/configure-user-consent
+ * - DEVICE_CODE https://learn.microsoft.com/entra/identity-platform/v2-oauth2-device-code (RFC 8628)
  * Where Microsoft documents no code for a case, the comment says which field report the choice follows.
  */
 import { randomBytes, randomInt, randomUUID, createHash, generateKeyPair, sign, type KeyObject } from 'node:crypto'
@@ -28,6 +31,11 @@ export interface EmulatorApp {
   tenant?: string
   /** display name on the consent page (defaults to the client id) */
   name?: string
+  /**
+   * "Allow public client flows" (Authentication → Advanced settings; `isFallbackPublicClient` in the manifest): the
+   * device code grant may then be redeemed without a client secret. Off by default, as in a new registration.
+   */
+  allowPublicClient?: boolean
 }
 
 export interface TokenRequestRecord {
@@ -52,7 +60,8 @@ export interface Emulator {
   /** plain http://127.0.0.1:<port2>/introspect (RFC 7662, test-only; for Dovecot and the SMTP peer) */
   introspectUrl: string
   registerApp(app: EmulatorApp): void
-  addUser(email: string, opts?: { upn?: string; name?: string }): void
+  /** `admin`: a Global (or Cloud Application) Administrator of the tenant, who may grant admin consent. */
+  addUser(email: string, opts?: { upn?: string; name?: string; admin?: boolean }): void
   consent(authorizeUrl: string, opts: { user: string; approve?: boolean }): Promise<URL>
   mintAccessToken(o: { user: string; scope?: string; ttlSeconds?: number }): string
   revokeUser(email: string): void
@@ -75,6 +84,18 @@ export interface Emulator {
    * and give it mailboxes (Add-MailboxPermission). Repeated calls add to what was granted.
    */
   grantAppAccess(o: { clientId: string; tenant: string; roles?: string[]; mailboxes?: string[] }): void
+  /**
+   * The tenant's user consent setting (USER_CONSENT): `admin_only` is "Do not allow user consent", so a user asked
+   * for permissions nobody granted yet meets "Need admin approval" (AADSTS90094) instead of the consent prompt.
+   * Default tenant: the home tenant.
+   */
+  setConsentPolicy(o: { tenant?: string; userConsent: 'allow' | 'admin_only' }): void
+  /** The permissions an admin granted the app for the whole tenant (ADMIN_CONSENT), as requested. */
+  adminGrants(clientId: string, tenant?: string): string[]
+  /** The pending device sign-ins (DEVICE_CODE), newest last: what a person would read off the app's screen. */
+  deviceSignIns(): Array<{ userCode: string; clientId: string; state: 'pending' | 'approved' | 'declined'; polls: number }>
+  /** A person opens the verification page, enters the code, signs in as `user` and answers (test API over the real pages). */
+  completeDeviceSignIn(userCode: string, o: { user: string; approve?: boolean }): Promise<string>
   close(): Promise<void>
 }
 
@@ -111,6 +132,9 @@ const MS_LOGIN = 'https://login.microsoftonline.com'
 const OIDC_SCOPES = new Set(['openid', 'profile', 'email', 'offline_access'])
 const CODE_LIFETIME_S = 600 // "Typically, they expire after about 10 minutes" (AUTH_CODE, successful response)
 const ID_TOKEN_LIFETIME_S = 3600
+const DEVICE_CODE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code'
+const DEVICE_CODE_LIFETIME_S = 900 // "the user has 15 minutes to sign in. This is the default value for expires_in" (DEVICE_CODE)
+const DEVICE_CODE_INTERVAL_S = 5 // RFC 8628 §3.2: "If no value is provided, clients MUST use 5 as the default"
 const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 
 // Resources are identified by their app id URI host; Exchange Online answers to several (B2 in research).
@@ -126,7 +150,7 @@ const RESOURCES: Record<string, string> = {
 }
 const GRAPH = 'https://graph.microsoft.com'
 
-interface User { email: string; upn: string; name: string; oid: string }
+interface User { email: string; upn: string; name: string; oid: string; admin?: boolean }
 interface CodeGrant {
   clientId: string; redirectUri: string; scopes: string[]; user: User; tenantPath: string; tid: string
   challenge?: string; method?: 'S256' | 'plain'; nonce?: string; issuedAt: number; used: boolean
@@ -140,6 +164,11 @@ interface AccessGrant {
   exp: number; iat: number; active: boolean
   /** app-only tokens: the application permissions admin-consented in the token's tenant, and that tenant */
   roles?: string[]; tid?: string
+}
+interface DeviceGrant {
+  deviceCode: string; userCode: string; clientId: string; tenantPath: string; tid: string; scopes: string[]
+  issuedAt: number; expiresAt: number; interval: number; lastPollAt?: number; polls: number
+  state: 'pending' | 'approved' | 'declined'; user?: User
 }
 /** What an admin set up for an app in one tenant: consented application permissions and Exchange mailbox access. */
 interface AppAccess { roles: Set<string>; mailboxes: Set<string> }
@@ -176,6 +205,9 @@ export async function startIdentityEmulator(opts: EmulatorOptions = {}): Promise
   const verifiersSeen: string[] = []
   const appAccess = new Map<string, AppAccess>() // `${clientId} ${tenant}` → admin-granted app-only access
   const tokenRequests: TokenRequestRecord[] = []
+  const consentPolicies = new Map<string, 'allow' | 'admin_only'>() // tid → user consent setting
+  const adminGrants = new Map<string, Set<string>>() // `${clientId} ${tid}` → scopes an admin granted for the tenant
+  const deviceGrants = new Map<string, DeviceGrant>() // device_code → sign-in in progress
   let tokenEndpoint: { down?: boolean; delayMs?: number; status503?: boolean } = {}
   let url = ''
 
@@ -354,7 +386,7 @@ export async function startIdentityEmulator(opts: EmulatorOptions = {}): Promise
     const v = validateAuthorize(tenantPath, p)
     if (v.kind === 'page') return errorPage(res, v.err)
     if (v.kind === 'redirect') return redirectError(res, v)
-    return consentPage(res, v.ctx, v.ctx.loginHint)
+    return consentPage(res, v.ctx, v.ctx.loginHint, undefined, { alreadyGranted: alreadyGranted(v.ctx.app, v.ctx.loginHint, v.ctx.tid, v.ctx.scopes) })
   }
 
   /** The sign-in + consent form posted back (the user signs in, then consents; AUTH_CODE, request an authorization code). */
@@ -372,6 +404,8 @@ export async function startIdentityEmulator(opts: EmulatorOptions = {}): Promise
       const err = new AadError('invalid_request', 50034, `The user account {EmailHidden} does not exist in the '${ctx.tid}' directory. To sign into this application, the account must be added to the directory.`)
       return consentPage(res, ctx, login, err)
     }
+    // Signed in on a page that asked no consent, as someone who has not consented yet: now ask.
+    if (form.get('signin_only') === '1' && !alreadyGranted(ctx.app, user.email, ctx.tid, ctx.scopes)) return consentPage(res, ctx, login)
     if (form.get('decision') !== 'yes') {
       // Declined consent → access_denied with AADSTS65004 (ERRORS; AUTH_CODE error codes: access_denied).
       return redirectError(res, {
@@ -379,10 +413,12 @@ export async function startIdentityEmulator(opts: EmulatorOptions = {}): Promise
         err: new AadError('access_denied', 65004, 'User declined to consent to access the app.'),
       })
     }
-    const key = `${ctx.app.clientId} ${user.email.toLowerCase()}`
-    const consented = consents.get(key) ?? new Set<string>()
-    for (const s of resourceScopes(ctx.scopes)) if (!consentedTo(consented, s)) consented.add(s)
-    consents.set(key, consented)
+    if (needsAdminApproval(ctx.app, user, ctx.tid, ctx.scopes)) {
+      return needAdminApprovalPage(res, ctx.app, user, {
+        cancel: (r) => respondToApp(r, ctx.redirectUri, ctx.mode, { error: 'access_denied', error_subcode: 'cancel', state: ctx.state }),
+      })
+    }
+    recordUserConsent(ctx.app, user, ctx.scopes)
     const code = randomBytes(48).toString('base64url')
     codes.set(code, {
       clientId: ctx.app.clientId, redirectUri: ctx.redirectUri, scopes: ctx.scopes, user, tenantPath: ctx.tenantPath,
@@ -391,10 +427,11 @@ export async function startIdentityEmulator(opts: EmulatorOptions = {}): Promise
     respondToApp(res, ctx.redirectUri, ctx.mode, { code, state: ctx.state })
   }
 
-  function consentPage(res: http.ServerResponse, ctx: AuthorizeContext, login: string, err?: AadError) {
+  function consentPage(res: http.ServerResponse, ctx: AuthorizeContext, login: string, err?: AadError, o: { alreadyGranted?: boolean } = {}) {
     const hidden = [...ctx.params].map(([k, v]) => `<input type="hidden" name="p:${esc(k)}" value="${esc(v)}">`).join('\n')
     const scopeItems = ctx.scopes.map((s) => `<li><code>${esc(s)}</code> ${esc(scopeLabel(s))}</li>`).join('\n')
     const errHtml = err ? `<div id="error" role="alert">${esc(describe(err, traceMeta()))}</div>` : ''
+    if (o.alreadyGranted) return signInOnlyPage(res, ctx, hidden, login)
     html(res, 200, `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Permissions requested</title></head>
 <body>
@@ -411,6 +448,23 @@ ${hidden}
 <input type="text" id="login" name="login" autocomplete="username" value="${esc(login)}">
 <button type="submit" name="decision" value="yes">Yes</button>
 <button type="submit" name="decision" value="no">No</button>
+</form>
+</body></html>`)
+  }
+
+  /** Everything asked for is granted (by this user or an admin for the tenant): a sign-in, no consent prompt. */
+  function signInOnlyPage(res: http.ServerResponse, ctx: AuthorizeContext, hidden: string, login: string) {
+    html(res, 200, `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Sign in to your account</title></head>
+<body>
+<h1>Sign in</h1>
+<p id="app">${esc(ctx.app.name ?? ctx.app.clientId)}</p>
+<form id="consent" method="POST" action="/${esc(ctx.tenantPath)}/oauth2/v2.0/authorize">
+${hidden}
+<input type="hidden" name="signin_only" value="1">
+<label for="login">Email, phone, or Skype</label>
+<input type="text" id="login" name="login" autocomplete="username" value="${esc(login)}">
+<button type="submit" name="decision" value="yes">Sign in</button>
 </form>
 </body></html>`)
   }
@@ -461,13 +515,15 @@ ${hidden}
     const found = checkApp(clientId, tenantPath)
     if ('err' in found) return fail(found.err)
     const { app } = found
-    if (!['authorization_code', 'refresh_token', 'client_credentials'].includes(grantType)) {
+    if (!['authorization_code', 'refresh_token', 'client_credentials', DEVICE_CODE_GRANT].includes(grantType)) {
       return fail(new AadError('unsupported_grant_type', 70003, `The app requested an unsupported grant type '${grantType}'.`))
     }
-    const authErr = authenticateClient(app, basic?.secret ?? form.get('client_secret') ?? undefined)
+    const presented = basic?.secret ?? form.get('client_secret') ?? undefined
+    const authErr = publicDeviceCodeRequest(app, grantType, presented) ? undefined : authenticateClient(app, presented)
     if (authErr) return fail(authErr)
     let out: Record<string, unknown> | AadError
-    if (grantType === 'authorization_code') out = redeemCode(app, tenantPath, form)
+    if (grantType === DEVICE_CODE_GRANT) out = redeemDeviceCode(app, tenantPath, form)
+    else if (grantType === 'authorization_code') out = redeemCode(app, tenantPath, form)
     else if (grantType === 'refresh_token') out = redeemRefreshToken(app, form, record)
     else out = clientCredentials(app, tenantPath, form)
     if (out instanceof AadError) return fail(out)
@@ -529,7 +585,7 @@ ${hidden}
     // has no consent for gives consent_required (AUTH_CODE, error codes for token endpoint errors; AADSTS65001).
     const requested = form.has('scope') ? splitScopes(form.get('scope')) : undefined
     if (requested) {
-      const refused = checkRequestedScopes(requested, consents.get(`${app.clientId} ${grant.user.email.toLowerCase()}`) ?? [], app, 'consent_required')
+      const refused = checkRequestedScopes(requested, consentedScopes(app, grant.user, grant.tid), app, 'consent_required')
       if (refused) return refused
     }
     grant.used = true
@@ -560,7 +616,7 @@ ${hidden}
     if (requested) {
       // Refresh tokens are "valid for all permissions that your client has already received consent for" (AUTH_CODE),
       // whatever resource: one refresh token buys an access token for each consented resource, one resource a request.
-      const refused = checkRequestedScopes(requested, consents.get(`${app.clientId} ${rt.user.email.toLowerCase()}`) ?? [], app, 'invalid_grant')
+      const refused = checkRequestedScopes(requested, consentedScopes(app, rt.user, rt.tid), app, 'invalid_grant')
       if (refused) return refused
     }
     return issueUserTokens(app, rt.user, rt.scopes, rt.tid, requested, { chain: rt })
@@ -620,7 +676,7 @@ ${hidden}
     app: EmulatorApp, user: User, grantScopes: string[], tid: string, requested: string[] | undefined,
     o: { nonce?: string; chain?: RefreshGrant },
   ): Record<string, unknown> {
-    const consented = [...(consents.get(`${app.clientId} ${user.email.toLowerCase()}`) ?? [])]
+    const consented = [...consentedScopes(app, user, tid)]
     const wanted = resourceScopes(requested ?? grantScopes)
     const first = wanted[0] ?? resourceScopes(grantScopes)[0]
     let scope: string
@@ -702,6 +758,280 @@ ${hidden}
     return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20, 32)}`
   }
 
+  // ---------- consent policy and admin consent (USER_CONSENT, ADMIN_CONSENT) ----------
+
+  /** What the user consented to, plus what an admin granted the app for the user's whole tenant. */
+  function consentedScopes(app: EmulatorApp, user: User, tid: string): Set<string> {
+    return new Set([...(consents.get(`${app.clientId} ${user.email.toLowerCase()}`) ?? []), ...(adminGrants.get(`${app.clientId} ${tid.toLowerCase()}`) ?? [])])
+  }
+  const missingConsent = (app: EmulatorApp, user: User, tid: string, scopes: string[]) => {
+    const consented = consentedScopes(app, user, tid)
+    return resourceScopes(scopes).filter((s) => !consentedTo(consented, s))
+  }
+  /** Every permission asked for is granted already: Microsoft signs the user in without a consent prompt. */
+  function alreadyGranted(app: EmulatorApp, login: string, tid: string, scopes: string[]): boolean {
+    const user = login ? findUser(login) : undefined
+    return !!user && missingConsent(app, user, tid, scopes).length === 0
+  }
+  /**
+   * "Do not allow user consent" (USER_CONSENT): a user asked for permissions nobody granted meets "Need admin
+   * approval"; an administrator may still consent (for themselves, on this page).
+   */
+  function needsAdminApproval(app: EmulatorApp, user: User, tid: string, scopes: string[]): boolean {
+    return consentPolicies.get(tid.toLowerCase()) === 'admin_only' && !user.admin && missingConsent(app, user, tid, scopes).length > 0
+  }
+  function recordUserConsent(app: EmulatorApp, user: User, scopes: string[]) {
+    const key = `${app.clientId} ${user.email.toLowerCase()}`
+    const consented = consents.get(key) ?? new Set<string>()
+    for (const s of resourceScopes(scopes)) if (!consentedTo(consented, s)) consented.add(s)
+    consents.set(key, consented)
+  }
+
+  /**
+   * The "Need admin approval" page, with AADSTS90094 in its technical details (ERRORS: AdminConsentRequired). Its
+   * "Return to the application without granting consent" sends `error=access_denied&error_subcode=cancel` and the
+   * state, with no error_description: what Microsoft sends, as a field report measured it (2026-08, a non-admin in
+   * another tenant: `?error=access_denied&error_subcode=cancel&state=…`). Microsoft documents no redirect here.
+   */
+  const pendingCancels = new Map<string, (res: http.ServerResponse) => void>()
+  function needAdminApprovalPage(res: http.ServerResponse, app: EmulatorApp, user: User, o: { cancel: (res: http.ServerResponse) => void }) {
+    const ticket = randomBytes(16).toString('base64url')
+    pendingCancels.set(ticket, o.cancel)
+    const meta = traceMeta()
+    html(res, 200, `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Need admin approval</title></head>
+<body>
+<p>${esc(user.email)}</p>
+<h1>Need admin approval</h1>
+<p id="app">${esc(app.name ?? app.clientId)} needs permission to access resources in your organization that only an admin can grant. Please ask an admin to grant permission to this app before you can use it.</p>
+<p>Have an admin account? Sign in with that account</p>
+<form id="cancel" method="POST" action="/cancel"><input type="hidden" name="ticket" value="${esc(ticket)}"><button type="submit">Return to the application without granting consent</button></form>
+<details><summary>Technical details</summary><p id="error">AADSTS90094: The grant requires admin permission.</p><p>Correlation Id: ${meta.correlation}<br>Timestamp: ${meta.timestamp}</p></details>
+</body></html>`)
+  }
+  function cancelConsent(res: http.ServerResponse, form: URLSearchParams) {
+    const cancel = pendingCancels.get(form.get('ticket') ?? '')
+    if (!cancel) return errorPage(res, new AadError('invalid_request', 9002313, 'Invalid request. Request is malformed or invalid.'))
+    pendingCancels.delete(form.get('ticket') ?? '')
+    cancel(res)
+  }
+
+  /**
+   * GET /{tenant}/v2.0/adminconsent (ADMIN_CONSENT, request the permissions from a directory admin): client_id,
+   * redirect_uri and scope required, state recommended. Errors Microsoft cannot send back to an untrusted redirect
+   * URI are pages, as at /authorize.
+   */
+  function validateAdminConsent(tenantPath: string, p: URLSearchParams): { err: AadError; page: boolean } | { app: EmulatorApp; redirectUri: string; scopes: string[]; state?: string; tid: string } {
+    const clientId = p.get('client_id')
+    if (!clientId) return { err: missingParam('client_id'), page: true }
+    const tenantErr = checkTenant(tenantPath)
+    if (tenantErr) return { err: tenantErr, page: true }
+    const found = checkApp(clientId, tenantPath)
+    if ('err' in found) return { err: found.err, page: true }
+    const redirectUri = p.get('redirect_uri')
+    if (!redirectUri) return { err: new AadError('invalid_request', 900971, 'No reply address provided.'), page: true }
+    if (!found.app.redirectUris.includes(redirectUri)) {
+      return { err: new AadError('invalid_request', 50011, `The redirect URI '${redirectUri}' specified in the request does not match the redirect URIs configured for the application '${clientId}'.`), page: true }
+    }
+    const scopes = splitScopes(p.get('scope'))
+    if (!scopes.length) return { err: missingParam('scope'), page: false }
+    const unknown = scopes.find((s) => resourceOf(s) === null)
+    if (unknown) return { err: invalidScope(unknown), page: false }
+    return { app: found.app, redirectUri, scopes, state: p.get('state') ?? undefined, tid: tidFor(found.app, tenantPath) }
+  }
+
+  function adminConsentGet(res: http.ServerResponse, tenantPath: string, p: URLSearchParams) {
+    const v = validateAdminConsent(tenantPath, p)
+    if ('err' in v) return v.page ? errorPage(res, v.err) : adminConsentAnswer(res, p.get('redirect_uri')!, { error: v.err, state: p.get('state') ?? undefined })
+    const hidden = [...p].map(([k, val]) => `<input type="hidden" name="p:${esc(k)}" value="${esc(val)}">`).join('\n')
+    const items = v.scopes.map((s) => `<li><code>${esc(s)}</code> ${esc(scopeLabel(s))}</li>`).join('\n')
+    html(res, 200, `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Permissions requested - Accept for your organization</title></head>
+<body>
+<h1>Permissions requested</h1>
+<p id="app">${esc(v.app.name ?? v.app.clientId)} <span id="client-id">(${esc(v.app.clientId)})</span></p>
+<p>This app would like to:</p>
+<ul id="scopes">
+${items}
+</ul>
+<p>If you accept, this app will get access to the specified resources for all users in your organization. No one else will be prompted to review these permissions.</p>
+<form id="admin-consent" method="POST" action="/${esc(tenantPath)}/v2.0/adminconsent">
+${hidden}
+<label for="login">Email, phone, or Skype</label>
+<input type="text" id="login" name="login" autocomplete="username" value="">
+<button type="submit" name="decision" value="yes">Accept</button>
+<button type="submit" name="decision" value="no">Cancel</button>
+</form>
+</body></html>`)
+  }
+
+  /** The admin signs in and answers (ADMIN_CONSENT): only an administrator of the tenant can grant for it. */
+  function adminConsentPost(res: http.ServerResponse, tenantPath: string, form: URLSearchParams) {
+    const p = new URLSearchParams()
+    for (const [k, val] of form) if (k.startsWith('p:')) p.set(k.slice(2), val)
+    const v = validateAdminConsent(tenantPath, p)
+    if ('err' in v) return v.page ? errorPage(res, v.err) : adminConsentAnswer(res, p.get('redirect_uri')!, { error: v.err, state: p.get('state') ?? undefined })
+    const user = findUser(form.get('login') ?? '')
+    if (!user) return errorPage(res, new AadError('invalid_request', 50034, `The user account {EmailHidden} does not exist in the '${v.tid}' directory.`))
+    if (form.get('decision') !== 'yes') {
+      // The error response of ADMIN_CONSENT, word for word: consent_required with AADSTS65004, and admin_consent=True.
+      return adminConsentAnswer(res, v.redirectUri, { error: new AadError('consent_required', 65004, 'The resource owner or authorization server denied the request.'), state: v.state })
+    }
+    // A user who is not an administrator cannot grant for the tenant: AADSTS90093 "Calling principal cannot consent due
+    // to lack of permissions" (ERRORS: GraphUserUnauthorized; field report OfficeDev/O365-Windows-Start#23), on a page.
+    if (!user.admin) return errorPage(res, new AadError('invalid_request', 90093, 'Calling principal cannot consent due to lack of permissions.'))
+    const key = `${v.app.clientId} ${v.tid.toLowerCase()}`
+    const granted = adminGrants.get(key) ?? new Set<string>()
+    for (const s of resourceScopes(v.scopes)) granted.add(s)
+    adminGrants.set(key, granted)
+    adminConsentAnswer(res, v.redirectUri, { tenant: v.tid, scope: v.scopes.join(' '), state: v.state })
+  }
+
+  /** ADMIN_CONSENT's responses: `admin_consent=True` with `tenant` and `scope`, or with `error` and `error_description`. */
+  function adminConsentAnswer(res: http.ServerResponse, redirectUri: string, o: { tenant?: string; scope?: string; state?: string; error?: AadError }) {
+    respondToApp(res, redirectUri, 'query', {
+      admin_consent: 'True',
+      tenant: o.tenant,
+      scope: o.scope,
+      error: o.error?.error,
+      error_description: o.error ? describe(o.error, traceMeta()) : undefined,
+      state: o.state,
+    })
+  }
+
+  // ---------- device authorization grant (DEVICE_CODE; RFC 8628) ----------
+
+  /**
+   * POST /{tenant}/oauth2/v2.0/devicecode with client_id and scope (DEVICE_CODE, device authorization request): the
+   * user has 15 minutes (`expires_in` 900) and the client polls every `interval` (5) seconds.
+   */
+  function deviceAuthorization(res: http.ServerResponse, tenantPath: string, form: URLSearchParams) {
+    const fail = (err: AadError) => json(res, err.status, errorBody(err, traceMeta()))
+    const clientId = form.get('client_id')
+    if (!clientId) return fail(missingParam('client_id'))
+    const tenantErr = checkTenant(tenantPath)
+    if (tenantErr) return fail(tenantErr)
+    const found = checkApp(clientId, tenantPath)
+    if ('err' in found) return fail(found.err)
+    const scopes = splitScopes(form.get('scope'))
+    if (!scopes.length) return fail(missingParam('scope'))
+    const unknown = scopes.find((s) => resourceOf(s) === null)
+    if (unknown) return fail(invalidScope(unknown))
+    const deviceCode = randomBytes(48).toString('base64url')
+    // Eight letters and digits, as Microsoft's (e.g. "YZMYLD4K" in Microsoft Q&A 981553); no 0/O or 1/I to misread.
+    const alphabet = 'ABCDEFGHJKLMNPQRSTUVWXYZ23456789'
+    const userCode = Array.from({ length: 8 }, () => alphabet[randomInt(alphabet.length)]).join('')
+    const verificationUri = `${url}/devicelogin`
+    deviceGrants.set(deviceCode, {
+      deviceCode, userCode, clientId, tenantPath, tid: tidFor(found.app, tenantPath), scopes, issuedAt: now(),
+      expiresAt: now() + DEVICE_CODE_LIFETIME_S * 1000, interval: DEVICE_CODE_INTERVAL_S, state: 'pending', polls: 0,
+    })
+    json(res, 200, {
+      user_code: userCode,
+      device_code: deviceCode,
+      verification_uri: verificationUri,
+      expires_in: DEVICE_CODE_LIFETIME_S,
+      interval: DEVICE_CODE_INTERVAL_S,
+      message: `To sign in, use a web browser to open the page ${verificationUri} and enter the code ${userCode} to authenticate.`,
+    })
+  }
+
+  /**
+   * A device code may be redeemed without a secret only when the app allows public client flows; otherwise the app is
+   * a confidential client and must authenticate as at any grant (AADSTS7000218 without its secret: Microsoft Q&A
+   * 446907, a "Web" app polling without one). A secret that is sent is checked either way.
+   */
+  const publicDeviceCodeRequest = (app: EmulatorApp, grantType: string, presented: string | undefined) =>
+    grantType === DEVICE_CODE_GRANT && presented === undefined && app.allowPublicClient === true
+
+  /**
+   * The device code token request (DEVICE_CODE, authenticating the user; RFC 8628 §3.4, §3.5): pending until the user
+   * finishes, then the tokens once; Microsoft's expected errors with the ERRORS numbers (70016 pending, 70018 bad
+   * code, 70019 expired). RFC 8628 §3.5's `slow_down` answers a poll sooner than `interval` and adds 5 seconds to it
+   * (Microsoft's page only says to wait `interval`). Microsoft gives no number for `authorization_declined`; 70017,
+   * between those ERRORS lists, stands in, and clients must read `error`, not the number.
+   */
+  function redeemDeviceCode(app: EmulatorApp, tenantPath: string, form: URLSearchParams): Record<string, unknown> | AadError {
+    const code = form.get('device_code')
+    if (!code) return missingParam('device_code')
+    const g = deviceGrants.get(code)
+    if (!g || g.clientId !== app.clientId || g.tenantPath.toLowerCase() !== tenantPath.toLowerCase()) {
+      return new AadError('bad_verification_code', 70018, 'Invalid verification code due to User typing in wrong user code for device code flow. Authorization is not approved.')
+    }
+    g.polls++
+    const at = now()
+    if (at >= g.expiresAt) {
+      deviceGrants.delete(code)
+      return new AadError('expired_token', 70019, 'Verification code expired. Have the user retry the sign-in.')
+    }
+    if (g.state === 'declined') {
+      deviceGrants.delete(code)
+      return new AadError('authorization_declined', 70017, 'OAuth 2.0 device flow error. The end user denied the authorization request.')
+    }
+    if (g.state === 'pending') {
+      const early = g.lastPollAt !== undefined && at - g.lastPollAt < g.interval * 1000
+      g.lastPollAt = at
+      if (early) {
+        g.interval += 5
+        return new AadError('slow_down', 70016, 'OAuth 2.0 device flow error. Polling too frequently: wait the interval between requests.')
+      }
+      return new AadError('authorization_pending', 70016, 'OAuth 2.0 device flow error. Authorization is pending. Continue polling.')
+    }
+    // A device code buys its tokens once (RFC 8628 §3.5): afterwards it is unknown.
+    deviceGrants.delete(code)
+    return issueUserTokens(app, g.user!, g.scopes, g.tid, undefined, {})
+  }
+
+  /**
+   * The verification page (`verification_uri`): enter the code, sign in, consent (or meet "Need admin approval"),
+   * then "You have signed in to <app> on your device". POSTs carry `step`.
+   */
+  function deviceLogin(req: http.IncomingMessage, res: http.ServerResponse, form: URLSearchParams) {
+    const step = req.method === 'POST' ? form.get('step') : null
+    const code = (form.get('otc') ?? '').trim().toUpperCase()
+    const g = [...deviceGrants.values()].find((x) => x.userCode === code && x.state === 'pending' && now() < x.expiresAt)
+    if (!step || !g) {
+      const err = step ? `<p id="error" role="alert">That code didn't work. Check the code and try again.</p>` : ''
+      return html(res, 200, `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Enter code</title></head>
+<body><h1>Enter code</h1><p>Enter the code displayed on your app or device.</p>${err}
+<form id="device-code" method="POST" action="/devicelogin"><input type="hidden" name="step" value="code">
+<label for="otc">Code</label><input type="text" id="otc" name="otc" autocomplete="off">
+<button type="submit">Next</button></form></body></html>`)
+    }
+    const app = apps.get(g.clientId)!
+    const signInForm = (error = '') => html(res, 200, `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Permissions requested</title></head>
+<body><h1>Permissions requested</h1>
+<p id="app">${esc(app.name ?? app.clientId)} <span id="client-id">(${esc(app.clientId)})</span></p>
+<p>Are you trying to sign in to ${esc(app.name ?? app.clientId)}? Only continue if you downloaded the app from a store or website that you trust.</p>
+<ul id="scopes">${g.scopes.map((s) => `<li><code>${esc(s)}</code> ${esc(scopeLabel(s))}</li>`).join('')}</ul>${error}
+<form id="device-consent" method="POST" action="/devicelogin"><input type="hidden" name="step" value="consent"><input type="hidden" name="otc" value="${esc(g.userCode)}">
+<label for="login">Email, phone, or Skype</label><input type="text" id="login" name="login" autocomplete="username" value="">
+<button type="submit" name="decision" value="yes">Continue</button>
+<button type="submit" name="decision" value="no">Cancel</button></form></body></html>`)
+    if (step === 'code') return signInForm()
+    const user = findUser(form.get('login') ?? '')
+    if (!user) return signInForm(`<p id="error" role="alert">AADSTS50034: The user account {EmailHidden} does not exist in the '${esc(g.tid)}' directory.</p>`)
+    const done = (text: string) => html(res, 200, `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>${esc(app.name ?? app.clientId)}</title></head><body><h1>${esc(app.name ?? app.clientId)}</h1><p id="outcome">${esc(text)}</p></body></html>`)
+    if (form.get('decision') !== 'yes') {
+      g.state = 'declined'
+      return done('You have declined to sign in to the application on your device. You may now close this window.')
+    }
+    if (needsAdminApproval(app, user, g.tid, g.scopes)) {
+      return needAdminApprovalPage(res, app, user, {
+        cancel: (r) => {
+          g.state = 'declined'
+          html(r, 200, '<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Cancelled</title></head><body><p id="outcome">You cancelled the sign-in. You may now close this window.</p></body></html>')
+        },
+      })
+    }
+    recordUserConsent(app, user, g.scopes)
+    g.state = 'approved'
+    g.user = user
+    done(`You have signed in to the ${app.name ?? app.clientId} application on your device. You may now close this window.`)
+  }
+
   // ---------- keys and discovery ----------
 
   /** JWKS for id_token signatures (OpenID Connect Discovery 1.0; Microsoft serves it at /discovery/v2.0/keys). */
@@ -772,6 +1102,13 @@ ${hidden}
     const parts = u.pathname.split('/').filter(Boolean)
     const tenantPath = decodeURIComponent(parts[0] ?? '')
     const rest = parts.slice(1).join('/')
+    if (u.pathname === '/devicelogin') return deviceLogin(req, res, new URLSearchParams(body))
+    if (u.pathname === '/cancel' && req.method === 'POST') return cancelConsent(res, new URLSearchParams(body))
+    if (rest === 'v2.0/adminconsent') {
+      if (req.method === 'GET') return adminConsentGet(res, tenantPath, u.searchParams)
+      if (req.method === 'POST') return adminConsentPost(res, tenantPath, new URLSearchParams(body))
+    }
+    if (rest === 'oauth2/v2.0/devicecode' && req.method === 'POST') return deviceAuthorization(res, tenantPath, new URLSearchParams(body))
     if (rest === 'oauth2/v2.0/authorize') {
       if (req.method === 'GET') return authorizeGet(res, tenantPath, u.searchParams)
       if (req.method === 'POST') return authorizePost(res, tenantPath, new URLSearchParams(body))
@@ -813,7 +1150,7 @@ ${hidden}
       apps.set(app.clientId, { ...app, redirectUris: [...app.redirectUris] })
     },
     addUser(email, o = {}) {
-      users.set(email.toLowerCase(), { email, upn: o.upn ?? email, name: o.name ?? email.split('@')[0] ?? email, oid: randomUUID() })
+      users.set(email.toLowerCase(), { email, upn: o.upn ?? email, name: o.name ?? email.split('@')[0] ?? email, oid: randomUUID(), admin: o.admin })
     },
     consent: (authorizeUrl, o) => driveConsent(authorizeUrl, o, ca),
     mintAccessToken(o) {
@@ -853,6 +1190,12 @@ ${hidden}
       const scp = at.roles ? [] : splitScopes(at.scope).filter((s) => resourceOf(s)).map((s) => s.slice(s.lastIndexOf('/') + 1))
       return { active: at.active, aud: at.resource, scp, roles: [...(at.roles ?? [])], user: at.user?.email, appId: at.clientId, tid: at.tid, exp: at.exp }
     },
+    setConsentPolicy(o) {
+      consentPolicies.set((o.tenant ?? homeTenant).toLowerCase(), o.userConsent)
+    },
+    adminGrants: (clientId, tenant) => [...(adminGrants.get(`${clientId} ${(tenant ?? homeTenant).toLowerCase()}`) ?? [])],
+    deviceSignIns: () => [...deviceGrants.values()].map((g) => ({ userCode: g.userCode, clientId: g.clientId, state: g.state, polls: g.polls })),
+    completeDeviceSignIn: (userCode, o) => driveDeviceLogin(`${url}/devicelogin`, userCode, o, ca),
     grantAppAccess(o) {
       const key = `${o.clientId} ${o.tenant.toLowerCase()}`
       const access = appAccess.get(key) ?? { roles: new Set<string>(), mailboxes: new Set<string>() }
@@ -906,6 +1249,23 @@ export async function driveConsent(authorizeUrl: string, o: { user: string; appr
     return target
   }
   throw new Error(`consent failed: ${pageError(second.body)}`)
+}
+
+/**
+ * What a person does on the device code verification page: enter the code, sign in, answer. Returns the last page's
+ * outcome text (or the error it shows).
+ */
+export async function driveDeviceLogin(verificationUri: string, userCode: string, o: { user: string; approve?: boolean }, ca: Buffer): Promise<string> {
+  const post = (fields: Record<string, string>, target = verificationUri) =>
+    request(target, { ca, method: 'POST', body: new URLSearchParams(fields).toString(), headers: { 'content-type': 'application/x-www-form-urlencoded' } })
+  const signIn = await post({ step: 'code', otc: userCode })
+  if (!/id="device-consent"/.test(signIn.body)) throw new Error(`the code was not accepted: ${pageError(signIn.body)}`)
+  const answer = await post({ step: 'consent', otc: userCode, login: o.user, decision: o.approve === false ? 'no' : 'yes' })
+  const outcome = /<p id="outcome">([^<]*)<\/p>/.exec(answer.body)
+  if (outcome) return unesc(outcome[1] ?? '')
+  const ticket = /name="ticket" value="([^"]*)"/.exec(answer.body)
+  if (ticket) return `Need admin approval (${pageError(answer.body)})`
+  throw new Error(`device sign-in failed: ${pageError(answer.body)}`)
 }
 
 function pageError(body: string) {
