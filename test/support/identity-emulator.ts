@@ -245,6 +245,13 @@ export async function startIdentityEmulator(opts: EmulatorOptions = {}): Promise
     return { app }
   }
 
+  /** The client a request names, in the tenant of its path: client_id given, a known tenant, an app there. */
+  function findClient(clientId: string | null, tenantPath: string): { app: EmulatorApp } | { err: AadError } {
+    if (!clientId) return { err: missingParam('client_id') }
+    const tenantErr = checkTenant(tenantPath)
+    return tenantErr ? { err: tenantErr } : checkApp(clientId, tenantPath)
+  }
+
   /** tid: the tenant the user signs in to (ID_TOKEN, tid). */
   function tidFor(app: EmulatorApp, tenantPath: string) {
     if (GUID.test(tenantPath)) return tenantPath.toLowerCase()
@@ -297,11 +304,7 @@ export async function startIdentityEmulator(opts: EmulatorOptions = {}): Promise
    */
   function validateAuthorize(tenantPath: string, p: URLSearchParams): AuthorizeOutcome {
     const page = (err: AadError): AuthorizeOutcome => ({ kind: 'page', err })
-    const clientId = p.get('client_id')
-    if (!clientId) return page(missingParam('client_id'))
-    const tenantErr = checkTenant(tenantPath)
-    if (tenantErr) return page(tenantErr)
-    const found = checkApp(clientId, tenantPath)
+    const found = findClient(p.get('client_id'), tenantPath)
     if ('err' in found) return page(found.err)
     const { app } = found
     const redirectUri = p.get('redirect_uri')
@@ -429,25 +432,30 @@ export async function startIdentityEmulator(opts: EmulatorOptions = {}): Promise
 
   function consentPage(res: http.ServerResponse, ctx: AuthorizeContext, login: string, err?: AadError, o: { alreadyGranted?: boolean } = {}) {
     const hidden = [...ctx.params].map(([k, v]) => `<input type="hidden" name="p:${esc(k)}" value="${esc(v)}">`).join('\n')
-    const scopeItems = ctx.scopes.map((s) => `<li><code>${esc(s)}</code> ${esc(scopeLabel(s))}</li>`).join('\n')
     const errHtml = err ? `<div id="error" role="alert">${esc(describe(err, traceMeta()))}</div>` : ''
     if (o.alreadyGranted) return signInOnlyPage(res, ctx, hidden, login)
+    permissionsPage(res, { app: ctx.app, scopes: ctx.scopes, extra: errHtml, formId: 'consent', action: `/${ctx.tenantPath}/oauth2/v2.0/authorize`, hidden, login, answers: ['Yes', 'No'] })
+  }
+
+  /** The sign-in + consent page the authorize, admin consent and device login steps share: the app, the scopes, a login and two answers. */
+  function permissionsPage(res: http.ServerResponse, o: { title?: string; app: EmulatorApp; scopes: string[]; extra?: string; formId: string; action: string; hidden: string; login: string; answers: [string, string] }) {
+    const scopeItems = o.scopes.map((s) => `<li><code>${esc(s)}</code> ${esc(scopeLabel(s))}</li>`).join('\n')
     html(res, 200, `<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Permissions requested</title></head>
+<html lang="en"><head><meta charset="utf-8"><title>${esc(o.title ?? 'Permissions requested')}</title></head>
 <body>
 <h1>Permissions requested</h1>
-<p id="app">${esc(ctx.app.name ?? ctx.app.clientId)} <span id="client-id">(${esc(ctx.app.clientId)})</span></p>
+<p id="app">${esc(o.app.name ?? o.app.clientId)} <span id="client-id">(${esc(o.app.clientId)})</span></p>
 <p>This app would like to:</p>
 <ul id="scopes">
 ${scopeItems}
 </ul>
-${errHtml}
-<form id="consent" method="POST" action="/${esc(ctx.tenantPath)}/oauth2/v2.0/authorize">
-${hidden}
+${o.extra ?? ''}
+<form id="${esc(o.formId)}" method="POST" action="${esc(o.action)}">
+${o.hidden}
 <label for="login">Email, phone, or Skype</label>
-<input type="text" id="login" name="login" autocomplete="username" value="${esc(login)}">
-<button type="submit" name="decision" value="yes">Yes</button>
-<button type="submit" name="decision" value="no">No</button>
+<input type="text" id="login" name="login" autocomplete="username" value="${esc(o.login)}">
+<button type="submit" name="decision" value="yes">${o.answers[0]}</button>
+<button type="submit" name="decision" value="no">${o.answers[1]}</button>
 </form>
 </body></html>`)
   }
@@ -822,12 +830,9 @@ ${hidden}
    * URI are pages, as at /authorize.
    */
   function validateAdminConsent(tenantPath: string, p: URLSearchParams): { err: AadError; page: boolean } | { app: EmulatorApp; redirectUri: string; scopes: string[]; state?: string; tid: string } {
-    const clientId = p.get('client_id')
-    if (!clientId) return { err: missingParam('client_id'), page: true }
-    const tenantErr = checkTenant(tenantPath)
-    if (tenantErr) return { err: tenantErr, page: true }
-    const found = checkApp(clientId, tenantPath)
+    const found = findClient(p.get('client_id'), tenantPath)
     if ('err' in found) return { err: found.err, page: true }
+    const clientId = found.app.clientId
     const redirectUri = p.get('redirect_uri')
     if (!redirectUri) return { err: new AadError('invalid_request', 900971, 'No reply address provided.'), page: true }
     if (!found.app.redirectUris.includes(redirectUri)) {
@@ -844,25 +849,10 @@ ${hidden}
     const v = validateAdminConsent(tenantPath, p)
     if ('err' in v) return v.page ? errorPage(res, v.err) : adminConsentAnswer(res, p.get('redirect_uri')!, { error: v.err, state: p.get('state') ?? undefined })
     const hidden = [...p].map(([k, val]) => `<input type="hidden" name="p:${esc(k)}" value="${esc(val)}">`).join('\n')
-    const items = v.scopes.map((s) => `<li><code>${esc(s)}</code> ${esc(scopeLabel(s))}</li>`).join('\n')
-    html(res, 200, `<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Permissions requested - Accept for your organization</title></head>
-<body>
-<h1>Permissions requested</h1>
-<p id="app">${esc(v.app.name ?? v.app.clientId)} <span id="client-id">(${esc(v.app.clientId)})</span></p>
-<p>This app would like to:</p>
-<ul id="scopes">
-${items}
-</ul>
-<p>If you accept, this app will get access to the specified resources for all users in your organization. No one else will be prompted to review these permissions.</p>
-<form id="admin-consent" method="POST" action="/${esc(tenantPath)}/v2.0/adminconsent">
-${hidden}
-<label for="login">Email, phone, or Skype</label>
-<input type="text" id="login" name="login" autocomplete="username" value="">
-<button type="submit" name="decision" value="yes">Accept</button>
-<button type="submit" name="decision" value="no">Cancel</button>
-</form>
-</body></html>`)
+    permissionsPage(res, {
+      title: 'Permissions requested - Accept for your organization', app: v.app, scopes: v.scopes, formId: 'admin-consent', action: `/${tenantPath}/v2.0/adminconsent`, hidden, login: '', answers: ['Accept', 'Cancel'],
+      extra: '<p>If you accept, this app will get access to the specified resources for all users in your organization. No one else will be prompted to review these permissions.</p>',
+    })
   }
 
   /** The admin signs in and answers (ADMIN_CONSENT): only an administrator of the tenant can grant for it. */
@@ -907,12 +897,9 @@ ${hidden}
    */
   function deviceAuthorization(res: http.ServerResponse, tenantPath: string, form: URLSearchParams) {
     const fail = (err: AadError) => json(res, err.status, errorBody(err, traceMeta()))
-    const clientId = form.get('client_id')
-    if (!clientId) return fail(missingParam('client_id'))
-    const tenantErr = checkTenant(tenantPath)
-    if (tenantErr) return fail(tenantErr)
-    const found = checkApp(clientId, tenantPath)
+    const found = findClient(form.get('client_id'), tenantPath)
     if ('err' in found) return fail(found.err)
+    const clientId = found.app.clientId
     const scopes = splitScopes(form.get('scope'))
     if (!scopes.length) return fail(missingParam('scope'))
     const unknown = scopes.find((s) => resourceOf(s) === null)
@@ -1000,16 +987,12 @@ ${hidden}
 <button type="submit">Next</button></form></body></html>`)
     }
     const app = apps.get(g.clientId)!
-    const signInForm = (error = '') => html(res, 200, `<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Permissions requested</title></head>
-<body><h1>Permissions requested</h1>
-<p id="app">${esc(app.name ?? app.clientId)} <span id="client-id">(${esc(app.clientId)})</span></p>
-<p>Are you trying to sign in to ${esc(app.name ?? app.clientId)}? Only continue if you downloaded the app from a store or website that you trust.</p>
-<ul id="scopes">${g.scopes.map((s) => `<li><code>${esc(s)}</code> ${esc(scopeLabel(s))}</li>`).join('')}</ul>${error}
-<form id="device-consent" method="POST" action="/devicelogin"><input type="hidden" name="step" value="consent"><input type="hidden" name="otc" value="${esc(g.userCode)}">
-<label for="login">Email, phone, or Skype</label><input type="text" id="login" name="login" autocomplete="username" value="">
-<button type="submit" name="decision" value="yes">Continue</button>
-<button type="submit" name="decision" value="no">Cancel</button></form></body></html>`)
+    const signInForm = (error = '') =>
+      permissionsPage(res, {
+        app, scopes: g.scopes, formId: 'device-consent', action: '/devicelogin', login: '', answers: ['Continue', 'Cancel'],
+        hidden: `<input type="hidden" name="step" value="consent"><input type="hidden" name="otc" value="${esc(g.userCode)}">`,
+        extra: `<p>Are you trying to sign in to ${esc(app.name ?? app.clientId)}? Only continue if you downloaded the app from a store or website that you trust.</p>${error}`,
+      })
     if (step === 'code') return signInForm()
     const user = findUser(form.get('login') ?? '')
     if (!user) return signInForm(`<p id="error" role="alert">AADSTS50034: The user account {EmailHidden} does not exist in the '${esc(g.tid)}' directory.</p>`)
