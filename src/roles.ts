@@ -19,10 +19,11 @@ export function startBackground(s: Services): void {
   s.mailWorker.start()
   s.scheduler.start()
   void s.dispatcher.start()
+  s.deviceCodes.start()
 }
 
 export async function stopBackground(s: Services): Promise<void> {
-  await Promise.all([s.mailWorker.stop(), s.scheduler.stop(), s.dispatcher.stop()])
+  await Promise.all([s.mailWorker.stop(), s.scheduler.stop(), s.dispatcher.stop(), s.deviceCodes.stop()])
   await s.heartbeat.stop()
 }
 

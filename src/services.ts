@@ -5,6 +5,7 @@ import { TrustedHosts } from './host-policy.ts'
 import type { Logger } from './log.ts'
 import { ConnectService } from './oauth/connect.ts'
 import { CredentialService } from './oauth/credentials.ts'
+import { DeviceCodes } from './oauth/device-code.ts'
 import { MailService } from './outgoing/mail-service.ts'
 import { OutgoingServerService } from './outgoing/service.ts'
 import { MailWorker } from './outgoing/worker.ts'
@@ -38,6 +39,8 @@ export interface Services extends WebServices {
   deliveriesWritten: Wakeup
   /** This node's liveness, and the release of dead nodes' work (runs with the background work). */
   heartbeat: NodeHeartbeat
+  /** The device code sign-ins being polled (runs with the background work; any node polls any code, under a lease). */
+  deviceCodes: DeviceCodes
 }
 
 export function createServices(config: Config, database: Database, log: Logger, keys: Buffer[], nodeId = newNodeId()): Services {
@@ -46,7 +49,8 @@ export function createServices(config: Config, database: Database, log: Logger, 
   const trustedHosts = new TrustedHosts(config.trustedHosts)
   const settings = new SettingsService(db, box, trustedHosts)
   const credentials = new CredentialService({ db, box, settings, log, refreshMarginSeconds: config.refreshMarginSeconds, tokenTimeoutMs: config.tokenTimeoutMs, trustedHosts })
-  const connect = new ConnectService({ db, box, credentials, config, log })
+  const deviceCodes = new DeviceCodes({ db, box, credentials, log: log.child({ part: 'device-codes' }), nodeId })
+  const connect = new ConnectService({ db, box, credentials, config, log, deviceCodes })
   const outgoingServers = new OutgoingServerService({ db, box, credentials, connect, log, trustedHosts })
   const apiTokens = new ApiTokenService(db)
   const mails = new MailService({ db, settings, servers: outgoingServers, log, maxBytes: config.maxMailBytes })
@@ -71,5 +75,5 @@ export function createServices(config: Config, database: Database, log: Logger, 
   const fetcher = new Fetcher({ database, credentials, servers: incomingServers, webhooks, parser, log: log.child({ part: 'fetcher' }), config: config.fetch, nodeId })
   const scheduler = new IncomingScheduler({ database, fetcher, log: log.child({ part: 'fetcher' }), config: config.fetch })
   const messages = new MessageService({ db })
-  return { config, database, log, box, settings, credentials, connect, outgoingServers, apiTokens, mails, mailWorker, relayUsers, adminSessions, incomingServers, fetcher, scheduler, messages, webhooks, dispatcher, parser, deliveriesWritten, heartbeat }
+  return { config, database, log, box, settings, credentials, connect, outgoingServers, apiTokens, mails, mailWorker, relayUsers, adminSessions, incomingServers, fetcher, scheduler, messages, webhooks, dispatcher, parser, deliveriesWritten, heartbeat, deviceCodes }
 }

@@ -25,4 +25,5 @@ export const SEALED_COLUMNS: readonly SealedColumn[] = [
   fixed('outgoing_servers', 'password'),
   fixed('webhooks', 'secret'),
   fixed('oauth_states', 'code_verifier', 'state_hash'),
+  fixed('sign_ins', 'device_code'),
 ]

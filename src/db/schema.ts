@@ -10,6 +10,7 @@ export interface DB {
   credentials: CredentialTable
   outgoing_servers: OutgoingServerRow
   oauth_states: OAuthStateRow
+  sign_ins: SignInRow
   mails: MailTable
   smtp_slots: { server_id: string; slot: number; holder: string; lease_until: string }
   worker_nodes: { id: string; started_at: string; heartbeat_at: string; pid: number | null; host: string | null }
@@ -81,6 +82,34 @@ export interface OAuthStateRow {
   expires_at: string
   used_at: string | null
   created_at: string
+  /** 'admin_consent' for an admin consent's state; a Connect's otherwise (null in rows older than the column). */
+  flow: string | null
+}
+
+/** A sign-in that Connect's redirect does not finish (a device code), and the last outcome of any sign-in of a mailbox. */
+export interface SignInRow {
+  id: string
+  provider: string
+  mailbox: string
+  /** Where it was started: the server whose page shows it. */
+  server_kind: string
+  server_id: string
+  flow: string
+  state: string
+  reason: string | null
+  /** The provider's answer that ended it (`AADSTS90094`, `authorization_declined`, `cancel`). */
+  error_code: string | null
+  /** Sealed: the device code polls the token endpoint; the user code is what the person types, not a secret. */
+  device_code: string | null
+  user_code: string | null
+  verification_uri: string | null
+  interval_s: number | null
+  expires_at: string | null
+  next_poll_at: string | null
+  lease_until: string | null
+  lease_holder: string | null
+  created_at: string
+  updated_at: string
 }
 
 export type MailState = 'outgoing' | 'sending' | 'sent' | 'exception' | 'cancel'

@@ -1,5 +1,6 @@
 import type { FastifyPluginAsync } from 'fastify'
 import { Type, type Static } from 'typebox'
+import { signInRoutes } from '../oauth/sign-in-routes.ts'
 import { Cursor, Limit } from '../paging.ts'
 import type { Fetcher } from './fetcher.ts'
 import type { MessageService } from './messages.ts'
@@ -31,11 +32,7 @@ export const incomingServerRoutes: FastifyPluginAsync<{ servers: IncomingServerS
     await servers.delete(req.params.id)
     return reply.code(204).send()
   })
-  app.post<{ Params: IdParams }>(
-    '/incoming-servers/:id/connect',
-    { schema: { tags, summary: 'Connect your Outlook / Gmail account (one consent per mailbox serves incoming and outgoing; 409 for app-only servers)', params: IdParams, response: { 200: Type.Object({ authorize_url: Type.String() }) } } },
-    async (req) => ({ authorize_url: await servers.connect(req.params.id) }),
-  )
+  signInRoutes(app, { path: '/incoming-servers', tags, servers, summary: 'Connect your Outlook / Gmail account (one consent per mailbox serves incoming and outgoing; with {"flow": "device_code"} a code to enter at Microsoft; 409 for app-only servers)' })
   app.post<{ Params: IdParams }>(
     '/incoming-servers/:id/test',
     { schema: { tags, summary: 'Test & Confirm: TLS, AUTHENTICATE XOAUTH2, SELECT; success confirms the server', params: IdParams, response: { 200: TestResult } } },

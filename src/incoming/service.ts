@@ -6,6 +6,7 @@ import { MailbridgeError, invalid, notFound } from '../errors.ts'
 import type { Logger } from '../log.ts'
 import { isEmailAddress } from '../mail-address.ts'
 import type { ConnectService } from '../oauth/connect.ts'
+import type { DeviceCodeStart } from '../oauth/device-code.ts'
 import { accountOf, type CredentialService } from '../oauth/credentials.ts'
 import { ProviderError } from '../oauth/protocol.ts'
 import { outlook, providerFor, type MailHost, type ProviderSpec } from '../oauth/providers.ts'
@@ -135,6 +136,18 @@ export class IncomingServerService {
   async connect(id: string, session?: string): Promise<string> {
     const row = await this.row(id)
     return this.deps.connect.start(this.provider(row), { serverKind: 'incoming', serverId: id, mailbox: row.username, session })
+  }
+
+  /** Sign in with a code on any device (design.md §10, Device code). */
+  async deviceCode(id: string): Promise<DeviceCodeStart> {
+    const row = await this.row(id)
+    return this.deps.connect.startDeviceCode(this.provider(row), { serverKind: 'incoming', serverId: id, mailbox: row.username })
+  }
+
+  /** The admin consent URL for the mailbox's tenant (design.md §10, Admin consent). */
+  async adminConsent(id: string, session?: string): Promise<string> {
+    const row = await this.row(id)
+    return this.deps.connect.startAdminConsent(this.provider(row), { serverKind: 'incoming', serverId: id, mailbox: row.username, session })
   }
 
   /**

@@ -12,6 +12,12 @@ export interface Explanation {
   reconnect: boolean
 }
 
+const ADMIN_MUST_CONSENT =
+  'Your tenant lets only administrators consent to apps. An administrator of the tenant must click "Grant admin consent" on the server\'s page (or Grant admin consent under the app\'s API permissions in Azure); then connect again.'
+
+/** Microsoft asked for an administrator's consent (the server's page offers "Grant admin consent"). */
+export const ADMIN_CONSENT_AADSTS: readonly number[] = [65001, 90094, 90095]
+
 /**
  * AADSTS codes a mail integration meets, mapped to what the admin must do. Branch on these numbers only to
  * explain; Microsoft says the description text may change.
@@ -25,10 +31,10 @@ const ACTIONS: Record<number, Explanation> = {
   700011: { action: 'Azure does not know this Client ID in this tenant. Check the Application (client) ID, and the tenant in microsoft_outlook.endpoint.', reconnect: false },
   50011: { action: 'The redirect URI does not match the app registration. Register exactly the redirect URI shown in Settings, under Authentication → Web.', reconnect: false },
   50194: { action: 'The app is single-tenant: set microsoft_outlook.endpoint to https://login.microsoftonline.com/<tenant id>/oauth2/v2.0/.', reconnect: false },
-  65001: { action: 'Consent is missing. Click Connect and accept the permissions.', reconnect: true },
+  65001: { action: 'Consent is missing. Click Connect and accept the permissions; where the tenant lets only administrators consent, an administrator must first click "Grant admin consent" on the server\'s page.', reconnect: true },
   65004: { action: 'The permissions were declined. Click Connect and choose Yes.', reconnect: true },
-  90094: { action: 'Your tenant requires an administrator to consent. Ask a Global Administrator to grant admin consent for the app, then connect again.', reconnect: true },
-  90095: { action: 'Your tenant requires an administrator to consent. Ask a Global Administrator to grant admin consent for the app, then connect again.', reconnect: true },
+  90094: { action: ADMIN_MUST_CONSENT, reconnect: true },
+  90095: { action: ADMIN_MUST_CONSENT, reconnect: true },
   54005: { action: 'This sign-in code was already used. Click Connect again.', reconnect: true },
   70008: { action: 'The sign-in has expired. Click Reconnect.', reconnect: true },
   700082: { action: 'The refresh token expired after 90 days without use. Click Reconnect.', reconnect: true },
@@ -40,6 +46,11 @@ const ACTIONS: Record<number, Explanation> = {
   50020: { action: 'This account is not in the app\'s tenant. Sign in with an account of that tenant, or make the app multitenant.', reconnect: true },
   50034: { action: 'This account does not exist in the tenant. Sign in with the mailbox\'s own account.', reconnect: true },
   501481: { action: 'The PKCE verifier did not match. Click Connect again.', reconnect: true },
+  // The device code flow (https://learn.microsoft.com/entra/identity-platform/v2-oauth2-device-code#expected-errors).
+  70016: { action: 'Nobody has entered the code yet: Mailbridge keeps asking until the code expires.', reconnect: false },
+  70018: { action: 'Microsoft does not know this device code. Click "Sign in with a code" again.', reconnect: true },
+  70019: { action: 'The code expired before anyone signed in with it (codes last 15 minutes). Click "Sign in with a code" again.', reconnect: true },
+  700025: { action: 'The app registration is a public client (a "Mobile and desktop applications" platform only), so Azure refuses the Client Secret. Add the Web platform with the redirect URI shown in Settings, or use a registration that has one.', reconnect: false },
   9001023: { action: 'This grant needs a tenant id instead of common in microsoft_outlook.endpoint.', reconnect: false },
 }
 

@@ -15,7 +15,8 @@ import type { Identity, TokenSet } from './protocol.ts'
 import type { ProviderSpec } from './providers.ts'
 import { anyFailing, recordUseFailure, recordUseSuccess } from './token-health.ts'
 import { TokenRefresher } from './token-refresh.ts'
-import { tokenView, type TokenView } from './token-view.ts'
+import { type SignInFlow, SignInStore } from './sign-ins.ts'
+import { tokenView, withSignIn, type TokenView } from './token-view.ts'
 
 export { accountOf, type Account, type ServerAccount } from './credential-store.ts'
 
@@ -29,6 +30,8 @@ export class CredentialService {
   readonly #clients: ProviderClients
   readonly #store: CredentialStore
   readonly #refresher: TokenRefresher
+  /** The mailboxes' sign-ins: a device code being polled, or how the last sign-in ended (sign-ins.ts). */
+  readonly signIns: SignInStore
 
   constructor(
     private readonly deps: {
@@ -46,6 +49,7 @@ export class CredentialService {
     const { db, box, log } = deps
     this.#clients = new ProviderClients({ settings: deps.settings, tokenTimeoutMs: deps.tokenTimeoutMs, trustedHosts: deps.trustedHosts })
     this.#store = new CredentialStore({ db, box, log })
+    this.signIns = new SignInStore(db)
     this.#refresher = new TokenRefresher({ db, box, log, store: this.#store, clients: this.#clients, refreshMarginSeconds: deps.refreshMarginSeconds })
   }
 
@@ -74,12 +78,16 @@ export class CredentialService {
   }
 
   async view(p: ProviderSpec, account: Account): Promise<TokenView> {
-    return tokenView(p, mailboxOf(account) ? await this.find(p, account) : undefined)
+    const mailbox = mailboxOf(account)
+    const row = mailbox ? await this.find(p, account) : undefined
+    const view = tokenView(p, row)
+    return p.grant === 'authorization_code' ? withSignIn(view, row, mailbox ? await this.signIns.find(p, mailbox) : undefined) : view
   }
 
-  /** Store a fresh consent: replaces the tokens and clears past errors. */
-  save(p: ProviderSpec, mailbox: string, tokens: TokenSet, identity: Identity): Promise<void> {
-    return this.#store.save(p, mailbox, tokens, identity)
+  /** Store a fresh consent: replaces the tokens and clears past errors; the mailbox's sign-in is complete. */
+  async save(p: ProviderSpec, mailbox: string, tokens: TokenSet, identity: Identity, flow: SignInFlow = 'authorization_code'): Promise<void> {
+    await this.#store.save(p, mailbox, tokens, identity)
+    await this.signIns.completed(p, mailbox, flow)
   }
 
   /**

@@ -83,8 +83,12 @@ const TIMEOUT_MS = 15_000
 
 /** POST a form to the token endpoint (RFC 6749 §3.2); client_secret_post, as Microsoft accepts (§2.3.1). */
 export async function tokenRequest(p: ProviderSpec, url: string, client: ClientAuth, params: Record<string, string>): Promise<Response> {
-  const body = new URLSearchParams({ ...params, client_id: client.clientId, client_secret: client.clientSecret.reveal() })
-  const timeoutMs = client.timeoutMs ?? TIMEOUT_MS
+  return postForm(p, url, new URLSearchParams({ ...params, client_id: client.clientId, client_secret: client.clientSecret.reveal() }), client.timeoutMs)
+}
+
+/** POST a form to one of the provider's endpoints, bounded in time; a silence or a refused connection is a transient ProviderError. */
+async function postForm(p: ProviderSpec, url: string, body: URLSearchParams, timeout: number | undefined): Promise<Response> {
+  const timeoutMs = timeout ?? TIMEOUT_MS
   try {
     return await fetch(url, {
       method: 'POST',
@@ -104,14 +108,14 @@ const describeCause = (e: unknown): string => {
   return c?.code ?? c?.message ?? (e as Error).message
 }
 
-/** Check a token response (RFC 6749 §5.1 success, §5.2 error). */
-export async function processTokenResponse(p: ProviderSpec, res: Response, previousRefresh?: Secret | null): Promise<TokenSet> {
+/** An endpoint's JSON answer, or its OAuth error (RFC 6749 §5.2) as a ProviderError explained by the provider. */
+async function readAnswer(p: ProviderSpec, res: Response, what = 'the token endpoint'): Promise<Record<string, unknown>> {
   const text = await res.text()
   let json: Record<string, unknown>
   try {
     json = JSON.parse(text) as Record<string, unknown>
   } catch {
-    throw new ProviderError(p, 'bad_response', `the token endpoint answered HTTP ${res.status} without JSON`, undefined, false, res.status >= 500)
+    throw new ProviderError(p, 'bad_response', `${what} answered HTTP ${res.status} without JSON`, undefined, false, res.status >= 500)
   }
   if (!res.ok || typeof json.error === 'string') {
     if (typeof json.error !== 'string') json.error = `http_${res.status}`
@@ -123,6 +127,12 @@ export async function processTokenResponse(p: ProviderSpec, res: Response, previ
       new ProviderError(p, body.error ?? `http_${res.status}`, `${firstLine} — ${explained.action}`, code, explained.reconnect, res.status >= 500 || res.status === 429),
     )
   }
+  return json
+}
+
+/** Check a token response (RFC 6749 §5.1 success, §5.2 error). */
+export async function processTokenResponse(p: ProviderSpec, res: Response, previousRefresh?: Secret | null): Promise<TokenSet> {
+  const json = await readAnswer(p, res)
   if (typeof json.access_token !== 'string' || (json.token_type as string)?.toLowerCase() !== 'bearer') {
     throw new ProviderError(p, 'bad_response', 'the token endpoint answered without a bearer access_token', undefined, false, false)
   }
@@ -182,6 +192,67 @@ export async function refreshGrant(
  */
 export async function clientCredentialsGrant(p: ProviderSpec, o: { tokenUrl: string; client: ClientAuth; scopes: readonly string[] }): Promise<TokenSet> {
   const res = await tokenRequest(p, o.tokenUrl, o.client, { grant_type: 'client_credentials', scope: o.scopes.join(' ') })
+  return processTokenResponse(p, res)
+}
+
+/**
+ * The admin consent request: an administrator of the tenant grants the scopes for every user of it, and Microsoft
+ * answers at the redirect URI with `admin_consent=True&tenant=…&state=…` (or `error=…`). `base` names the tenant.
+ * @see https://learn.microsoft.com/entra/identity-platform/v2-admin-consent#request-the-permissions-from-a-directory-admin
+ */
+export function adminConsentUrl(base: string, o: { clientId: string; redirectUri: string; state: Secret; scopes: readonly string[] }): string {
+  const url = new URL(base)
+  const params = { client_id: o.clientId, redirect_uri: o.redirectUri, state: o.state.reveal(), scope: o.scopes.join(' ') }
+  for (const [k, v] of Object.entries(params)) url.searchParams.set(k, v)
+  return url.toString()
+}
+
+/** A device authorization response, checked (RFC 8628 §3.2). */
+export interface DeviceAuthorization {
+  deviceCode: Secret
+  userCode: string
+  verificationUri: string
+  expiresAt: Date
+  /** Seconds between polls; 5 when the provider says none (RFC 8628 §3.2). */
+  interval: number
+}
+
+/**
+ * The device authorization request (RFC 8628 §3.1): the client id and the consent's scopes, no secret (Microsoft's
+ * endpoint takes none). The person then signs in on another device while Mailbridge polls.
+ * @see https://learn.microsoft.com/entra/identity-platform/v2-oauth2-device-code#device-authorization-request
+ */
+export function deviceAuthorizationRequest(p: ProviderSpec, url: string, o: { clientId: string; scopes: readonly string[]; timeoutMs?: number }): Promise<Response> {
+  return postForm(p, url, new URLSearchParams({ client_id: o.clientId, scope: o.scopes.join(' ') }), o.timeoutMs)
+}
+
+/** Check the device authorization response (RFC 8628 §3.2; Microsoft: expires_in 900 and interval 5 by default). */
+export async function processDeviceAuthorizationResponse(p: ProviderSpec, res: Response): Promise<DeviceAuthorization> {
+  const json = await readAnswer(p, res, 'the device code endpoint')
+  const { device_code, user_code, verification_uri } = json
+  if (typeof device_code !== 'string' || typeof user_code !== 'string' || typeof verification_uri !== 'string' || !/^https?:\/\//.test(verification_uri)) {
+    throw new ProviderError(p, 'bad_response', 'the device code endpoint answered without device_code, user_code and an http(s) verification_uri', undefined, false, false)
+  }
+  const expiresIn = Number(json.expires_in)
+  const interval = Number(json.interval)
+  return {
+    deviceCode: new Secret(device_code),
+    userCode: user_code,
+    verificationUri: verification_uri,
+    expiresAt: new Date(Date.now() + (Number.isFinite(expiresIn) && expiresIn > 0 ? expiresIn : 900) * 1000),
+    interval: Number.isFinite(interval) && interval > 0 ? interval : 5,
+  }
+}
+
+/**
+ * The device access token request (RFC 8628 §3.4), as the confidential client Mailbridge is: its secret goes along,
+ * like every other grant's, so the refresh token that comes back refreshes with the secret too. Until the person
+ * finishes, the answer is an error: `authorization_pending`, `slow_down` (RFC 8628 §3.5), `authorization_declined`,
+ * `expired_token`, `bad_verification_code` (ProviderError.error).
+ * @see https://learn.microsoft.com/entra/identity-platform/v2-oauth2-device-code#authenticating-the-user
+ */
+export async function deviceCodeGrant(p: ProviderSpec, o: { tokenUrl: string; client: ClientAuth; deviceCode: Secret }): Promise<TokenSet> {
+  const res = await tokenRequest(p, o.tokenUrl, o.client, { grant_type: 'urn:ietf:params:oauth:grant-type:device_code', device_code: o.deviceCode.reveal() })
   return processTokenResponse(p, res)
 }
 

@@ -14,6 +14,8 @@ export interface MailHost {
 export interface Endpoints {
   authorize: string
   token: string
+  /** The device authorization endpoint (RFC 8628 §3.1), where the provider offers it for mail scopes. */
+  deviceCode?: string
 }
 
 /** A system parameter a provider's endpoints are read from; a stored value replaces the default. */
@@ -78,6 +80,11 @@ export interface ProviderSpec {
   /** The tenant id is a server field for app-only access (the token URL names it). */
   needsTenant: boolean
   explain(body: ProviderErrorBody): Explanation
+  /**
+   * The admin consent endpoint for the tenant of this mailbox (an administrator grants the consent's scopes for every
+   * user of the tenant); null where the provider has none.
+   */
+  adminConsentBase: ((endpoints: Endpoints, mailbox: string) => string) | null
   /** What to check when the mail server refuses a token this provider issued. */
   refusedHint(protocol: 'smtp' | 'imap', mailbox: string): string
 }
@@ -87,7 +94,21 @@ export const OUTLOOK_MAX_PER_MINUTE = 30
 
 const microsoftEndpoints = (values: Readonly<Record<string, string>>): Endpoints => {
   const endpoint = values['microsoft_outlook.endpoint']!
-  return { authorize: new URL('authorize', endpoint).toString(), token: new URL('token', endpoint).toString() }
+  return { authorize: new URL('authorize', endpoint).toString(), token: new URL('token', endpoint).toString(), deviceCode: new URL('devicecode', endpoint).toString() }
+}
+
+/**
+ * `{login host}/{tenant}/v2.0/adminconsent`. "Do not use 'common', as personal accounts cannot provide admin consent
+ * except in the context of a tenant": on common (or consumers) the mailbox's domain names the tenant, since a tenant
+ * is named by any verified domain and a Microsoft 365 mailbox's domain is one; a tenant id or organizations stays.
+ * @see https://learn.microsoft.com/entra/identity-platform/v2-admin-consent#request-the-permissions-from-a-directory-admin
+ */
+const microsoftAdminConsent = (endpoints: Endpoints, mailbox: string): string => {
+  const url = new URL(endpoints.token)
+  const segment = decodeURIComponent(url.pathname.split('/')[1] ?? '')
+  const domain = mailbox.slice(mailbox.lastIndexOf('@') + 1)
+  const tenant = ['common', 'consumers', ''].includes(segment.toLowerCase()) && domain ? domain : segment
+  return new URL(`/${encodeURIComponent(tenant)}/v2.0/adminconsent`, url.origin).toString()
 }
 
 /**
@@ -121,6 +142,7 @@ export const outlook: ProviderSpec = {
   maxPerMinute: OUTLOOK_MAX_PER_MINUTE,
   needsTenant: false,
   explain: explainAadsts,
+  adminConsentBase: microsoftAdminConsent,
   refusedHint: (protocol, mailbox) =>
     protocol === 'smtp'
       ? `Check that the account that consented is ${mailbox}, that it has a mailbox, and that SMTP AUTH is enabled for it; then Reconnect.`
@@ -152,6 +174,8 @@ export const outlookApp: ProviderSpec = {
   refreshScopes: () => null,
   authorizeParams: {},
   needsTenant: true,
+  // The application permissions are granted in Azure (API permissions → Grant admin consent), not through Connect.
+  adminConsentBase: null,
   refusedHint: (protocol, mailbox) =>
     `Check that the app has the ${protocol === 'smtp' ? 'SMTP.SendAsApp' : 'IMAP.AccessAsApp'} application permission with admin consent, ` +
     `that an Exchange admin ran New-ServicePrincipal for it and Add-MailboxPermission -Identity ${mailbox} -User <service principal> -AccessRights FullAccess` +
@@ -195,6 +219,9 @@ export const gmail: ProviderSpec = {
   maxPerMinute: null,
   needsTenant: false,
   explain: explainGoogle,
+  // Google has no tenant-wide consent here, and its device flow does not allow the Gmail scope
+  // (https://developers.google.com/identity/protocols/oauth2/limited-input-device#allowedscopes).
+  adminConsentBase: null,
   refusedHint: (protocol, mailbox) =>
     `Check that the account that consented is ${mailbox}${protocol === 'imap' ? ' and that IMAP is on in its Gmail settings (Forwarding and POP/IMAP)' : ''}; then Reconnect.`,
 }

@@ -1,6 +1,7 @@
 import { Type } from 'typebox'
-import type { CredentialRow } from '../db/schema.ts'
+import type { CredentialRow, SignInRow } from '../db/schema.ts'
 import type { ProviderSpec } from './providers.ts'
+import { asksAdminConsent } from './sign-ins.ts'
 
 export type TokenStatus = 'valid' | 'missing' | 'expired' | 'invalid'
 
@@ -11,7 +12,38 @@ export interface TokenView {
   label: string
   expires_at: string | null
   last_error: string | null
+  /** The mailbox's sign-in under way (a device code) or the last one's outcome; absent for servers without OAuth. */
+  sign_in?: SignInView | null
+  /** Microsoft asked for an administrator's consent: the server's page offers "Grant admin consent". */
+  admin_consent_required?: boolean
 }
+
+/** A sign-in as a server shows it: the code and where to enter it while pending, else how it ended and why. */
+export interface SignInView {
+  flow: string
+  state: string
+  user_code: string | null
+  verification_uri: string | null
+  expires_at: string | null
+  reason: string | null
+  error_code: string | null
+}
+
+const SignInSchema = Type.Union([
+  Type.Object(
+    {
+      flow: Type.String({ description: '"device_code", "authorization_code" or "admin_consent"' }),
+      state: Type.String({ description: '"pending" (a device code waiting for the person), "completed", "expired", "declined", "failed", "admin_consented"' }),
+      user_code: Type.Union([Type.String(), Type.Null()], { description: 'While a device code is pending: the code to enter at verification_uri' }),
+      verification_uri: Type.Union([Type.String(), Type.Null()]),
+      expires_at: Type.Union([Type.String(), Type.Null()]),
+      reason: Type.Union([Type.String(), Type.Null()], { description: 'Why it stopped, and what to do' }),
+      error_code: Type.Union([Type.String(), Type.Null()], { description: 'The provider\'s answer that ended it: AADSTS90094, authorization_declined, expired_token, cancel' }),
+    },
+    { additionalProperties: false },
+  ),
+  Type.Null(),
+])
 
 /** The token view's schema, as every server's `token` field shows it; `none` is a server that uses no OAuth. */
 export const TokenSchema = Type.Object(
@@ -21,9 +53,21 @@ export const TokenSchema = Type.Object(
     label: Type.String(),
     expires_at: Type.Union([Type.String(), Type.Null()]),
     last_error: Type.Union([Type.String(), Type.Null()]),
+    sign_in: Type.Optional(SignInSchema),
+    admin_consent_required: Type.Optional(Type.Boolean()),
   },
   { additionalProperties: false },
 )
+
+/** The token view with the mailbox's sign-in: a device code shown while pending, and whether an admin must consent. */
+export function withSignIn(view: TokenView, credential: CredentialRow | undefined, row: SignInRow | undefined): TokenView {
+  const sign_in: SignInView | null = row
+    ? { flow: row.flow, state: row.state, user_code: row.state === 'pending' ? row.user_code : null, verification_uri: row.state === 'pending' ? row.verification_uri : null, expires_at: row.expires_at, reason: row.reason, error_code: row.error_code }
+    : null
+  // A working token needs nothing from an admin; else the last sign-in's answer, or the credential's last refusal.
+  const admin_consent_required = !view.valid && row?.state !== 'admin_consented' && (asksAdminConsent(row?.error_code) || asksAdminConsent(credential?.last_error_code))
+  return { ...view, sign_in, admin_consent_required }
+}
 
 /** What a server's badge says of its credential: only a refresh token whose last refresh or use did not fail is Valid. */
 export function tokenView(p: ProviderSpec, row: CredentialRow | undefined): TokenView {

@@ -1,5 +1,6 @@
 import type { FastifyPluginAsync } from 'fastify'
 import { Type, type Static } from 'typebox'
+import { signInRoutes } from '../oauth/sign-in-routes.ts'
 import { OutgoingServer, OutgoingServerInput } from './model.ts'
 import type { OutgoingServerService } from './service.ts'
 
@@ -28,11 +29,7 @@ export const outgoingServerRoutes: FastifyPluginAsync<{ servers: OutgoingServerS
     await servers.delete(req.params.id)
     return reply.code(204).send()
   })
-  app.post<{ Params: IdParams }>(
-    '/outgoing-servers/:id/connect',
-    { schema: { tags, summary: 'Connect your Outlook / Gmail account: returns the consent URL to open in a browser (409 for app-only servers)', params: IdParams, response: { 200: Type.Object({ authorize_url: Type.String() }) } } },
-    async (req) => ({ authorize_url: await servers.connect(req.params.id) }),
-  )
+  signInRoutes(app, { path: '/outgoing-servers', tags, servers, summary: 'Connect your Outlook / Gmail account: returns the consent URL to open in a browser, or with {"flow": "device_code"} a code to enter at Microsoft (409 for app-only servers)' })
   app.post<{ Params: IdParams }>(
     '/outgoing-servers/:id/test',
     { schema: { tags, summary: 'Test Connection: STARTTLS, AUTH, MAIL FROM, RCPT TO, RSET', params: IdParams, response: { 200: TestResult } } },

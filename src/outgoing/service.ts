@@ -8,6 +8,7 @@ import { MailbridgeError, invalid, notFound } from '../errors.ts'
 import type { Logger } from '../log.ts'
 import { isEmailAddress } from '../mail-address.ts'
 import type { ConnectService } from '../oauth/connect.ts'
+import type { DeviceCodeStart } from '../oauth/device-code.ts'
 import { accountOf, type CredentialService } from '../oauth/credentials.ts'
 import { xoauth2 } from '../oauth/protocol.ts'
 import { outlook, providerFor, type MailHost, type ProviderSpec } from '../oauth/providers.ts'
@@ -147,11 +148,29 @@ export class OutgoingServerService {
     this.changed.emit('change')
   }
 
-  async connect(id: string, session?: string): Promise<string> {
+  /** The server's OAuth provider and its account, for the ways it signs in. */
+  async #signIn(id: string, session?: string) {
     const row = await this.#row(id)
     const p = providerFor(row.authentication)
     if (!p) throw new MailbridgeError('conflict', { message: `Server ${row.name} does not use OAuth (authentication is "${row.authentication}").` })
-    return this.deps.connect.start(p, { serverKind: 'outgoing', serverId: id, mailbox: row.username, session })
+    return { p, o: { serverKind: 'outgoing' as const, serverId: id, mailbox: row.username, session } }
+  }
+
+  async connect(id: string, session?: string): Promise<string> {
+    const { p, o } = await this.#signIn(id, session)
+    return this.deps.connect.start(p, o)
+  }
+
+  /** Sign in with a code on any device (design.md §10, Device code). */
+  async deviceCode(id: string): Promise<DeviceCodeStart> {
+    const { p, o } = await this.#signIn(id)
+    return this.deps.connect.startDeviceCode(p, o)
+  }
+
+  /** The admin consent URL for the mailbox's tenant (design.md §10, Admin consent). */
+  async adminConsent(id: string, session?: string): Promise<string> {
+    const { p, o } = await this.#signIn(id, session)
+    return this.deps.connect.startAdminConsent(p, o)
   }
 
   /**

@@ -325,7 +325,8 @@ function ruleCases(f: Fixtures): Case[] {
     c('POST', '/api/v1/relay-users', { password: 'long-enough-password' }, /username/),
     c('POST', `/api/v1/mail/${f.cancelledMailId}/retry`, undefined, /cannot be retried/, 409, 'a cancelled mail'),
     c('POST', `/api/v1/mail/${f.cancelledMailId}/cancel`, undefined, /cannot be cancelled/, 409, 'a cancelled mail'),
-    c('POST', `/api/v1/outgoing-servers/${f.outgoingId}/connect`, { login_hint: 'eve@evil.example' }, /takes no body; remove "login_hint"/, 400, 'a body on an action that takes none'),
+    c('POST', `/api/v1/outgoing-servers/${f.outgoingId}/connect`, { login_hint: 'eve@evil.example' }, /login_hint is not a known field of the body; remove it/, 400, 'a field connect does not take (only "flow")'),
+    c('POST', `/api/v1/outgoing-servers/${f.outgoingId}/admin-consent`, { login_hint: 'eve@evil.example' }, /takes no body; remove "login_hint"/, 400, 'a body on an action that takes none'),
     c('POST', `/api/v1/mail/${f.mailId}/retry`, { force: true }, /takes no body; remove "force"/, 400, 'a body on an action that takes none'),
     c('DELETE', `/api/v1/webhooks/${f.webhookId}`, '[1]', /takes no body/, 400, 'a body on a DELETE'),
   ]

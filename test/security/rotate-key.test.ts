@@ -137,7 +137,7 @@ test('rotate-key: secrets under key A are re-sealed under B while a node keeps s
   const pending: string[] = []
   for (let i = 0; i < 40; i++) pending.push((await w.mb.api('POST', `/api/v1/outgoing-servers/${second.id}/connect`)).json().authorize_url)
   const underA = await countUnderOldKeys(db, keyId(keyB))
-  assert.deepEqual(underA, { 'settings.microsoft_outlook_client_secret|google_gmail_client_secret': 1, 'credentials.refresh_token': 1, 'credentials.access_token': 1, 'outgoing_servers.password': 1, 'webhooks.secret': 1, 'oauth_states.code_verifier': 41 }, 'the used state of the first consent is still stored')
+  assert.deepEqual(underA, { 'settings.microsoft_outlook_client_secret|google_gmail_client_secret': 1, 'credentials.refresh_token': 1, 'credentials.access_token': 1, 'outgoing_servers.password': 1, 'webhooks.secret': 1, 'oauth_states.code_verifier': 41, 'sign_ins.device_code': 0 }, 'the used state of the first consent is still stored')
 
   // Every node already runs with the keyring "B, A" (step 2 of the README); rotate while one keeps working.
   const ring = `${keyB.toString('base64')},${keyA.toString('base64')}`

@@ -11,6 +11,7 @@ import * as m0010 from './0010-message-seq.ts'
 import * as m0011 from './0011-large-values.ts'
 import * as m0012 from './0012-fetch-ok.ts'
 import * as m0015 from './0015-node-liveness.ts'
+import * as m0019 from './0019-sign-ins.ts'
 
 /** Every migration, by name; they run in name order (kysely's Migrator sorts them). */
 export const migrations: Record<string, Migration> = {
@@ -26,4 +27,5 @@ export const migrations: Record<string, Migration> = {
   '0011-large-values': m0011,
   '0012-fetch-ok': m0012,
   '0015-node-liveness': m0015,
+  '0019-sign-ins': m0019,
 }
