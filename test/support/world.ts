@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { startIdentityEmulator, type Emulator } from './identity-emulator.ts'
+import { startIdentityEmulator, type Emulator, type EmulatorOptions } from './identity-emulator.ts'
 import { API_TOKEN, PEER_HOSTS, startMailbridge, type Harness } from './harness.ts'
 import { startSmtpPeer, type SmtpPeer, type PeerBehaviour } from './smtp-peer.ts'
 
@@ -40,8 +40,8 @@ export async function runQueue(w: Pick<World, 'mb'>, rounds = 50): Promise<void>
  * Mailbridge, the Microsoft emulator with an app and users registered, and the SMTP peer validating tokens
  * against the emulator: the usual cast of an end-to-end test.
  */
-export async function startWorld(o: { env?: Record<string, string>; smtp?: Partial<PeerBehaviour>; users?: string[]; shared?: boolean } = {}): Promise<World> {
-  const ms = await startIdentityEmulator()
+export async function startWorld(o: { env?: Record<string, string>; smtp?: Partial<PeerBehaviour>; users?: string[]; shared?: boolean; emulator?: EmulatorOptions } = {}): Promise<World> {
+  const ms = await startIdentityEmulator(o.emulator)
   // A shared world keeps its folder and database when Mailbridge closes, so real processes can take over.
   const dir = o.shared ? mkdtempSync(join(tmpdir(), 'mailbridge-shared-')) : undefined
   const key = randomBytes(32)
