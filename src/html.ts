@@ -104,6 +104,16 @@ for (const c of document.querySelectorAll('input[type=checkbox][aria-controls]')
   const sync = () => { target.hidden = !c.checked }
   c.addEventListener('change', sync)
 }
+const live = (card) => setTimeout(async () => {
+  try {
+    const r = await fetch(card.dataset.live, { headers: { accept: 'text/html' } })
+    const next = r.ok ? new DOMParser().parseFromString(await r.text(), 'text/html').body.firstElementChild : card
+    if (!next) return card.remove()
+    if (next !== card && next.dataset.state !== card.dataset.state) card.replaceWith(next)
+    if (next.dataset.live) live(next.isConnected ? next : card)
+  } catch { live(card) }
+}, 3000)
+for (const card of document.querySelectorAll('[data-live]')) live(card)
 `
 
 export function page(title: string, body: Html, o: { nav?: Html } = {}): string {

@@ -66,7 +66,7 @@ export class DeviceCodes {
     }
     if (!o.mailbox) throw new MailbridgeError('username_missing')
     const client = await this.deps.credentials.client(p)
-    const url = client.endpoints.deviceCode
+    const url = p.offersDeviceCode ? client.endpoints.deviceCode : undefined
     if (!url) throw new MailbridgeError('conflict', { message: `${p.company} offers no sign-in with a code for mail. Click "Connect your ${p.label} account" instead.` })
     const code = await processDeviceAuthorizationResponse(p, await deviceAuthorizationRequest(p, url, { clientId: client.clientId, scopes: client.scopes, timeoutMs: client.timeoutMs }))
     const expiresAt = code.expiresAt.toISOString()

@@ -85,6 +85,8 @@ export interface ProviderSpec {
    * user of the tenant); null where the provider has none.
    */
   adminConsentBase: ((endpoints: Endpoints, mailbox: string) => string) | null
+  /** A person may sign in with a code on another device (RFC 8628) instead of Connect's redirect. */
+  offersDeviceCode: boolean
   /** What to check when the mail server refuses a token this provider issued. */
   refusedHint(protocol: 'smtp' | 'imap', mailbox: string): string
 }
@@ -143,6 +145,7 @@ export const outlook: ProviderSpec = {
   needsTenant: false,
   explain: explainAadsts,
   adminConsentBase: microsoftAdminConsent,
+  offersDeviceCode: true,
   refusedHint: (protocol, mailbox) =>
     protocol === 'smtp'
       ? `Check that the account that consented is ${mailbox}, that it has a mailbox, and that SMTP AUTH is enabled for it; then Reconnect.`
@@ -176,6 +179,7 @@ export const outlookApp: ProviderSpec = {
   needsTenant: true,
   // The application permissions are granted in Azure (API permissions → Grant admin consent), not through Connect.
   adminConsentBase: null,
+  offersDeviceCode: false,
   refusedHint: (protocol, mailbox) =>
     `Check that the app has the ${protocol === 'smtp' ? 'SMTP.SendAsApp' : 'IMAP.AccessAsApp'} application permission with admin consent, ` +
     `that an Exchange admin ran New-ServicePrincipal for it and Add-MailboxPermission -Identity ${mailbox} -User <service principal> -AccessRights FullAccess` +
@@ -222,6 +226,7 @@ export const gmail: ProviderSpec = {
   // Google has no tenant-wide consent here, and its device flow does not allow the Gmail scope
   // (https://developers.google.com/identity/protocols/oauth2/limited-input-device#allowedscopes).
   adminConsentBase: null,
+  offersDeviceCode: false,
   refusedHint: (protocol, mailbox) =>
     `Check that the account that consented is ${mailbox}${protocol === 'imap' ? ' and that IMAP is on in its Gmail settings (Forwarding and POP/IMAP)' : ''}; then Reconnect.`,
 }

@@ -1,6 +1,8 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { html, type Html } from '../../html.ts'
+import type { DeviceCodeStart } from '../../oauth/device-code.ts'
 import { banner, formError, formValue, seeOther, type FormError } from './kit.ts'
+import { adminConsentCard, deviceCodeCard, deviceCodeOffer, type SignInSubject } from './sign-in-cards.ts'
 
 type Values = Record<string, string | undefined>
 
@@ -17,7 +19,7 @@ export interface ServerForm<S> {
  * The pages the incoming and the outgoing servers share: create, show, save (then "Connect your … account"),
  * test, delete. Each kind brings its form, how its fields become API input, and its wording; the flow is one.
  */
-export function serverPages<S extends { id: string; username: string; token: { valid: boolean; label: string } }, I>(
+export function serverPages<S extends SignInSubject & { token: { label: string } }, I>(
   app: FastifyInstance,
   o: {
     base: string
@@ -28,6 +30,8 @@ export function serverPages<S extends { id: string; username: string; token: { v
       update(id: string, input: I): Promise<S>
       delete(id: string): Promise<void>
       connect(id: string, adminSessionId: string): Promise<string>
+      deviceCode(id: string): Promise<DeviceCodeStart>
+      adminConsent(id: string, adminSessionId: string): Promise<string>
       test(id: string): Promise<{ ok: boolean; message: string }>
     }
     form(req: FastifyRequest, reply: FastifyReply, f: ServerForm<S>): Promise<FastifyReply>
@@ -38,7 +42,13 @@ export function serverPages<S extends { id: string; username: string; token: { v
     connected(s: S): string
   },
 ): void {
-  const { base, servers, form, toValues } = o
+  const { base, servers, toValues } = o
+  /** The server's form, with the sign-in cards above it: the code being waited for, Grant admin consent, Sign in with a code. */
+  const form = (req: FastifyRequest, reply: FastifyReply, f: ServerForm<S>) => {
+    const s = f.server
+    const cards = s ? html`${deviceCodeCard(base, s)}${adminConsentCard(base, req.admin!, s)}${deviceCodeOffer(base, req.admin!, s)}` : ''
+    return o.form(req, reply, { ...f, notice: html`${f.notice ?? ''}${cards}` })
+  }
   const isError = (x: I | FormError): x is FormError => typeof x === 'object' && x !== null && 'message' in x
 
   /** Save, then either show the server or, for "Connect your … account", go to the provider. */
@@ -91,6 +101,36 @@ export function serverPages<S extends { id: string; username: string; token: { v
     // The test may have changed the token's health (a refused token turns the tag red): read it again.
     const fresh = await servers.get(s.id)
     return form(req, reply, { server: fresh, values: toValues(fresh), notice: banner(result.ok ? 'ok' : 'bad', result.message) })
+  })
+
+  /** Sign in with a code: Microsoft issues it, the page shows it and waits (the background polls). */
+  app.post<{ Params: { id: string } }>(`${base}/:id/device-code`, async (req, reply) => {
+    const s = await servers.get(req.params.id)
+    try {
+      await servers.deviceCode(s.id)
+    } catch (e) {
+      return form(req, reply, { server: s, values: toValues(s), notice: banner('bad', formError(e).message), status: 409 })
+    }
+    req.log.info({ server_id: s.id, mailbox: s.username }, 'device code issued from the admin UI')
+    return seeOther(reply, `${base}/${s.id}`)
+  })
+
+  /** The device code card alone, for the page's live wait. */
+  app.get<{ Params: { id: string } }>(`${base}/:id/sign-in`, async (req, reply) => {
+    const card = deviceCodeCard(base, await servers.get(req.params.id))
+    return reply.type('text/html; charset=utf-8').header('cache-control', 'no-store').send(card ? card.__html : '')
+  })
+
+  /** Grant admin consent: to Microsoft's admin consent page, bound to this admin session like Connect. */
+  app.post<{ Params: { id: string } }>(`${base}/:id/admin-consent`, async (req, reply) => {
+    const s = await servers.get(req.params.id)
+    try {
+      const url = await servers.adminConsent(s.id, req.admin!.id)
+      req.log.info({ server_id: s.id, mailbox: s.username }, 'sending an administrator to the provider for admin consent')
+      return seeOther(reply, url)
+    } catch (e) {
+      return form(req, reply, { server: s, values: toValues(s), notice: banner('bad', formError(e).message), status: 409 })
+    }
   })
 
   app.post<{ Params: { id: string } }>(`${base}/:id/delete`, async (req, reply) => {
