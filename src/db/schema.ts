@@ -24,6 +24,7 @@ export interface DB {
   message_raws: { message_id: string; raw: Buffer }
   message_attachments: MessageAttachmentRow
   mail_bounces: MailBounceRow
+  mail_attempts: MailAttemptRow
   webhooks: WebhookRow
   webhook_deliveries: WebhookDeliveryTable
   audit_log: AuditLogRow
@@ -246,6 +247,23 @@ export interface MessageTable {
   auto_reply: Generated<number>
 }
 export type MessageRow = Selectable<MessageTable>
+
+/**
+ * One attempt to submit a mail: `sent`, `retry` (a transient failure, tried again later) or `failed` (permanent,
+ * or the last try). An attempt that never reached the server (a pause, a token refused first) is not one.
+ */
+export type AttemptOutcome = 'sent' | 'retry' | 'failed'
+export interface MailAttemptRow {
+  id: string
+  mail_id: string
+  server_id: string
+  at: string
+  outcome: AttemptOutcome
+  /** The server's reply, as it gave it. */
+  reply: string | null
+  /** Why it failed, in Mailbridge's words (the mail's failure_reason then). */
+  reason: string | null
+}
 
 /** One recipient's line of a delivery report (src/bounces/record.ts). */
 export interface MailBounceRow {

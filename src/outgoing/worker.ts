@@ -17,6 +17,7 @@ import { PollLoop } from '../poll-loop.ts'
 import type { SettingsService } from '../settings/service.ts'
 import { mailOutcome, tokenInvalid, type MailOutcome } from '../webhooks/events.ts'
 import type { WebhookService } from '../webhooks/service.ts'
+import { recordAttempt } from './mail-attempts.ts'
 import { isRaw, type StoredContent } from './mail-input.ts'
 import type { MailService } from './mail-service.ts'
 import { rewriteRawHeaders } from './raw-message.ts'
@@ -350,6 +351,7 @@ export class MailWorker {
           .where('id', '=', mail.id)
           .where('lease_owner', '=', this.id)
           .executeTakeFirst()
+        if (countAttempt && r.numUpdatedRows > 0n) await recordAttempt(tx, mail, set, now())
         if (set.state !== 'sent' && set.state !== 'exception') continue
         const { event, data } = mailOutcome(mail, set.state === 'sent' ? { state: 'sent' } : { state: 'exception', failure_type: set.failure_type ?? null, failure_reason: set.failure_reason ?? null })
         if (webhooks && r.numUpdatedRows > 0n) await webhooks.enqueue(tx, event, data)

@@ -14,6 +14,7 @@ import * as m0015 from './0015-node-liveness.ts'
 import * as m0016 from './0016-api-token-scopes.ts'
 import * as m0017 from './0017-audit-log.ts'
 import * as m0018 from './0018-bounces.ts'
+import * as m0020 from './0020-mail-attempts.ts'
 
 /** Every migration, by name; they run in name order (kysely's Migrator sorts them). */
 export const migrations: Record<string, Migration> = {
@@ -32,4 +33,5 @@ export const migrations: Record<string, Migration> = {
   '0016-api-token-scopes': m0016,
   '0017-audit-log': m0017,
   '0018-bounces': m0018,
+  '0020-mail-attempts': m0020,
 }
