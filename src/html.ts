@@ -58,7 +58,7 @@ export function visibleControls(name: string): Html {
 }
 
 export const STYLE = `
-:root{--fg:#1f2328;--muted:#59636e;--bg:#fff;--line:#d1d9e0;--brand:#714b67;--ok:#1a7f37;--bad:#cf222e;--warn:#9a6700}
+:root{--fg:#1f2328;--muted:#59636e;--bg:#fff;--line:#d1d9e0;--brand:#714b67;--ok:#1a7f37;--bad:#cf222e;--warn:#9a6700;--info:#0969da}
 *{box-sizing:border-box}body{margin:0;font:15px/1.5 system-ui,-apple-system,"Segoe UI",sans-serif;color:var(--fg);background:#f6f8fa}
 header{background:var(--brand);color:#fff;padding:.6rem 1.2rem;display:flex;gap:1.2rem;align-items:center;flex-wrap:wrap}
 header a{color:#fff;text-decoration:none}header a:focus,header a:hover{text-decoration:underline}header .brand{font-weight:700;margin-right:1rem}
@@ -88,6 +88,10 @@ section.card.narrow{max-width:26rem;margin:3rem auto}
 .check .hint{font-weight:400;margin-left:.4rem}span.label{display:block;font-weight:600;margin:.7rem 0 .2rem}
 bdi{unicode-bidi:isolate}.ctl{font-family:ui-monospace,monospace;background:#fff8c5;color:var(--bad);border-radius:3px;padding:0 .15em}
 td .reason{max-width:28rem;white-space:pre-wrap;overflow-wrap:anywhere}td.nowrap{white-space:nowrap}.pager{margin-top:1rem}
+figure.chart{margin:0}figure.chart figcaption{margin-bottom:.4rem}svg.chart{width:100%;height:auto;display:block}svg.chart text{font-size:11px;fill:var(--muted)}
+svg.chart .axis{stroke:var(--muted)}svg.chart .grid{stroke:var(--line);stroke-dasharray:3 3}rect.sent,.key.sent .swatch{fill:var(--ok);background:var(--ok)}rect.failed,.key.failed .swatch{fill:var(--bad);background:var(--bad)}rect.received,.key.received .swatch{fill:var(--info);background:var(--info)}
+.legend{display:flex;gap:1rem;flex-wrap:wrap;margin:.4rem 0}.key .swatch{display:inline-block;width:.8rem;height:.8rem;border-radius:2px;margin-right:.35rem;vertical-align:-.1rem}
+.bad-text{color:var(--bad);font-weight:600}.table-wrap{overflow-x:auto}.servers{font-size:.9rem}.token+.token{margin-top:.5rem}progress{width:12rem;max-width:100%;vertical-align:middle}
 `
 
 /** Progressive enhancement only: copy buttons and live show/hide; every form works without it. */

@@ -93,7 +93,8 @@ async function startUiWorldOn(port: number, baseHost: string): Promise<UiWorld> 
       await p.getByLabel('Username').fill('admin')
       await p.getByLabel('Password').fill(ADMIN_PASSWORD)
       await p.getByRole('button', { name: 'Sign in' }).click()
-      await p.waitForURL(`${url}/admin/settings`)
+      // Signing in lands on the home page (the mailboxes at a glance).
+      await p.waitForURL(`${url}/admin`)
     },
     async close() {
       await browser.close()

@@ -19,6 +19,7 @@ test('ui: "Gmail Credentials" → new server with Gmail → "Connect your Gmail 
   await w.mb.services.settings.setParameter('google_gmail.token_endpoint', google.tokenEndpoint)
   const { page, url } = w
   await w.signIn()
+  await page.goto(`${url}/admin/settings`)
 
   await page.getByLabel('External Email Servers').check()
   const credentials = page.getByRole('group', { name: 'Gmail Credentials' })

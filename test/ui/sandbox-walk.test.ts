@@ -34,7 +34,8 @@ test('sandbox walk: the printed steps, in a browser that does not trust the test
   await page.getByLabel('Username').fill('admin')
   await page.getByLabel('Password').fill(password)
   await page.getByRole('button', { name: 'Sign in' }).click()
-  // 1-2. Settings.
+  // 1-2. Settings: the empty install's home page names General Settings as the next step.
+  await page.getByRole('main').getByRole('link', { name: 'General Settings' }).click()
   await page.getByLabel('External Email Servers').check()
   const outlookCredentials = page.getByRole('group', { name: 'Outlook Credentials' })
   await outlookCredentials.getByLabel('Client ID').fill(clientId)

@@ -5,7 +5,9 @@ import { apiTokenMenu, apiTokenPages } from './api-tokens.ts'
 import { auditLogMenu, auditLogPages } from './audit-log.ts'
 import { authRoutes } from './auth.ts'
 import { banner, formValue, sendPage, seeOther, type Ui } from './kit.ts'
+import { homeMenu, homePages } from './home.ts'
 import { incomingServerMenu, incomingServerPages } from './incoming-servers.ts'
+import { mailboxPages } from './mailbox-page.ts'
 import { mailQueueMenu, mailQueuePages } from './mail-queue.ts'
 import { messagePages, messagesMenu } from './messages.ts'
 import { outgoingServerMenu, outgoingServerPages } from './outgoing-servers.ts'
@@ -27,7 +29,7 @@ export interface AdminUiOptions {
  */
 export const adminUi: FastifyPluginAsync<AdminUiOptions> = async (app, { services, smtpDefaults, imapDefaults }) => {
   const sessions = services.adminSessions
-  const ui: Ui = { services, smtpDefaults, imapDefaults, menu: [...settingsMenu, ...outgoingServerMenu, ...incomingServerMenu, ...parameterMenu, ...relayUserMenu, ...apiTokenMenu, ...auditLogMenu, ...mailQueueMenu, ...messagesMenu] }
+  const ui: Ui = { services, smtpDefaults, imapDefaults, menu: [...settingsMenu, ...outgoingServerMenu, ...incomingServerMenu, ...parameterMenu, ...relayUserMenu, ...apiTokenMenu, ...auditLogMenu, ...homeMenu, ...mailQueueMenu, ...messagesMenu] }
   await app.register(authRoutes, { sessions, baseUrl: services.config.baseUrl })
 
   await app.register(async (admin) => {
@@ -57,7 +59,6 @@ export const adminUi: FastifyPluginAsync<AdminUiOptions> = async (app, { service
       return sendPage(ui, req, reply, 'Error', body, status)
     })
 
-    admin.get('/admin', async (_req, reply) => seeOther(reply, '/admin/settings'))
     // Unknown admin paths get an HTML page with the menu, not the API's JSON 404.
     admin.get('/admin/*', async (req) => {
       throw new MailbridgeError('not_found', { what: 'The page', id: req.url.split('?')[0] })
@@ -67,6 +68,8 @@ export const adminUi: FastifyPluginAsync<AdminUiOptions> = async (app, { service
       clearSessionCookie(reply, services.config.baseUrl)
       return seeOther(reply, '/admin/login')
     })
+    await admin.register(homePages, { ui })
+    await admin.register(mailboxPages, { ui })
     await admin.register(settingsPages, { ui })
     await admin.register(outgoingServerPages, { ui })
     await admin.register(parameterPages, { ui })

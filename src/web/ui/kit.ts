@@ -101,7 +101,9 @@ export function formError(e: unknown): FormError {
 }
 
 function nav(ui: Ui, s: AdminSession, current: string): Html {
-  const link = (m: MenuItem) => html`<li><a href="${m.href}"${current.startsWith(m.href) ? raw(' aria-current="page"') : ''}>${m.label}</a></li>`
+  // The home page is /admin itself, the prefix of every page: it is current on itself and on a mailbox's page.
+  const here = (m: MenuItem) => (m.href === '/admin' ? current === '/admin' || current.startsWith('/admin/mailboxes') : current.startsWith(m.href))
+  const link = (m: MenuItem) => html`<li><a href="${m.href}"${here(m) ? raw(' aria-current="page"') : ''}>${m.label}</a></li>`
   const group = (g: MenuItem['group'], title: string) => {
     const items = ui.menu.filter((m) => m.group === g)
     return items.length ? html`<li class="group"><span class="group-title">${title}</span><ul>${items.map(link)}</ul></li>` : ''
