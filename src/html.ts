@@ -62,7 +62,7 @@ export const STYLE = `
 *{box-sizing:border-box}body{margin:0;font:15px/1.5 system-ui,-apple-system,"Segoe UI",sans-serif;color:var(--fg);background:#f6f8fa}
 header{background:var(--brand);color:#fff;padding:.6rem 1.2rem;display:flex;gap:1.2rem;align-items:center;flex-wrap:wrap}
 header a{color:#fff;text-decoration:none}header a:focus,header a:hover{text-decoration:underline}header .brand{font-weight:700;margin-right:1rem}
-main{max-width:980px;margin:1.5rem auto;padding:0 1rem}section.card{background:var(--bg);border:1px solid var(--line);border-radius:8px;padding:1.2rem 1.4rem;margin-bottom:1.2rem}
+main{max-width:1200px;margin:1.5rem auto;padding:0 1rem}section.card{background:var(--bg);border:1px solid var(--line);border-radius:8px;padding:1.2rem 1.4rem;margin-bottom:1.2rem}
 h1{font-size:1.5rem;margin:.2rem 0 1rem}h2{font-size:1.15rem;margin:0 0 .8rem}
 label{display:block;font-weight:600;margin:.7rem 0 .2rem}input[type=text],input[type=email],input[type=password],input[type=number],input[type=date],input[type=url],select,textarea{width:100%;max-width:32rem;padding:.45rem .6rem;border:1px solid var(--line);border-radius:6px;font:inherit}
 input:focus,select:focus,button:focus,a:focus{outline:3px solid #9ec5fe;outline-offset:1px}
@@ -86,6 +86,18 @@ fieldset{border:1px solid var(--line);border-radius:6px;padding:.6rem 1rem 1rem;
 section.card.narrow{max-width:26rem;margin:3rem auto}
 .button.small{padding:.25rem .7rem;font-size:.9rem;margin:0 .3rem 0 0}.skip-label{position:absolute;left:-999px}
 .check .hint{font-weight:400;margin-left:.4rem}span.label{display:block;font-weight:600;margin:.7rem 0 .2rem}
+.tag.info{background:var(--info)}td.addr,td .muted{overflow-wrap:anywhere}table.queue td.outcome{min-width:14rem}table.fields th{width:9rem}
+table.queue .reason,table.mailboxes .reason{display:-webkit-box;-webkit-box-orient:vertical;-webkit-line-clamp:3;overflow:hidden}
+.menu-toggle{display:none;background:transparent;border:1px solid #fff;color:#fff;margin:0;padding:.3rem .8rem}
+@media (max-width:700px){
+main{padding:0 .5rem;margin:1rem auto}section.card{padding:.9rem .8rem}header{padding:.6rem .8rem;gap:.6rem}
+.js-nav .menu-toggle{display:inline-block}header nav{flex-basis:100%;order:3}.js-nav #main-menu{display:none}.js-nav #main-menu.open{display:flex}
+header nav ul,header nav li.group{flex-direction:column;gap:.4rem}header nav li.group ul{gap:.4rem;padding-left:.8rem}header form.logout{margin-left:auto}
+table.stack thead{position:absolute;left:-9999px}table.stack,table.stack tbody,table.stack tr,table.stack td{display:block;width:100%}
+table.stack tr{border-bottom:1px solid var(--line);padding:.5rem 0}table.stack td{border:0;padding:.15rem 0;min-width:0}
+table.stack td[data-label]::before{content:attr(data-label);display:block;font-size:.8rem;font-weight:600;color:var(--muted)}
+table:not(.stack){display:block;overflow-x:auto}.filters{flex-direction:column;align-items:stretch}
+}
 bdi{unicode-bidi:isolate}.ctl{font-family:ui-monospace,monospace;background:#fff8c5;color:var(--bad);border-radius:3px;padding:0 .15em}
 td .reason{max-width:28rem;white-space:pre-wrap;overflow-wrap:anywhere}td.nowrap{white-space:nowrap}.pager{margin-top:1rem}
 figure.chart{margin:0}figure.chart figcaption{margin-bottom:.4rem}svg.chart{width:100%;height:auto;display:block}svg.chart text{font-size:11px;fill:var(--muted)}
@@ -107,6 +119,34 @@ for (const c of document.querySelectorAll('input[type=checkbox][aria-controls]')
   const target = document.getElementById(c.getAttribute('aria-controls'))
   const sync = () => { target.hidden = !c.checked }
   c.addEventListener('change', sync)
+}
+// A first sync's bar moves while the page stays open: the running fetches' progress, every 2 s, until none runs.
+const syncing = () => document.querySelectorAll('progress[data-sync]')
+const followSync = async () => {
+  try {
+    const r = await fetch('/admin/sync-progress', { headers: { accept: 'application/json' } })
+    const running = new Map((await r.json()).servers.map((s) => [s.id, s]))
+    for (const bar of r.ok ? syncing() : []) {
+      const s = running.get(bar.dataset.sync)
+      const text = document.getElementById(bar.id + '-text')
+      if (s) { bar.max = s.total; bar.value = s.done; if (text) text.textContent = s.done + ' of ' + s.total + ' new messages stored' }
+      else { bar.value = bar.max; bar.removeAttribute('data-sync'); if (text) text.textContent = 'Fetched: reload the page for the new figures' }
+    }
+  } catch {}
+  if (syncing().length) setTimeout(followSync, 2000)
+}
+if (syncing().length) setTimeout(followSync, 2000)
+// Narrow screens: the menu folds behind a button (without this script it stays open, as it always was).
+const toggle = document.querySelector('.menu-toggle')
+if (toggle) {
+  const nav = document.getElementById(toggle.getAttribute('aria-controls'))
+  toggle.hidden = false
+  document.body.classList.add('js-nav')
+  toggle.addEventListener('click', () => {
+    const open = toggle.getAttribute('aria-expanded') !== 'true'
+    toggle.setAttribute('aria-expanded', String(open))
+    nav.classList.toggle('open', open)
+  })
 }
 `
 

@@ -109,7 +109,8 @@ function nav(ui: Ui, s: AdminSession, current: string): Html {
     return items.length ? html`<li class="group"><span class="group-title">${title}</span><ul>${items.map(link)}</ul></li>` : ''
   }
   return html`<a class="skip" href="#main">Skip to content</a><a class="brand" href="/admin">Mailbridge</a>
-<nav aria-label="Main"><ul>${group('Settings', 'Settings')}${group('Technical', 'Technical')}${group('Mail', 'Mail')}</ul></nav>
+<button type="button" class="menu-toggle" aria-expanded="false" aria-controls="main-menu" hidden>Menu</button>
+<nav aria-label="Main"><ul id="main-menu">${group('Settings', 'Settings')}${group('Technical', 'Technical')}${group('Mail', 'Mail')}</ul></nav>
 <form method="post" action="/admin/logout" class="logout">${csrfField(s)}<button type="submit" class="link">Sign out (${s.username})</button></form>`
 }
 
