@@ -1,6 +1,7 @@
 import type { FastifyPluginAsync } from 'fastify'
 import { Type, type Static } from 'typebox'
 import { Cursor, Limit } from '../paging.ts'
+import { attachmentDisposition } from './attachment-name.ts'
 import type { Fetcher } from './fetcher.ts'
 import type { MessageService } from './messages.ts'
 import { FetchResult, IncomingServer, IncomingServerInput, Message } from './model.ts'
@@ -81,11 +82,7 @@ export const messageRoutes: FastifyPluginAsync<{ messages: MessageService }> = a
     { schema: { tags, summary: 'Download one attachment', params: AttachmentParams } },
     async (req, reply) => {
       const a = await messages.attachment(req.params.id, req.params.attachment_id)
-      const name = (a.filename ?? 'attachment').replace(/["\\\r\n]/g, '_')
-      return reply
-        .type(a.contentType)
-        .header('content-disposition', `attachment; filename="${name.replace(/[^\x20-\x7e]/g, '_')}"; filename*=UTF-8''${encodeURIComponent(name)}`)
-        .send(a.content)
+      return reply.type(a.contentType).header('content-disposition', attachmentDisposition(a.filename)).send(a.content)
     },
   )
 }
