@@ -90,7 +90,7 @@ section.card.narrow{max-width:26rem;margin:3rem auto}
 table.queue .reason,table.mailboxes .reason{display:-webkit-box;-webkit-box-orient:vertical;-webkit-line-clamp:3;overflow:hidden}
 .menu-toggle{display:none;background:transparent;border:1px solid #fff;color:#fff;margin:0;padding:.3rem .8rem}
 @media (max-width:700px){
-main{padding:0 .5rem;margin:1rem auto}section.card{padding:.9rem .8rem}header{padding:.6rem .8rem;gap:.6rem}
+main{padding:0 .5rem;margin:1rem auto;overflow-wrap:anywhere}section.card{padding:.9rem .8rem}header{padding:.6rem .8rem;gap:.6rem}
 .js-nav .menu-toggle{display:inline-block}header nav{flex-basis:100%;order:3}.js-nav #main-menu{display:none}.js-nav #main-menu.open{display:flex}
 header nav ul,header nav li.group{flex-direction:column;gap:.4rem}header nav li.group ul{gap:.4rem;padding-left:.8rem}header form.logout{margin-left:auto}
 table.stack thead{position:absolute;left:-9999px}table.stack,table.stack tbody,table.stack tr,table.stack td{display:block;width:100%}
@@ -103,6 +103,7 @@ td .reason{max-width:28rem;white-space:pre-wrap;overflow-wrap:anywhere}td.nowrap
 figure.chart{margin:0}figure.chart figcaption{margin-bottom:.4rem}svg.chart{width:100%;height:auto;display:block}svg.chart text{font-size:11px;fill:var(--muted)}
 svg.chart .axis{stroke:var(--muted)}svg.chart .grid{stroke:var(--line);stroke-dasharray:3 3}rect.sent,.key.sent .swatch{fill:var(--ok);background:var(--ok)}rect.failed,.key.failed .swatch{fill:var(--bad);background:var(--bad)}rect.received,.key.received .swatch{fill:var(--info);background:var(--info)}
 .legend{display:flex;gap:1rem;flex-wrap:wrap;margin:.4rem 0}.key .swatch{display:inline-block;width:.8rem;height:.8rem;border-radius:2px;margin-right:.35rem;vertical-align:-.1rem}
+.thread-tree,.thread-tree ul{list-style:none;margin:0;padding:0}.thread-tree ul{padding-left:1.1rem;margin-left:.3rem;border-left:2px solid var(--line)}.msg{padding:.35rem 0 .35rem .5rem}
 .bad-text{color:var(--bad);font-weight:600}.table-wrap{overflow-x:auto}.servers{font-size:.9rem}.token+.token{margin-top:.5rem}progress{width:12rem;max-width:100%;vertical-align:middle}
 `
 

@@ -82,7 +82,7 @@ export function mailboxRow(s: AdminSession, b: MailboxOverview): Html {
   const servers = [...b.outgoing.map((x) => html`<a href="${serverHref('outgoing', x.id)}">${x.name}</a> <span class="muted">(outgoing)</span>`), ...b.incoming.map((x) => html`<a href="${serverHref('incoming', x.id)}">${x.name}</a> <span class="muted">(incoming)</span>`)]
   return html`<tr><td data-label="Mailbox"><a class="mailbox" href="${mailboxHref(b.mailbox)}">${b.mailbox}</a><div class="servers">${servers.map((x, i) => html`${i ? ', ' : ''}${x}`)}</div></td>
 <td data-label="Token">${tokenCell(s, b)}</td><td data-label="Sending">${sendingCell(s, b)}</td><td data-label="Receiving">${receivingCell(b)}</td>
-<td data-label="Mails">${mailsCell(b)}</td><td data-label="Failures (24 h)"${b.failures_24h ? html` class="bad-text"` : ''}>${b.failures_24h}</td></tr>`
+<td data-label="Mails" class="nowrap">${mailsCell(b)}</td><td data-label="Failures (24 h)"${b.failures_24h ? html` class="bad-text"` : ''}>${b.failures_24h}</td></tr>`
 }
 
 export const mailboxTable = (s: AdminSession, boxes: MailboxOverview[]): Html =>
