@@ -1,8 +1,8 @@
 import { type Kysely, sql } from 'kysely'
 import type { DB } from '../db/index.ts'
-import type { CredentialRow, IncomingServerRow, MailState, OutgoingServerRow } from '../db/schema.ts'
+import type { IncomingServerRow, MailState, OutgoingServerRow } from '../db/schema.ts'
 import { providerFor } from '../oauth/providers.ts'
-import { tokenView, type TokenView } from '../oauth/token-view.ts'
+import { type TokenHealth, tokenView, type TokenView } from '../oauth/token-view.ts'
 import type { HourlyCounts } from './hourly.ts'
 
 export interface OutgoingSide {
@@ -48,7 +48,7 @@ export function syncOf(progress: string | null): { done: number; total: number }
   return m ? { done: Number(m[1]), total: Number(m[2]) } : null
 }
 
-const tokenOf = (credentials: Map<string, CredentialRow>, s: { authentication: string; username: string }): TokenView | null => {
+const tokenOf = (credentials: Map<string, TokenHealth>, s: { authentication: string; username: string }): TokenView | null => {
   const p = providerFor(s.authentication)
   return p ? tokenView(p, credentials.get(`${p.id}:${s.username.toLowerCase()}`)) : null
 }
@@ -74,7 +74,16 @@ export async function mailboxOverview(db: Kysely<DB>, hourly: HourlyCounts, o: {
       .select(['id', 'name', 'authentication', 'username', 'state', 'last_fetch_at', 'last_fetch_ok_at', 'last_error', 'sync_progress'])
       .$if(only !== undefined, (q) => q.where(sql<string>`lower(username)`, '=', only!))
       .execute(),
-    db.selectFrom('credentials').selectAll().$if(only !== undefined, (q) => q.where('mailbox', '=', only!)).execute(),
+    // The badge needs to know whether tokens exist, never the sealed tokens themselves: they are not read at all.
+    db
+      .selectFrom('credentials')
+      .select(['provider', 'mailbox', 'access_expires_at', 'last_error', 'last_error_code'])
+      .select([
+        sql<string | null>`case when refresh_token is null then null else 'present' end`.as('refresh_token'),
+        sql<string | null>`case when access_token is null then null else 'present' end`.as('access_token'),
+      ])
+      .$if(only !== undefined, (q) => q.where('mailbox', '=', only!))
+      .execute(),
     db
       .selectFrom('mails')
       .select(['server_id', 'state', (eb) => eb.fn.countAll().as('n')])

@@ -26,7 +26,10 @@ export const TokenSchema = Type.Object(
 )
 
 /** What a server's badge says of its credential: only a refresh token whose last refresh or use did not fail is Valid. */
-export function tokenView(p: ProviderSpec, row: CredentialRow | undefined): TokenView {
+/** What the badge reads of a credential: whether tokens exist, when the access token expires, the last error. */
+export type TokenHealth = Pick<CredentialRow, 'refresh_token' | 'access_token' | 'access_expires_at' | 'last_error' | 'last_error_code'>
+
+export function tokenView(p: ProviderSpec, row: TokenHealth | undefined): TokenView {
   // The provider could not be reached or was briefly unavailable: the link itself is fine, mails wait and retry.
   const unreachable = row?.last_error_code?.startsWith('transient:') ? row.last_error : null
   const retried = { status: 'valid', valid: true, label: `${p.label} Token Valid (the last ${p.grant === 'client_credentials' ? 'token request' : 'refresh'} could not reach ${p.label}; it is retried)`, expires_at: row?.access_expires_at ?? null, last_error: unreachable } as const
