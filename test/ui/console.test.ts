@@ -161,7 +161,6 @@ test('console in Chromium: the home with mailboxes in different states, Resume, 
   await page.getByRole('button', { name: 'Filter' }).click()
   assert.deepEqual(await queue.locator('td[data-label="Subject"] a').allInnerTexts(), ['Welcome Dave'])
   await page.getByRole('link', { name: 'Show all' }).click()
-  await w.shot('mail-queue')
   await page.getByRole('link', { name: 'To a ghost' }).click()
   await page.getByRole('heading', { name: 'To a ghost' }).waitFor()
   await page.locator('td[data-label="The server\'s reply"]', { hasText: '550 5.1.10 RESOLVER.ADR.RecipientNotFound' }).waitFor()
